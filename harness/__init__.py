@@ -1,0 +1,1 @@
+"""Chaos experiments for asynchronous systems."""

@@ -1,0 +1,37 @@
+"""Checks: each kind of check evaluated on the run's evidence, into a verdict with numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.checks import ledger, promql
+from harness.checks.base import (
+    CheckResult,
+    Evidence,
+    Unmeasurable,
+    describe_expected,
+    steady_state_checks,
+)
+from harness.observe.promql import PromQLError
+from harness.spec import Check, LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
+from harness.verdict import Verdict
+
+__all__ = ["CheckResult", "Evidence", "evaluate", "steady_state_checks"]
+
+KINDS: dict[type[Any], tuple[str, Callable[[Any, Evidence], tuple[Verdict, str, str]]]] = {
+    ThresholdCheck: ("threshold", promql.threshold),
+    WindowCheck: ("window", promql.window),
+    RecoveryCheck: ("recovery", promql.recovery),
+    LedgerCheck: ("ledger", ledger.ledger),
+}
+
+
+def evaluate(check: Check, evidence: Evidence) -> CheckResult:
+    """Judge one check; no data or an unreachable source makes it inconclusive."""
+    kind, judge = KINDS[type(check)]
+    try:
+        verdict, expected, observed = judge(check, evidence)
+    except (Unmeasurable, PromQLError) as exc:
+        verdict, expected, observed = Verdict.INCONCLUSIVE, describe_expected(check), str(exc)
+    return CheckResult(check.name, kind, verdict, expected, observed)

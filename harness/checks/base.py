@@ -1,0 +1,88 @@
+"""What a check is judged on, what it yields, and the dispatch from a check spec to its kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from harness.ledger import LedgerSummary
+from harness.observe.promql import PromQL
+from harness.spec import (
+    Check,
+    LedgerCheck,
+    RecoveryCheck,
+    SteadyState,
+    ThresholdCheck,
+)
+from harness.units import Moment
+from harness.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything checks read: Prometheus, the moments the journal recorded, the ledger."""
+
+    promql: PromQL | None
+    moments: Mapping[str, float]
+    ledger: LedgerSummary | None
+
+    def time(self, moment: Moment) -> float:
+        if moment.anchor not in self.moments:
+            raise Unmeasurable(f"{moment.anchor} never happened in this run")
+        return self.moments[moment.anchor] + moment.offset_s
+
+    def query(self) -> PromQL:
+        if self.promql is None:
+            raise Unmeasurable("Prometheus was not available")
+        return self.promql
+
+
+class Unmeasurable(Exception):
+    """The check could not be measured: its verdict is inconclusive, never held."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    kind: str
+    verdict: Verdict
+    expected: str
+    observed: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "verdict": self.verdict.value,
+            "expected": self.expected,
+            "observed": self.observed,
+        }
+
+
+def describe_expected(check: Check) -> str:
+    if isinstance(check, RecoveryCheck):
+        return f"{check.recovers} within {check.within:g}s of {check.after}"
+    if isinstance(check, LedgerCheck):
+        return f"{check.ledger} {check.expect}"
+    return str(check.expect)
+
+
+def steady_state_checks(
+    steady: Sequence[SteadyState], has_faults: bool
+) -> list[tuple[str, ThresholdCheck]]:
+    """Each steady-state condition as a threshold before the first fault and at the end."""
+    moments = [("before faults", "fault.start")] if has_faults else []
+    moments.append(("after recovery", "end"))
+    return [
+        (
+            "steady state",
+            ThresholdCheck(
+                name=f"steady state {label}: {s.name}",
+                query=s.query,
+                at=Moment.parse(at),
+                expect=s.expect,
+            ),
+        )
+        for s in steady
+        for label, at in moments
+    ]

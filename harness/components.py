@@ -1,0 +1,279 @@
+"""The catalogue of real components the harness runs: finding, versioning and installing them.
+
+One table serves both run time (``find`` resolves a binary or says how to install it) and
+``harness setup`` / ``harness doctor``, so the two can never disagree about what is needed.
+Nothing here renders output: callers get data and decide how to show it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import EnvironmentProblem, MissingComponent
+
+TOXIPROXY_VERSION = "2.12.0"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+VERSION_TIMEOUT_S = 5.0
+# Generous, but a hung apt lock or a stalled download must still end a CI job.
+INSTALL_TIMEOUT_S = 900.0
+# The official Go tarball's location, used when Go is installed but not on PATH.
+GO_FALLBACK = Path("/usr/local/go/bin/go")
+_LOG_TAIL_LINES = 20
+# Upstream names release assets by Go's GOOS and GOARCH (plus the ARM variant).
+_GOARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "armv7",
+    "armv6l": "armv6",
+}
+
+Source = Literal["debian", "go", "python"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One real component; its source decides how it is found, versioned and installed."""
+
+    name: str
+    source: Source
+    # The Debian package, the Go package path, or the Python distribution.
+    package: str
+    # Applied to ``<binary> --version``; group 1 is the version shown by doctor.
+    version_pattern: str = r"version (\S+)"
+
+
+CATALOGUE: tuple[Component, ...] = (
+    Component("redis-server", "debian", "redis-server", version_pattern=r"v=(\S+)"),
+    Component("prometheus", "debian", "prometheus"),
+    Component("toxiproxy-server", "go", f"{TOXIPROXY_MODULE}/cmd/server"),
+    Component("locust", "python", "locust"),
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What doctor learned about one component."""
+
+    name: str
+    found: bool
+    path: Path | None
+    version: str | None
+    install_hint: str
+
+
+def bin_dir() -> Path:
+    """Where the harness keeps binaries it installs itself, outside any checkout."""
+    home = os.environ.get("HARNESS_HOME") or str(Path.home() / ".cache" / "harness")
+    return Path(home).expanduser() / "bin"
+
+
+def find(name: str) -> Path:
+    """The executable for a component: the harness bin dir first, then PATH.
+
+    For ``locust`` this is the Python interpreter that has it; run it as ``<path> -m locust``.
+    """
+    component = _component(name)
+    if component.source == "python":
+        if importlib.util.find_spec(component.package) is None:
+            raise MissingComponent(name, install_hint(name))
+        return Path(sys.executable)
+    search_path = os.pathsep.join([str(bin_dir()), os.environ.get("PATH", os.defpath)])
+    found = shutil.which(name, path=search_path)
+    if found is None:
+        raise MissingComponent(name, install_hint(name))
+    return Path(found)
+
+
+def install_hint(name: str) -> str:
+    """The shell command(s) that install a component on this machine."""
+    component = _component(name)
+    if component.source == "debian":
+        sudo = "" if _is_root() else "sudo "
+        return f"{sudo}apt-get update && {sudo}apt-get install -y {component.package}"
+    if component.source == "go":
+        return _toxiproxy_hint()
+    return "pip install -e ."
+
+
+def doctor() -> list[Status]:
+    """Every component's state, in catalogue order."""
+    return [_status(component) for component in CATALOGUE]
+
+
+def setup(console_print: Callable[[str], None] = print) -> list[Status]:
+    """Install whatever is missing; does nothing (and runs no installer) when all is there.
+
+    Each command is printed before it runs, so a silent call means nothing was installed.
+    """
+    statuses = doctor()
+    missing = {status.name for status in statuses if not status.found}
+    if not missing:
+        return statuses
+    # Go first: it needs no root, so a non-root user is left with a single sudo command.
+    if "toxiproxy-server" in missing:
+        _install_toxiproxy(console_print)
+    packages = [c.package for c in CATALOGUE if c.source == "debian" and c.name in missing]
+    if packages:
+        _apt_install(packages, console_print)
+    statuses = doctor()
+    still_missing = [status for status in statuses if not status.found]
+    if still_missing:
+        lines = [f"  {status.name}: {status.install_hint}" for status in still_missing]
+        raise EnvironmentProblem("still missing after setup:\n" + "\n".join(lines))
+    return statuses
+
+
+def _component(name: str) -> Component:
+    for component in CATALOGUE:
+        if component.name == name:
+            return component
+    known = ", ".join(component.name for component in CATALOGUE)
+    raise KeyError(f"unknown component {name!r}; the catalogue has {known}")
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _status(component: Component) -> Status:
+    hint = install_hint(component.name)
+    try:
+        path = find(component.name)
+    except MissingComponent:
+        return Status(component.name, False, None, None, hint)
+    return Status(component.name, True, path, _version(component, path), hint)
+
+
+def _version(component: Component, path: Path) -> str | None:
+    """The version a component reports, or None when it cannot say (a broken install)."""
+    if component.source == "python":
+        try:
+            return importlib.metadata.version(component.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    try:
+        result = subprocess.run(
+            [str(path), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    if result.returncode != 0 or not lines:
+        return None
+    match = re.search(component.version_pattern, lines[0])
+    return match.group(1) if match else lines[0]
+
+
+def _go() -> str | None:
+    found = shutil.which("go")
+    if found is not None:
+        return found
+    return str(GO_FALLBACK) if GO_FALLBACK.is_file() else None
+
+
+def _go_install_argv(go: str) -> list[str]:
+    # Stamp the version the way upstream release builds do; a plain `go install` says "git".
+    ldflags = f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}"
+    component = _component("toxiproxy-server")
+    return [go, "install", f"-ldflags={ldflags}", f"{component.package}@v{TOXIPROXY_VERSION}"]
+
+
+def _release_url() -> str:
+    machine = platform.machine().lower()
+    goos = sys.platform.rstrip("0123456789")
+    return (
+        "https://github.com/Shopify/toxiproxy/releases/download/"
+        f"v{TOXIPROXY_VERSION}/toxiproxy-server-{goos}-{_GOARCH.get(machine, machine)}"
+    )
+
+
+def _toxiproxy_hint() -> str:
+    target = bin_dir()
+    binary = shlex.quote(str(target / "toxiproxy-server"))
+    go = _go()
+    if go is not None:
+        built = shlex.quote(str(target / "server"))
+        install = shlex.join(_go_install_argv(go))
+        return f"GOBIN={shlex.quote(str(target))} {install} && mv {built} {binary}"
+    return (
+        f"mkdir -p {shlex.quote(str(target))} && curl -fsSL -o {binary} {_release_url()}"
+        f" && chmod +x {binary}  (or install Go from https://go.dev/dl/ and run harness setup)"
+    )
+
+
+def _install_toxiproxy(console_print: Callable[[str], None]) -> None:
+    go = _go()
+    if go is None:
+        raise EnvironmentProblem(
+            f"toxiproxy-server is missing and Go is not installed; run: {_toxiproxy_hint()}"
+        )
+    target = bin_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    # Build beside the bin dir so the final move is an atomic rename on one filesystem.
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix="go-install-") as scratch:
+        _run(_go_install_argv(go), {"GOBIN": scratch}, console_print)
+        os.replace(Path(scratch) / "server", target / "toxiproxy-server")
+
+
+def _apt_install(packages: Sequence[str], console_print: Callable[[str], None]) -> None:
+    names = " ".join(packages)
+    if shutil.which("apt-get") is None:
+        raise EnvironmentProblem(
+            f"apt-get not found; install {names} with this system's package manager"
+        )
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    if not _is_root():
+        raise EnvironmentProblem(
+            f"{names} must be installed as root; run: sudo apt-get update && "
+            f"sudo {shlex.join(install)}, then harness setup again"
+        )
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update"], env, console_print)
+    _run(install, env, console_print)
+
+
+def _run(
+    argv: Sequence[str], extra_env: dict[str, str], console_print: Callable[[str], None]
+) -> None:
+    """Run one installer command; a failure becomes an error carrying its output's tail."""
+    shown = " ".join([*(f"{key}={value}" for key, value in extra_env.items()), shlex.join(argv)])
+    console_print(f"$ {shown}")
+    try:
+        result = subprocess.run(
+            argv,
+            env={**os.environ, **extra_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise EnvironmentProblem(f"{shown} did not finish in {INSTALL_TIMEOUT_S:.0f} s") from error
+    except OSError as error:
+        raise EnvironmentProblem(f"{shown} could not start: {error}") from error
+    if result.returncode != 0:
+        tail = "\n".join(result.stdout.rstrip().splitlines()[-_LOG_TAIL_LINES:])
+        raise EnvironmentProblem(
+            f"{shown} failed with exit code {result.returncode}\n"
+            f"--- last lines of its output ---\n{tail}"
+        )

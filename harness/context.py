@@ -1,0 +1,89 @@
+"""The run context: one object that carries a run's state, instead of six threaded parameters."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.deploy.ports import PortAllocator
+from harness.journal import Event, EventLog, Outcome
+from harness.ledger import LedgerSummary
+from harness.spec import Experiment
+
+if TYPE_CHECKING:
+    from harness.deploy.local import Layout, LocalDeployment
+    from harness.observe.promql import PromQL
+
+
+@dataclass
+class RunContext:
+    experiment: Experiment
+    run_id: str
+    run_dir: Path
+    seed: int
+    log: EventLog
+    started_at: float
+    ports: PortAllocator = field(default_factory=PortAllocator)
+    moments: dict[str, float] = field(default_factory=dict)
+    ledger: LedgerSummary | None = None
+    layout: Layout | None = None
+    deployment: LocalDeployment | None = None
+    promql: PromQL | None = None
+    cleanup_errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, experiment: Experiment, runs_dir: Path, seed: int) -> RunContext:
+        """Make ``runs/<utc-time>-<name>/`` with its logs folder and event log."""
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S")
+        base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_-]', '-', experiment.name)}"
+        run_dir = runs_dir / base
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = runs_dir / f"{base}-{suffix}"
+        (run_dir / "logs").mkdir(parents=True)
+        log = EventLog(run_dir / "events.jsonl")
+        return cls(experiment, run_dir.name, run_dir.resolve(), seed, log, now)
+
+    def mark(self, moment: str, t: float) -> None:
+        self.moments[moment] = t
+
+    def note_fault(self, event: Event) -> None:
+        """Fault moments: each label's start and end, and the span of all faults."""
+        if event.outcome is not Outcome.OK:
+            return
+        label = str(event.value.get("label"))
+        if event.kind == "fault.apply":
+            self.moments[f"{label}.start"] = event.t_complete
+            self.moments.setdefault("fault.start", event.t_complete)
+        elif event.kind == "fault.heal":
+            self.moments[f"{label}.end"] = event.t_complete
+            self.moments["fault.end"] = max(self.moments.get("fault.end", 0.0), event.t_complete)
+
+    def safely(self, what: str, action: Callable[[], Any]) -> None:
+        """Run a teardown step; its failure is recorded apart from the verdict, never raised."""
+        try:
+            action()
+        except Exception as exc:
+            self.cleanup_errors.append(f"{what}: {exc}")
+
+    def component_record(self) -> dict[str, dict[str, Any]]:
+        if self.deployment is None:
+            return {}
+        return {
+            i.name: {
+                "component": i.component,
+                "port": i.port,
+                "pid": self.deployment.processes[i.name].pid
+                if i.name in self.deployment.processes
+                else None,
+                "log": str(i.log_path),
+            }
+            for i in self.deployment.instances
+        }

@@ -1,0 +1,107 @@
+"""Links: one Toxiproxy proxy per link, named ``worker->broker``; the toxiproxy client lives here.
+
+toxiproxy-python keeps the server's address in class attributes and calls ``requests`` with no
+timeout; a toxic's DELETE can hang under load (Toxiproxy issues 412 and 558). So every call here
+goes through one server address and a timeout, and teardown ends with ``POST /reset``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import requests
+import toxiproxy.api
+from toxiproxy import Toxiproxy
+from toxiproxy.exceptions import NotFound
+from toxiproxy.proxy import Proxy
+
+from harness.deploy.process import ManagedProcess
+from harness.errors import EnvironmentProblem
+
+API_TIMEOUT_S = 5.0
+
+# The library imports ``requests`` at module level; hand it one whose calls cannot hang.
+toxiproxy.api.requests = SimpleNamespace(  # type: ignore[attr-defined]
+    get=functools.partial(requests.get, timeout=API_TIMEOUT_S),
+    post=functools.partial(requests.post, timeout=API_TIMEOUT_S),
+    delete=functools.partial(requests.delete, timeout=API_TIMEOUT_S),
+)
+
+
+@dataclass(frozen=True)
+class LinkAddress:
+    """Where a link's proxy listens and where it forwards to."""
+
+    name: str
+    listen_port: int
+    upstream_port: int
+
+    @property
+    def listen(self) -> str:
+        return f"127.0.0.1:{self.listen_port}"
+
+
+class ToxiproxyServer:
+    """The run's own Toxiproxy server process."""
+
+    def __init__(self, binary: Path, port: int, log_path: Path) -> None:
+        self.port = port
+        self.process = ManagedProcess(
+            "toxiproxy", [str(binary), "-host", "127.0.0.1", "-port", str(port)], log_path
+        )
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.process.start()
+        self.process.wait_ready(timeout_s, "/version", self.port)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class LinkNetwork:
+    """The proxies of every link, and the toxics on them (the network seam of faults)."""
+
+    def __init__(self, api_port: int) -> None:
+        toxiproxy.api.APIConsumer.host = "127.0.0.1"
+        toxiproxy.api.APIConsumer.port = api_port
+        self.server = Toxiproxy()
+        self.proxies: dict[str, Proxy] = {}
+
+    def create(self, link: LinkAddress) -> None:
+        try:
+            self.proxies[link.name] = self.server.create(
+                upstream=f"127.0.0.1:{link.upstream_port}", name=link.name, listen=link.listen
+            )
+        except (requests.RequestException, toxiproxy.exceptions.ProxyExists) as exc:
+            raise EnvironmentProblem(
+                f"toxiproxy: cannot create the proxy {link.name}: {exc}"
+            ) from None
+
+    def add_toxic(
+        self,
+        link: str,
+        name: str,
+        kind: str,
+        stream: str,
+        toxicity: float,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.proxies[link].add_toxic(
+            name=name, type=kind, stream=stream, toxicity=toxicity, attributes=attributes
+        )
+
+    def remove_toxic(self, link: str, name: str) -> None:
+        with contextlib.suppress(NotFound):  # already gone: healing twice is allowed
+            self.proxies[link].destroy_toxic(name)
+
+    def toxics(self, link: str) -> list[str]:
+        return list(self.proxies[link].toxics())
+
+    def reset(self) -> None:
+        """Every proxy enabled, every toxic gone: the last step of teardown."""
+        self.server.reset()

@@ -1,0 +1,175 @@
+"""The local deployer: every component replica a process on a free 127.0.0.1 port.
+
+Components start in dependency order (a component waits for what its links and addresses
+point at), each layer in parallel, and each is polled on its own protocol until ready.
+Teardown stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import components
+from harness.deploy.ports import PortAllocator, is_free
+from harness.deploy.process import ManagedProcess
+from harness.errors import MissingComponent, PortTaken
+from harness.spec import PLACEHOLDER, TopologySpec
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One replica of a component, with its command and environment filled in."""
+
+    component: str
+    name: str
+    replica: int
+    port: int
+    argv: list[str]
+    env: dict[str, str]
+    ready_http: str | None
+    ready_timeout_s: float
+    metrics: str | None
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything of a run listens, decided before anything starts."""
+
+    ports: dict[str, list[int]]  # component → one port per replica
+    links: dict[str, int]  # link → its proxy's listening port
+
+    def addr(self, component: str) -> str:
+        return f"127.0.0.1:{self.ports[component][0]}"
+
+
+def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
+    """Reserve every port: fixed ones must be free now, the rest are picked free."""
+    ports: dict[str, list[int]] = {}
+    for name, spec in topology.components.items():
+        if spec.port is not None:
+            if spec.replicas > 1:
+                ports[name] = [spec.port + i for i in range(spec.replicas)]
+            else:
+                ports[name] = [spec.port]
+            for port in ports[name]:
+                if port in allocator.taken or not is_free(port):
+                    raise PortTaken(name, port)
+                allocator.reserve(port)
+        else:
+            ports[name] = [allocator.allocate() for _ in range(spec.replicas)]
+    return Layout(ports, {link: allocator.allocate() for link in topology.links})
+
+
+def plan(
+    topology: TopologySpec, topology_dir: Path, run_dir: Path, where: Layout
+) -> list[list[Instance]]:
+    """Every instance, filled in, grouped in layers that can start together."""
+    instances: dict[str, list[Instance]] = {}
+    for name, spec in topology.components.items():
+        for replica, port in enumerate(where.ports[name]):
+            label = name if spec.replicas == 1 else f"{name}-{replica}"
+            values = {
+                "port": str(port),
+                "python": sys.executable,
+                "dir": str(topology_dir.resolve()),
+                "data": str(run_dir / "data" / label),
+                "run": str(run_dir),
+                "name": label,
+                "replica": str(replica),
+                "processed_ledger": str(run_dir / "ledger" / "processed.jsonl"),
+            }
+            (run_dir / "data" / label).mkdir(parents=True, exist_ok=True)
+
+            def fill(text: str, values: Mapping[str, str] = values) -> str:
+                return PLACEHOLDER.sub(
+                    lambda m: _value(m.group(1), m.group(2), values, where), text
+                )
+
+            argv = [fill(arg) for arg in spec.command]
+            argv[0] = _executable(argv[0])
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env.update({key: fill(value) for key, value in spec.env.items()})
+            instances.setdefault(name, []).append(
+                Instance(
+                    name,
+                    label,
+                    replica,
+                    port,
+                    argv,
+                    env,
+                    spec.ready.http,
+                    spec.ready.timeout,
+                    spec.metrics,
+                    run_dir / "logs" / f"{label}.log",
+                )
+            )
+    return [[i for c in layer for i in instances[c]] for layer in topology.layers()]
+
+
+def _value(kind: str, arg: str | None, values: Mapping[str, str], where: Layout) -> str:
+    if kind == "link" and arg is not None:
+        return f"127.0.0.1:{where.links[arg]}"
+    if kind == "addr" and arg is not None:
+        return where.addr(arg)
+    return values[kind]
+
+
+def _executable(name: str) -> str:
+    """A catalogue component by name (with its install hint), else any program on PATH."""
+    if any(c.name == name for c in components.CATALOGUE):
+        return str(components.find(name))
+    found = shutil.which(name)
+    if found is None and not Path(name).is_file():
+        raise MissingComponent(name, f"put {name} on PATH or give its full path in the topology")
+    return found or name
+
+
+class LocalDeployment:
+    """The running processes of one topology."""
+
+    def __init__(self, layers: list[list[Instance]]) -> None:
+        self.layers = layers
+        self.processes: dict[str, ManagedProcess] = {}
+
+    @property
+    def instances(self) -> list[Instance]:
+        return [i for layer in self.layers for i in layer]
+
+    def up(self, on_ready: Callable[[Instance], None] = lambda _: None) -> None:
+        """Start layer by layer; raises ComponentFailed (with its log tail) on the first failure."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for layer in self.layers:
+                for instance in layer:
+                    process = ManagedProcess(
+                        instance.name, instance.argv, instance.log_path, instance.env
+                    )
+                    self.processes[instance.name] = process
+                    process.start()
+                futures = [pool.submit(self._ready, i, on_ready) for i in layer]
+                for future in futures:
+                    future.result()
+
+    def _ready(self, instance: Instance, on_ready: Callable[[Instance], None]) -> None:
+        process = self.processes[instance.name]
+        process.wait_ready(instance.ready_timeout_s, instance.ready_http, instance.port)
+        on_ready(instance)
+
+    def replicas(self, component: str) -> list[ManagedProcess]:
+        return [self.processes[i.name] for i in self.instances if i.component == component]
+
+    def down(self) -> None:
+        """Stop every process, last layer first; each layer's processes stop in parallel."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for layer in reversed(self.layers):
+                started = [self.processes[i.name] for i in layer if i.name in self.processes]
+                list(pool.map(ManagedProcess.stop, started))
+
+    def pids(self) -> Iterable[int]:
+        return [p.pid for p in self.processes.values() if p.pid is not None]

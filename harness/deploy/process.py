@@ -1,0 +1,145 @@
+"""A component process: started in its own process group, logged to a file, always reaped.
+
+Signals go to the whole group so a component's children (a shell, a server's workers) never
+outlive it. Every process the harness starts goes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+from harness.errors import ComponentFailed
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ManagedProcess:
+    """One OS process of a component, with its log file and its process group."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.paused = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ComponentFailed(self.name, f"could not start {self.argv[0]}: {exc}") from None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def wait_ready(self, timeout_s: float, http_path: str | None, port: int | None) -> None:
+        """Poll the component's own protocol until it answers; raise with its log tail if not."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self.returncode()
+            if code is not None:
+                raise ComponentFailed(self.name, f"exited with code {code} at start", self.tail())
+            if port is None or _answers(port, http_path):
+                return
+            if time.monotonic() > deadline:
+                raise ComponentFailed(
+                    self.name, f"was not ready after {timeout_s:g} s", self.tail()
+                )
+            time.sleep(0.02)
+
+    def tail(self) -> str:
+        return log_tail(self.log_path)
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the whole process group; a group already gone is not an error."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+        self.paused = False
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``; reaps the process. Idempotent."""
+        if self.proc is None:
+            return
+        if self.paused:
+            self.resume()  # a stopped process cannot act on SIGTERM
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace_s)
+        # Kill the group even when the leader exited: its children may not have.
+        self.signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+
+
+def _answers(port: int, http_path: str | None) -> bool:
+    if http_path is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}{http_path}", timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return response.is_success

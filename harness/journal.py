@@ -1,0 +1,82 @@
+"""The run's history: one event shape for load, faults and phases, persisted as it happens.
+
+Every happening is appended to ``events.jsonl`` the moment it completes, before anything is
+judged, so a crashed or interrupted run still leaves its history behind (Jepsen's save-1).
+``journal.json`` is written once at the end, from the same events plus the judgement.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Outcome(Enum):
+    OK = "ok"
+    FAIL = "fail"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One happening: ``kind`` such as ``fault.apply``; times are unix seconds."""
+
+    kind: str
+    target: str
+    t_invoke: float
+    t_complete: float
+    outcome: Outcome
+    value: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+
+class EventLog:
+    """Appends events to ``events.jsonl`` as they complete; safe from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+
+    def record(self, event: Event) -> Event:
+        with self._lock:
+            self.events.append(event)
+            self._file.write(json.dumps(event.to_json()) + "\n")
+            self._file.flush()
+        return event
+
+    def now(
+        self,
+        kind: str,
+        target: str,
+        outcome: Outcome = Outcome.INFO,
+        t_invoke: float | None = None,
+        **value: Any,
+    ) -> Event:
+        """Record an event that completes now (started at ``t_invoke`` if given)."""
+        t = time.time()
+        return self.record(
+            Event(kind, target, t if t_invoke is None else t_invoke, t, outcome, value)
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write through a temporary file so a reader never sees half a journal."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

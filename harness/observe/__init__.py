@@ -1,0 +1,1 @@
+"""Observation: the run's Prometheus and the PromQL client the checks read it through."""

@@ -1,0 +1,75 @@
+"""The run's Prometheus: its scrape config, its process, its data in the run folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.deploy.process import ManagedProcess
+
+SCRAPE_INTERVAL = "1s"
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One endpoint to scrape; ``job`` is the component, ``labels`` say which replica."""
+
+    job: str
+    port: int
+    path: str = "/metrics"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def config(targets: Sequence[ScrapeTarget]) -> dict[str, object]:
+    jobs: dict[tuple[str, str], list[ScrapeTarget]] = {}
+    for target in targets:
+        jobs.setdefault((target.job, target.path), []).append(target)
+    return {
+        "global": {
+            "scrape_interval": SCRAPE_INTERVAL,
+            "scrape_timeout": SCRAPE_INTERVAL,
+            "evaluation_interval": SCRAPE_INTERVAL,
+        },
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "metrics_path": path,
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{t.port}"], "labels": t.labels} for t in members
+                ],
+            }
+            for (job, path), members in jobs.items()
+        ],
+    }
+
+
+class Prometheus:
+    """A Prometheus server for one run, on a free port, keeping its TSDB in the run folder."""
+
+    def __init__(self, binary: Path, port: int, run_dir: Path, targets: Sequence[ScrapeTarget]):
+        self.port = port
+        self.config_path = run_dir / "prometheus.yml"
+        self.config_path.write_text(yaml.safe_dump(config(targets), sort_keys=False))
+        argv = [
+            str(binary),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={run_dir / 'prometheus'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=7d",
+            "--log.level=warn",
+        ]
+        self.process = ManagedProcess("prometheus", argv, run_dir / "logs" / "prometheus.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self.process.start()
+        self.process.wait_ready(timeout_s, "/-/ready", self.port)
+
+    def stop(self) -> None:
+        self.process.stop()

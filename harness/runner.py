@@ -1,0 +1,324 @@
+"""The run loop: deploy → observe → load and faults → drain → judge → report, and teardown always.
+
+Everything started is registered on an ExitStack the moment it starts, so teardown runs in
+reverse order on success, on failure, on an exception and on SIGINT/SIGTERM. A second signal
+during teardown is recorded and ignored: half a teardown is how processes get left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness import components
+from harness.checks import CheckResult, Evidence, evaluate, steady_state_checks
+from harness.context import RunContext
+from harness.deploy import local
+from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
+from harness.errors import HarnessError, Interrupted
+from harness.faults import FaultTools
+from harness.journal import Outcome, write_json
+from harness.ledger import summarize
+from harness.ledger_io import read_processed, read_sends
+from harness.load import LoadPlan, LoadProcess
+from harness.observe.prometheus import Prometheus, ScrapeTarget
+from harness.observe.promql import PromQL, PromQLError
+from harness.report import junit
+from harness.report.console import Progress
+from harness.spec import Experiment
+from harness.timeline import Scheduler
+from harness.units import Condition
+from harness.verdict import Verdict, merge
+
+FIRST_SCRAPE_TIMEOUT_S = 20.0
+POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    verdict: Verdict
+    journal: dict[str, Any]
+    error: HarnessError | None = None
+
+
+def run(
+    experiment: Experiment,
+    runs_dir: Path = Path("runs"),
+    seed: int | None = None,
+    progress: Progress | None = None,
+    overrides: tuple[str, ...] = (),
+) -> RunResult:
+    """Run one experiment end to end; the verdict and journal come back even when it aborts."""
+    say = (progress or Progress()).say
+    toxiproxy_bin = components.find("toxiproxy-server")
+    prometheus_bin = components.find("prometheus")
+    ctx = RunContext.open(
+        experiment, runs_dir, seed if seed is not None else random.randrange(2**31)
+    )
+    say(f"run {ctx.run_id}: experiment {experiment.name} on target {experiment.topology.name}")
+    error: HarnessError | None = None
+    checks: list[CheckResult] = []
+    with _signals_raise() as guard:
+        try:
+            with ExitStack() as teardown:
+                guard.teardown = teardown
+                checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, say)
+                guard.quiet()
+                say("tearing down")
+        except HarnessError as exc:
+            error = exc
+            say(f"[red]{exc}[/red]")
+    journal = _journal(ctx, checks, error, overrides)
+    write_json(ctx.run_dir / "journal.json", journal)
+    junit.write(
+        ctx.run_dir / "junit.xml",
+        experiment.name,
+        journal["checks"],
+        journal["duration_s"],
+        journal["reason"],
+    )
+    ctx.log.close()
+    return RunResult(ctx.run_dir, Verdict(journal["verdict"]), journal, error)
+
+
+def _execute(
+    ctx: RunContext,
+    teardown: ExitStack,
+    toxiproxy_bin: Path,
+    prometheus_bin: Path,
+    say: Callable[[str], None],
+) -> list[CheckResult]:
+    experiment, topology = ctx.experiment, ctx.experiment.topology
+    where = local.layout(topology, ctx.ports)
+    ctx.layout = where
+    layers = local.plan(topology, experiment.topology_file.parent, ctx.run_dir, where)
+    load_port, toxiproxy_port, prometheus_port = (ctx.ports.allocate() for _ in range(3))
+    scrape = [
+        ScrapeTarget(i.component, i.port, i.metrics, {"instance_name": i.name})
+        for layer in layers
+        for i in layer
+        if i.metrics
+    ]
+    scrape.append(ScrapeTarget("load", load_port, "/metrics", {"instance_name": "load"}))
+
+    # Prometheus first: its first scrape comes about 5 s after start, whatever else we do.
+    prometheus = Prometheus(prometheus_bin, prometheus_port, ctx.run_dir, scrape)
+    prometheus.start()
+    teardown.callback(ctx.safely, "stop prometheus", prometheus.stop)
+    ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
+    promql = PromQL(prometheus.url)
+    ctx.promql = promql
+
+    toxiproxy = ToxiproxyServer(
+        toxiproxy_bin, toxiproxy_port, ctx.run_dir / "logs" / "toxiproxy.log"
+    )
+    toxiproxy.start()
+    teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
+    network = LinkNetwork(toxiproxy_port)
+    for link, port in where.links.items():
+        upstream = link.split("->")[1]
+        network.create(LinkAddress(link, port, where.ports[upstream][0]))
+    teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
+    say(f"toxiproxy: {len(where.links)} links behind proxies; prometheus at {prometheus.url}")
+
+    deployment = local.LocalDeployment(layers)
+    ctx.deployment = deployment
+    teardown.callback(ctx.safely, "stop components", deployment.down)
+    t_deploy = time.time()
+    deployment.up(
+        lambda i: ctx.log.now("component.ready", i.name, Outcome.OK, t_deploy, port=i.port)
+    )
+    say(f"deployed {len(deployment.instances)} processes of {topology.name}")
+
+    _await_first_scrape(promql, len(scrape) - 1, ctx, say)
+
+    load_spec = experiment.spec.load
+    target = where.ports[topology.load.component][0]
+    load = LoadProcess(
+        LoadPlan(
+            host=f"http://127.0.0.1:{target}",
+            path=topology.load.path,
+            rate=load_spec.rate,
+            duration_s=load_spec.duration,
+            metrics_port=load_port,
+            ledger_path=ctx.run_dir / "ledger" / "sent.jsonl",
+            log_path=ctx.run_dir / "logs" / "load.log",
+            users=load_spec.users,
+            seed=ctx.seed,
+        )
+    )
+    scheduler = Scheduler(experiment.steps, FaultTools(network), ctx.log)
+    teardown.callback(ctx.safely, "stop load", load.stop)
+    teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
+    t_load = time.time()
+    load.start()
+    scheduler.start()
+    ctx.mark("start", t_load)
+    ctx.mark("load.start", t_load)
+    ctx.log.now(
+        "load.start", "load", Outcome.OK, t_load, rate=load_spec.rate, duration_s=load_spec.duration
+    )
+    say(f"load: {load_spec.rate:g} msg/s for {load_spec.duration:g}s")
+    _drive(ctx, scheduler, load, say)
+    _drain(ctx, promql, topology.drained, experiment.spec.drain, say)
+    return _judge(ctx, promql)
+
+
+def _await_first_scrape(
+    promql: PromQL, targets: int, ctx: RunContext, say: Callable[[str], None]
+) -> None:
+    """Wait until every component has been scraped once, so steady state can be measured."""
+    t_invoke = time.time()
+    deadline = time.monotonic() + FIRST_SCRAPE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(PromQLError):
+            samples = promql.instant('count(up{job!="load"} == 1)')
+            if samples and samples[0].value >= targets:
+                ctx.log.now("observe.ready", "prometheus", Outcome.OK, t_invoke, targets=targets)
+                return
+        time.sleep(0.2)
+    ctx.log.now("observe.ready", "prometheus", Outcome.FAIL, t_invoke, targets=targets)
+    say("[yellow]prometheus has not scraped every component yet; checks may lack data[/yellow]")
+
+
+def _drive(
+    ctx: RunContext, scheduler: Scheduler, load: LoadProcess, say: Callable[[str], None]
+) -> None:
+    """Apply and heal faults on time until the load is over and every fault is healed."""
+    seen = len(ctx.log.events)
+    load_code: int | None = None
+    while True:
+        scheduler.run_due()
+        for event in ctx.log.events[seen:]:
+            if event.kind.startswith("fault."):
+                ctx.note_fault(event)
+                say(
+                    f"{event.kind} {event.value.get('fault')} on {event.target}: "
+                    f"{event.outcome.value}"
+                )
+        seen = len(ctx.log.events)
+        if load_code is None:
+            load_code = load.wait(0)
+            if load_code is not None:
+                ctx.mark("load.end", time.time())
+                outcome = Outcome.OK if load_code == 0 else Outcome.FAIL
+                ctx.log.now("load.end", "load", outcome, exit_code=load_code)
+                say(f"load finished (exit {load_code})")
+        if load_code is not None and scheduler.next_due() is None:
+            return
+        due = scheduler.next_due()
+        pause = POLL_S if due is None else min(POLL_S, max(0.0, due - time.monotonic()))
+        time.sleep(pause)
+
+
+def _drain(
+    ctx: RunContext, promql: PromQL, drained: Condition, limit_s: float, say: Callable[[str], None]
+) -> None:
+    """Wait for the backlog to empty (at most ``limit_s``); the run's end is when it did."""
+    t_invoke = time.time()
+    deadline = time.monotonic() + limit_s
+    outcome = Outcome.FAIL
+    while time.monotonic() < deadline:
+        with contextlib.suppress(PromQLError):
+            samples = promql.instant(drained.expr)
+            if samples and all(drained.expectation.holds(s.value) for s in samples):
+                outcome = Outcome.OK
+                break
+        time.sleep(0.25)
+    # One more scrape, so the last samples before ``end`` show the drained state.
+    time.sleep(1.2)
+    ctx.mark("end", time.time())
+    ctx.log.now("drain", "target", outcome, t_invoke, condition=str(drained))
+    say("drained" if outcome is Outcome.OK else f"[yellow]not drained after {limit_s:g}s[/yellow]")
+
+
+def _judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
+    spec = ctx.experiment.spec
+    ledger_dir = ctx.run_dir / "ledger"
+    ctx.ledger = summarize(
+        read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
+    )
+    evidence = Evidence(promql, dict(ctx.moments), ctx.ledger)
+    checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.steps))]
+    return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
+
+
+def _journal(
+    ctx: RunContext,
+    checks: list[CheckResult],
+    error: HarnessError | None,
+    overrides: tuple[str, ...],
+) -> dict[str, Any]:
+    ended = time.time()
+    if isinstance(error, Interrupted):
+        verdict, reason = Verdict.ABORTED, str(error)
+    elif error is not None:
+        verdict, reason = Verdict.INCONCLUSIVE, str(error)
+    else:
+        verdict, reason = merge(c.verdict for c in checks), None
+    experiment = ctx.experiment
+    return {
+        "run_id": ctx.run_id,
+        "run_dir": str(ctx.run_dir),
+        "experiment": experiment.name,
+        "experiment_file": str(experiment.file),
+        "target": experiment.topology.name,
+        "target_file": str(experiment.topology_file),
+        "overrides": list(overrides),
+        "seed": ctx.seed,
+        "started_at": _iso(ctx.started_at),
+        "ended_at": _iso(ended),
+        "duration_s": round(ended - ctx.started_at, 3),
+        "verdict": verdict.value,
+        "reason": reason,
+        "checks": [c.to_json() for c in checks],
+        "moments": {k: round(v, 3) for k, v in ctx.moments.items()},
+        "timeline": [e.to_json() for e in ctx.log.events],
+        "ledger": ctx.ledger.to_json() if ctx.ledger else None,
+        "load": experiment.spec.load.model_dump(mode="json"),
+        "components": ctx.component_record(),
+        "cleanup_errors": ctx.cleanup_errors,
+    }
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+class _SignalGuard:
+    """Turns the first SIGINT/SIGTERM into ``Interrupted``; during teardown, signals wait."""
+
+    def __init__(self) -> None:
+        self.raising = True
+        self.teardown: ExitStack | None = None
+        self.received: list[int] = []
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if self.raising:
+            self.raising = False
+            raise Interrupted(signum)
+
+    def quiet(self) -> None:
+        self.raising = False
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[_SignalGuard]:
+    guard = _SignalGuard()
+    previous = {s: signal.signal(s, guard.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield guard
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,188 @@
+"""The small value types an experiment is written in: durations, rates, expectations, moments.
+
+Each parses from the short text a person writes in YAML (``30s``, ``200/s``, ``"< 50"``,
+``fault.end+5s``) and is validated when the file loads, so a typo fails before anything starts.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``500ms``, ``30s``, ``2m``, ``1h`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 500ms, 30s or 2m, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+def parse_rate(value: Any) -> float:
+    """Messages per second from ``200/s``, ``600/m`` or a bare number."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a rate such as 200/s, got {value!r}")
+    if isinstance(value, int | float):
+        rate = float(value)
+    else:
+        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m))?\s*$", str(value))
+        if not match:
+            raise ValueError(f"expected a rate such as 200/s or 600/m, got {value!r}")
+        rate = float(match.group(1)) / (60.0 if match.group(2) == "m" else 1.0)
+    if rate <= 0:
+        raise ValueError(f"a rate must be above zero, got {value!r}")
+    return rate
+
+
+def format_duration(seconds: float) -> str:
+    if seconds >= 1 and float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+_EXPECTATION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A comparison every observed value must satisfy, such as ``< 50``."""
+
+    op: str
+    bound: float
+
+    @classmethod
+    def parse(cls, value: Any) -> Expectation:
+        if isinstance(value, Expectation):
+            return value
+        match = _EXPECTATION.match(str(value))
+        if not match:
+            raise ValueError(
+                f"expected a comparison such as '< 50' or '== 0' "
+                f"(operators: {', '.join(_OPERATORS)}), got {value!r}"
+            )
+        return cls(match.group(1), float(match.group(2)))
+
+    def holds(self, observed: float) -> bool:
+        return _OPERATORS[self.op](observed, self.bound)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.bound:g}"
+
+
+ExpectationField = Annotated[
+    Expectation, BeforeValidator(Expectation.parse), PlainSerializer(str, return_type=str)
+]
+
+_CONDITION = re.compile(
+    r"^(?P<expr>.+?)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<num>-?[\d.]+(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``<PromQL expression> <op> <number>``: the harness queries the left side and compares."""
+
+    expr: str
+    expectation: Expectation
+
+    @classmethod
+    def parse(cls, value: Any) -> Condition:
+        if isinstance(value, Condition):
+            return value
+        match = _CONDITION.match(str(value).strip())
+        if not match:
+            raise ValueError(
+                f"expected '<PromQL expression> <op> <number>', such as "
+                f"'harness_queue_depth < 50', got {value!r}"
+            )
+        return cls(match["expr"].strip(), Expectation.parse(f"{match['op']} {match['num']}"))
+
+    def __str__(self) -> str:
+        return f"{self.expr} {self.expectation}"
+
+
+ConditionField = Annotated[
+    Condition, BeforeValidator(Condition.parse), PlainSerializer(str, return_type=str)
+]
+
+_MOMENT = re.compile(
+    r"^\s*(?P<name>[A-Za-z_][\w-]*)(?:\.(?P<edge>start|end))?"
+    r"\s*(?:(?P<sign>[+-])\s*(?P<offset>\d+(?:\.\d+)?\s*(?:ms|s|m|h)?))?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A point on the run's timeline: ``start``, ``end``, ``load.end``, ``fault.start+5s``.
+
+    ``fault`` means the span from the first fault's start to the last fault's end; a fault
+    with a ``name`` can be referred to by that name.
+    """
+
+    anchor: str
+    offset_s: float = 0.0
+
+    @classmethod
+    def parse(cls, value: Any) -> Moment:
+        if isinstance(value, Moment):
+            return value
+        match = _MOMENT.match(str(value))
+        if not match:
+            raise ValueError(
+                f"expected a moment such as start, end, fault.start, fault.end+10s, got {value!r}"
+            )
+        name, edge = match["name"], match["edge"]
+        if name in ("start", "end") and edge is None:
+            anchor = name
+        elif edge is None:
+            raise ValueError(f"{value!r}: say {name}.start or {name}.end")
+        else:
+            anchor = f"{name}.{edge}"
+        offset = parse_duration(match["offset"]) if match["offset"] else 0.0
+        return cls(anchor, -offset if match["sign"] == "-" else offset)
+
+    @property
+    def span(self) -> str | None:
+        """The span this moment is an edge of (``fault`` for ``fault.end``), if any."""
+        return self.anchor.split(".")[0] if "." in self.anchor else None
+
+    def __str__(self) -> str:
+        if not self.offset_s:
+            return self.anchor
+        sign = "+" if self.offset_s > 0 else "-"
+        return f"{self.anchor}{sign}{format_duration(abs(self.offset_s))}"
+
+
+MomentField = Annotated[
+    Moment, BeforeValidator(Moment.parse), PlainSerializer(str, return_type=str)
+]

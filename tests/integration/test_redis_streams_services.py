@@ -1,0 +1,351 @@
+"""Integration tests of the Redis Streams reference target (targets/redis_streams/*.py).
+
+Each test starts its own redis-server and the services it needs as real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
+]
+
+TARGETS = Path(__file__).resolve().parents[2] / "targets" / "redis_streams"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy (returned) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def metric(url: str, name: str, **labels: str) -> float | None:
+    return scrape(url).get((name, frozenset(labels.items())))
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    ready_path: str
+    log: Path
+
+
+class Stack:
+    """A redis-server plus target services, all stopped by :meth:`stop_all`."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.services: list[Service] = []
+        self.redis_port = free_port()
+        self.redis_proc: subprocess.Popen[bytes] | None = None
+        self.ledger = tmp_path / "ledger" / "ledger.jsonl"
+
+    @property
+    def redis_addr(self) -> str:
+        return f"127.0.0.1:{self.redis_port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.redis_port, decode_responses=True, socket_timeout=2)
+
+    def start_redis(self) -> redis.Redis:
+        cmd = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.tmp)]
+        log = (self.tmp / "redis.log").open("ab")
+        self.redis_proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        client = self.client()
+        wait_until(client.ping, what="redis-server")
+        return client
+
+    def stop_redis(self) -> None:
+        if self.redis_proc is not None:
+            _stop(self.redis_proc)
+            self.redis_proc = None
+
+    def start(self, name: str, **env: str) -> Service:
+        """Start ``targets/redis_streams/<name>.py`` on a free port (not waiting for it)."""
+        port = free_port()
+        http = name in ("api", "sink")
+        full_env = {
+            **os.environ,
+            "REDIS_ADDR": self.redis_addr,
+            "LEDGER_FILE": str(self.ledger),
+            "PORT" if http else "METRICS_PORT": str(port),
+            **env,
+        }
+        log = self.tmp / f"{name}-{len(self.services)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, str(TARGETS / f"{name}.py")],
+            env=full_env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        service = Service(
+            name, proc, f"http://127.0.0.1:{port}", "/healthz" if http else "/metrics", log
+        )
+        self.services.append(service)
+        return service
+
+    def wait_ready(self) -> None:
+        for service in self.services:
+
+            def ready(s: Service = service) -> bool:
+                if s.proc.poll() is not None:
+                    raise AssertionError(f"{s.name} exited: {s.log.read_text()}")
+                return httpx.get(s.url + s.ready_path, timeout=1).status_code == 200
+
+            wait_until(ready, what=f"{service.name} to answer")
+
+    def ledger_ids(self) -> list[str]:
+        if not self.ledger.exists():
+            return []
+        return [json.loads(line)["id"] for line in self.ledger.read_text().splitlines()]
+
+    def stop_all(self) -> None:
+        for service in self.services:
+            _stop(service.proc)
+        self.stop_redis()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(3)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+def post_jobs(api: Service, ids: list[str]) -> None:
+    with httpx.Client(base_url=api.url, timeout=5) as http:
+        for job_id in ids:
+            answer = http.post("/jobs", json={"id": job_id, "payload": {"n": job_id}})
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["id"] == job_id
+
+
+def enqueue_directly(client: redis.Redis, ids: list[str]) -> None:
+    for job_id in ids:
+        fields = {"id": job_id, "enqueued_at": repr(time.time()), "payload": "null"}
+        client.xadd("jobs", fields)  # type: ignore[arg-type]
+
+
+Q = {"queue": "jobs"}
+
+
+def test_every_job_reaches_the_sink_exactly_once(stack: Stack) -> None:
+    stack.start_redis()
+    sink = stack.start("sink")
+    worker = stack.start("worker", SINK_URL=sink.url, PROCESS_MS="1")
+    probe = stack.start("probe")
+    api = stack.start("api")
+    stack.wait_ready()
+    ids = [f"job-{i}" for i in range(200)]
+    post_jobs(api, ids)
+
+    wait_until(lambda: len(stack.ledger_ids()) >= 200, what="200 ledger lines")
+    assert Counter(stack.ledger_ids()) == Counter(ids)
+    assert httpx.get(f"{sink.url}/ledger").json() == {"processed": dict.fromkeys(ids, 1)}
+    assert metric(sink.url, "harness_messages_processed_total", **Q) == 200
+    assert metric(sink.url, "harness_duplicates_total", **Q) == 0
+    assert metric(sink.url, "harness_end_to_end_latency_seconds_count", **Q) == 200
+    assert metric(api.url, "harness_messages_produced_total", **Q) == 200
+    wait_until(lambda: metric(worker.url, "harness_worker_messages_total", **Q) == 200)
+
+    def drained() -> bool:
+        m = scrape(probe.url)
+        return m[("harness_queue_depth", frozenset(Q.items()))] == 0 and (
+            m[("harness_queue_inflight", frozenset(Q.items()))] == 0
+        )
+
+    wait_until(drained, what="probe to show an empty queue")
+    assert metric(probe.url, "harness_stream_length", **Q) == 200
+    assert metric(probe.url, "harness_oldest_message_age_seconds", **Q) == 0
+    assert metric(probe.url, "harness_consumer_lag", queue="jobs", group="workers") == 0
+    assert "api listening on http://127.0.0.1:" in api.log.read_text()
+
+
+def test_probe_shows_the_backlog_without_workers(stack: Stack) -> None:
+    client = stack.start_redis()
+    probe = stack.start("probe")
+    api = stack.start("api")
+    stack.wait_ready()
+    assert metric(probe.url, "harness_queue_depth", **Q) == 0  # no stream yet
+    assert metric(probe.url, "harness_probe_broker_up") == 1
+    post_jobs(api, [f"j{i}" for i in range(7)])
+    time.sleep(0.05)
+
+    m = scrape(probe.url)  # no group yet: everything is undelivered
+    assert m[("harness_queue_depth", frozenset(Q.items()))] == 7
+    assert m[("harness_queue_inflight", frozenset(Q.items()))] == 0
+    assert m[("harness_stream_length", frozenset(Q.items()))] == 7
+    assert m[("harness_oldest_message_age_seconds", frozenset(Q.items()))] > 0
+
+    client.xgroup_create("jobs", "workers", id="0")
+    client.xreadgroup("workers", "someone", {"jobs": ">"}, count=2)
+    time.sleep(0.05)
+    m = scrape(probe.url)
+    assert m[("harness_queue_depth", frozenset(Q.items()))] == 5
+    assert m[("harness_queue_inflight", frozenset(Q.items()))] == 2
+    assert m[("harness_consumer_lag", frozenset({**Q, "group": "workers"}.items()))] == 7
+    assert m[("harness_oldest_message_age_seconds", frozenset(Q.items()))] > 0
+
+
+def test_message_left_pending_by_a_dead_consumer_is_claimed(stack: Stack) -> None:
+    client = stack.start_redis()
+    ids = [f"p{i}" for i in range(5)]
+    enqueue_directly(client, ids)
+    client.xgroup_create("jobs", "workers", id="0")
+    client.xreadgroup("workers", "ghost", {"jobs": ">"}, count=3)  # never acknowledged
+    sink = stack.start("sink")
+    stack.wait_ready()  # else the worker's first batch may fail (and be retried) too
+    worker = stack.start("worker", SINK_URL=sink.url, CLAIM_IDLE_MS="1000", PROCESS_MS="1")
+    probe = stack.start("probe")
+    stack.wait_ready()
+
+    wait_until(lambda: sorted(stack.ledger_ids()) == ids, what="all ids in the ledger")
+    assert metric(worker.url, "harness_messages_retried_total", **Q) == 3
+    assert metric(worker.url, "harness_messages_failed_total", **Q) == 0
+    wait_until(lambda: metric(probe.url, "harness_queue_inflight", **Q) == 0, what="acks")
+    assert Counter(stack.ledger_ids()) == Counter(ids)
+
+
+def test_api_applies_backpressure_at_max_backlog(stack: Stack) -> None:
+    client = stack.start_redis()
+    api = stack.start("api", MAX_BACKLOG="5")
+    stack.wait_ready()
+    statuses: list[int] = []
+
+    def rejected() -> bool:
+        answer = httpx.post(f"{api.url}/jobs", json={"payload": 1})
+        statuses.append(answer.status_code)
+        if answer.status_code == 503:
+            assert answer.json() == {"error": "backpressure"}
+        time.sleep(0.02)
+        return answer.status_code == 503
+
+    wait_until(rejected, timeout=5, what="a 503")
+    assert statuses.count(202) >= 5
+    assert metric(api.url, "harness_backpressure_rejections_total", **Q) == 1
+    time.sleep(0.25)  # past the backlog cache: still full
+    assert httpx.post(f"{api.url}/jobs", json={}).status_code == 503
+    assert metric(api.url, "harness_backpressure_rejections_total", **Q) == 2
+    assert client.xlen("jobs") == statuses.count(202)
+    assert httpx.post(f"{api.url}/jobs", content=b"{nope").status_code == 400
+
+
+def test_services_survive_a_redis_outage(stack: Stack) -> None:
+    stack.start_redis()
+    sink = stack.start("sink")
+    worker = stack.start("worker", SINK_URL=sink.url, PROCESS_MS="1")
+    probe = stack.start("probe")
+    api = stack.start("api")
+    stack.wait_ready()
+    post_jobs(api, ["before"])
+    wait_until(lambda: stack.ledger_ids() == ["before"], what="first job")
+
+    stack.stop_redis()
+    answer = httpx.post(f"{api.url}/jobs", json={"id": "during"})
+    assert answer.status_code == 503
+    assert metric(api.url, "harness_api_errors_total", **Q) == 1
+    m = scrape(probe.url)
+    assert m[("harness_probe_broker_up", frozenset())] == 0
+    assert ("harness_queue_depth", frozenset(Q.items())) not in m
+    time.sleep(1)
+    assert worker.proc.poll() is None
+
+    stack.start_redis()  # same port, empty data set: the worker re-creates its group
+    wait_until(lambda: metric(probe.url, "harness_probe_broker_up") == 1, what="probe up")
+    wait_until(
+        lambda: httpx.post(f"{api.url}/jobs", json={"id": "after"}).status_code == 202,
+        what="api to accept again",
+    )
+    wait_until(lambda: stack.ledger_ids() == ["before", "after"], what="job after the outage")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_services_exit_promptly_on_signal(stack: Stack, sig: signal.Signals) -> None:
+    stack.start_redis()
+    sink = stack.start("sink")
+    stack.start("worker", SINK_URL=sink.url)
+    stack.start("probe")
+    stack.start("api")
+    stack.wait_ready()
+    for service in stack.services:
+        started = time.monotonic()
+        service.proc.send_signal(sig)
+        assert service.proc.wait(5) == 0, service.log.read_text()
+        assert time.monotonic() - started < 2, f"{service.name} took too long"
+        assert " stopped" in service.log.read_text()
+
+
+def test_sink_counts_a_ledger_left_by_a_previous_run(stack: Stack) -> None:
+    stack.ledger.parent.mkdir(parents=True)
+    stack.ledger.write_text('{"id": "a", "t": 1.0, "consumer": "w"}\n{"id": "b", "t"')  # torn
+    sink = stack.start("sink")
+    stack.wait_ready()
+    assert httpx.get(f"{sink.url}/ledger").json() == {"processed": {"a": 1}}
+    body = {"messages": [{"id": "a", "enqueued_at": time.time(), "consumer": "w"}]}
+    assert httpx.post(f"{sink.url}/processed", json=body).json() == {"recorded": 1}
+    assert metric(sink.url, "harness_duplicates_total", **Q) == 1
+    assert stack.ledger.read_text().splitlines()[-1].startswith('{"id": "a"')
+    assert httpx.post(f"{sink.url}/processed", json={"messages": [{}]}).status_code == 400

@@ -1,0 +1,192 @@
+"""`harness run` end to end on real Redis, Toxiproxy, Prometheus and Locust, as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT, harness_argv
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# The shipped experiment, shortened to about 30 s: the same checks, a shorter timeline.
+SHORT = [
+    "--set", "load.duration=25s",
+    "--set", "timeline.0.at=6s",
+    "--set", "timeline.0.for=10s",
+]  # fmt: skip
+
+
+def journal_of(runs_dir: Path) -> dict[str, Any]:
+    (run_dir,) = runs_dir.iterdir()
+    data: dict[str, Any] = json.loads((run_dir / "journal.json").read_text())
+    return data
+
+
+def leftovers(run_dir: Path, journal: dict[str, Any] | None = None) -> list[str]:
+    """Processes still alive that belong to the run: recorded pids, or the run folder in argv."""
+    pids = {c["pid"] for c in (journal or {}).get("components", {}).values() if c["pid"]}
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] in pids or str(run_dir) in cmdline:
+            found.append(f"{proc.info['pid']}: {cmdline}")
+    return found
+
+
+def check(journal: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in journal["checks"] if c["name"] == name)
+
+
+def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT
+    )
+    journal = journal_of(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert journal["verdict"] == "held"
+    assert all(c["verdict"] == "held" for c in journal["checks"]), journal["checks"]
+    assert "recovered" in check(journal, "backlog drains within 20 s of heal")["observed"]
+    # Real numbers were observed: the backlog really grew past the threshold.
+    backlog = check(journal, "backlog builds while consumers are slow")["observed"]
+    assert float(backlog) > 500
+    ledger = journal["ledger"]
+    assert ledger["acknowledged"] > 1000 and ledger["lost"] == 0
+    kinds = [(e["kind"], e["outcome"]) for e in journal["timeline"]]
+    assert ("fault.apply", "ok") in kinds and ("fault.heal", "ok") in kinds
+    apply = next(e for e in journal["timeline"] if e["kind"] == "fault.apply")
+    assert apply["target"] == "worker->broker" and apply["value"]["latency"] == 300
+    cases = ET.parse(Path(journal["run_dir"]) / "junit.xml").getroot().iter("testcase")
+    assert len(list(cases)) == len(journal["checks"])
+    assert "verdict: held" in result.stdout
+    assert not leftovers(Path(journal["run_dir"]), journal)
+
+
+def test_workers_too_slow_to_drain_fail_the_recovery_check(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
+        "--set", "worker.env.PROCESS_MS=40", "--set", "drain=8s",
+    )  # fmt: skip
+    journal = journal_of(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert journal["verdict"] == "failed"
+    recovery = check(journal, "backlog drains within 20 s of heal")
+    assert recovery["verdict"] == "failed"
+    assert "never recovered" in recovery["observed"]
+    assert not leftovers(Path(journal["run_dir"]), journal)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_run_tears_everything_down(tmp_path: Path, signum: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        harness_argv("run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        events = _wait_for_event(tmp_path, "fault.apply", timeout_s=90)
+        assert events, "the fault was never applied"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, out + err
+    journal = journal_of(tmp_path)
+    assert journal["verdict"] == "aborted"
+    assert signal.Signals(signum).name in journal["reason"]
+    assert not leftovers(Path(journal["run_dir"]), journal)
+    assert "Traceback" not in err
+
+
+def _wait_for_event(runs_dir: Path, kind: str, timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in runs_dir.glob("*/events.jsonl"):
+            events = [json.loads(line) for line in path.read_text().splitlines() if line]
+            if any(e["kind"] == kind for e in events):
+                return events
+        time.sleep(0.2)
+    return []
+
+
+def test_a_component_that_exits_at_start_is_reported_with_its_log(
+    harness_cli, tmp_path: Path
+) -> None:
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path),
+        "--set", "broker.command=[redis-server, --port, '{port}', --no-such-option, x]",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "broker exited with code" in result.stderr
+    assert "no-such-option" in result.stderr  # the tail of redis' own log
+    assert "Traceback" not in result.stderr
+    journal = journal_of(tmp_path)
+    assert journal["verdict"] == "inconclusive"
+    assert not leftovers(Path(journal["run_dir"]), journal)
+
+
+def test_a_taken_port_is_an_environment_error(harness_cli, tmp_path: Path) -> None:
+    with psutil_socket() as port:
+        result = harness_cli(
+            "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path),
+            "--set", f"broker.port={port}",
+        )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    journal = journal_of(tmp_path)
+    assert not leftovers(Path(journal["run_dir"]), journal)
+
+
+class psutil_socket:  # noqa: N801 - reads as a context manager of a bound port
+    """Holds a listening socket on a free port for the duration of the block."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        port: int = self.sock.getsockname()[1]
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
+def test_a_missing_binary_says_how_to_install_it(harness_cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {"HARNESS_HOME": str(empty), "PATH": f"{empty}{os.pathsep}/usr/bin:/bin"}
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path / "runs"), env=env
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "toxiproxy-server is not installed; install it with:" in result.stderr
+    assert "github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0" in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was started, not even a run folder
+
+
+def test_bad_input_exits_3_naming_file_line_and_field(harness_cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
+    bad.write_text(text.replace("link: worker->broker", "link: worker->brokr"))
+    line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "brokr" in t)
+    result = harness_cli("run", str(bad), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 3
+    assert f"{bad}:{line}: timeline[0].link: no link 'worker->brokr'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()

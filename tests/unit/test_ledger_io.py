@@ -1,0 +1,86 @@
+"""Reading the ledgers from hand-written files, including the torn records a kill leaves."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+from harness.ledger_io import SendOutcome, read_processed, read_sends
+
+
+def write_lines(path: Path, *records: dict[str, object], tail: str = "") -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
+    return path
+
+
+def invoke(i: str) -> dict[str, object]:
+    return {"id": i, "type": "invoke", "t": 1.0}
+
+
+def done(i: str, kind: str, status: int | None) -> dict[str, object]:
+    return {"id": i, "type": kind, "t": 2.0, "status": status, "error": None}
+
+
+def test_a_completion_decides_the_outcome(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "sends.jsonl",
+        invoke("a"),
+        invoke("b"),
+        invoke("c"),
+        done("a", "ok", 202),
+        done("b", "fail", 503),
+        done("c", "info", None),
+    )
+    assert read_sends(path) == {
+        "a": SendOutcome.OK,
+        "b": SendOutcome.FAIL,
+        "c": SendOutcome.INFO,
+    }
+
+
+def test_an_invoke_without_completion_is_info(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "sends.jsonl", invoke("a"), done("a", "ok", 200), invoke("b"))
+    assert read_sends(path) == {"a": SendOutcome.OK, "b": SendOutcome.INFO}
+
+
+def test_a_completion_flushed_before_its_invoke_still_decides(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "sends.jsonl", done("a", "fail", 400), invoke("a"))
+    assert read_sends(path) == {"a": SendOutcome.FAIL}
+
+
+def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "sends.jsonl",
+        invoke("a"),
+        done("a", "ok", 202),
+        invoke("b"),
+        tail='{"id": "b", "type": "ok", "t": 3.',
+    )
+    assert read_sends(path) == {"a": SendOutcome.OK, "b": SendOutcome.INFO}
+
+
+def test_a_record_glued_after_a_torn_one_is_salvaged(tmp_path: Path) -> None:
+    path = tmp_path / "processed.jsonl"
+    path.write_text(
+        '{"id": "a", "t": 1.0, "consumer": "c1"}\n'
+        '{"id": "b", "t": 2.0, "cons{"id": "c", "t": 3.0, "consumer": "c2"}\n'
+        '{"id": "a", "t": 4.0, "consumer": "c2"}\n'
+    )
+    assert read_processed(path) == collections.Counter({"a": 2, "c": 1})
+
+
+def test_missing_files_are_empty(tmp_path: Path) -> None:
+    assert read_sends(tmp_path / "absent.jsonl") == {}
+    assert read_processed(tmp_path / "absent.jsonl") == collections.Counter()
+
+
+def test_processing_is_counted_per_id(tmp_path: Path) -> None:
+    path = tmp_path / "processed.jsonl"
+    path.write_text(
+        '{"id": "a", "t": 1.0, "consumer": "c1"}\n'
+        '{"id": "b", "t": 1.5, "consumer": "c1"}\n'
+        '{"id": "a", "t": 2.0, "consumer": "c2"}\n'
+        '{"id": "b", "t": 2.'
+    )
+    assert read_processed(path) == collections.Counter({"a": 2, "b": 1})
