@@ -86,7 +86,7 @@ class ComponentSpec(Model):
     env: dict[str, EnvValue] = {}
     replicas: int = Field(1, ge=1, le=64)
     port: int | None = Field(None, ge=1, le=65535, description="a fixed port; default: a free one")
-    ready: Ready = Ready()
+    ready: Ready = Ready(http=None)
     metrics: str | None = Field(None, description="path Prometheus scrapes on the port")
 
 
@@ -188,7 +188,8 @@ class WindowCheck(Model):
 
     @model_validator(mode="after")
     def _window(self) -> WindowCheck:
-        if (self.during is None) == (self.from_ is None or self.to is None):
+        edges = (self.from_ is not None) + (self.to is not None)
+        if (self.during is None and edges != 2) or (self.during is not None and edges):
             raise ValueError("give either 'during: <span>' or both 'from' and 'to'")
         return self
 
@@ -382,9 +383,18 @@ def _validate(model: type[M], source: Source) -> M:
     try:
         return model.model_validate(source.data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = tuple(p for p in first["loc"] if p not in CHECK_TAGS)
+        first = _first_error(exc)
+        loc = tuple(first["loc"])
+        # A check's kind tag sits right after ("checks", index) in pydantic's location.
+        if loc[:1] == ("checks",) and len(loc) > 2 and loc[2] in CHECK_TAGS:
+            loc = loc[:2] + loc[3:]
         raise source.error(loc, _message(first)) from None
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """An unknown field first: a misspelt name also makes the real one look missing."""
+    errors = exc.errors(include_url=False)
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def _message(error: Any) -> str:
@@ -402,10 +412,6 @@ def _no_such(what: str, name: str, choices: Iterable[str]) -> str:
 
 def _check_topology(topology: TopologySpec, source: Source) -> None:
     names = topology.components.keys()
-    try:
-        topology.layers()
-    except ValueError as exc:
-        raise source.error(("components",), str(exc)) from None
     for index, link in enumerate(topology.links):
         for end in link.split("->"):
             if end not in names:
@@ -415,11 +421,17 @@ def _check_topology(topology: TopologySpec, source: Source) -> None:
             ("load", "component"), _no_such("component", topology.load.component, names)
         )
     for name, component in topology.components.items():
-        texts = [(("components", name, "command", i), a) for i, a in enumerate(component.command)]
+        texts: list[tuple[Loc, str]] = [
+            (("components", name, "command", i), a) for i, a in enumerate(component.command)
+        ]
         texts += [(("components", name, "env", k), v) for k, v in component.env.items()]
         for loc, text in texts:
             for match in PLACEHOLDER.finditer(text):
                 _check_placeholder(match, topology, source, loc)
+    try:
+        topology.layers()
+    except ValueError as exc:
+        raise source.error(("components",), str(exc)) from None
 
 
 def _check_placeholder(
@@ -468,7 +480,7 @@ def _fault_steps(
         try:
             fault = kind.model_validate(entry.model_extra or {})
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
+            first = _first_error(exc)
             raise source.error((*loc, *first["loc"]), _message(first)) from None
         label = entry.name or f"{entry.fault}-{index}"
         if label in seen:
@@ -486,9 +498,10 @@ def _check_moments(spec: ExperimentSpec, steps: Sequence[FaultStep], source: Sou
             moments = [("at", check.at)]
         elif isinstance(check, RecoveryCheck):
             moments = [("after", check.after)]
+        elif isinstance(check, WindowCheck) and check.during is not None:
+            moments = [("during", m) for m in check.window]
         elif isinstance(check, WindowCheck):
-            field = "during" if check.during is not None else "from"
-            moments = [(field, m) for m in check.window]
+            moments = list(zip(("from", "to"), check.window, strict=True))
         for field, moment in moments:
             if moment.span is not None and moment.span not in spans:
                 raise source.error((*loc, field), _no_such("span", moment.span, spans))

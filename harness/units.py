@@ -31,7 +31,9 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"expected a duration such as 500ms, 30s or 2m, got {value!r}")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds < 0 or not math.isfinite(seconds):
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
+        raise ValueError(
+            f"a duration cannot be negative or infinite, got {value!r}"
+        )
     return seconds
 
 
@@ -46,8 +48,8 @@ def parse_rate(value: Any) -> float:
         if not match:
             raise ValueError(f"expected a rate such as 200/s or 600/m, got {value!r}")
         rate = float(match.group(1)) / (60.0 if match.group(2) == "m" else 1.0)
-    if rate <= 0:
-        raise ValueError(f"a rate must be above zero, got {value!r}")
+    if rate <= 0 or not math.isfinite(rate):
+        raise ValueError(f"a rate must be above zero and finite, got {value!r}")
     return rate
 
 
@@ -136,7 +138,7 @@ ConditionField = Annotated[
 ]
 
 _MOMENT = re.compile(
-    r"^\s*(?P<name>[A-Za-z_][\w-]*)(?:\.(?P<edge>start|end))?"
+    r"^\s*(?:(?P<bare>start|end)|(?P<name>[A-Za-z_][\w-]*)(?:\.(?P<edge>start|end))?)"
     r"\s*(?:(?P<sign>[+-])\s*(?P<offset>\d+(?:\.\d+)?\s*(?:ms|s|m|h)?))?\s*$"
 )
 
@@ -162,7 +164,9 @@ class Moment:
                 f"expected a moment such as start, end, fault.start, fault.end+10s, got {value!r}"
             )
         name, edge = match["name"], match["edge"]
-        if name in ("start", "end") and edge is None:
+        if match["bare"]:
+            anchor = match["bare"]
+        elif name in ("start", "end") and edge is None:
             anchor = name
         elif edge is None:
             raise ValueError(f"{value!r}: say {name}.start or {name}.end")

@@ -37,8 +37,11 @@ class Source:
     def error(self, loc: Loc, message: str) -> SpecError:
         """An error at ``loc``, blamed on the ``--set`` that wrote it if one did."""
         for path, text in self.overridden.items():
-            if loc[: len(path)] == path or path[: len(loc)] == loc:
+            if loc[: len(path)] == path:
                 return SpecError("--set", None, format_loc(loc), f"{message} (from --set {text})")
+        sets = [text for path, text in self.overridden.items() if path[: len(loc)] == loc]
+        if sets:
+            message += f" (with --set {', '.join(sets)})"
         return SpecError(self.path, self.line(loc), format_loc(loc), message)
 
 
@@ -70,7 +73,8 @@ def load(path: Path, display: str | None = None) -> Source:
     if not isinstance(data, dict):
         raise SpecError(name, 1, "", "expected a mapping of fields at the top of the file")
     lines: dict[Loc, int] = {}
-    _record_lines(node, (), lines)
+    if node is not None:
+        _record_lines(node, (), lines)
     return Source(name, data, lines)
 
 

@@ -26,7 +26,7 @@ from harness.errors import EnvironmentProblem
 API_TIMEOUT_S = 5.0
 
 # The library imports ``requests`` at module level; hand it one whose calls cannot hang.
-toxiproxy.api.requests = SimpleNamespace(  # type: ignore[attr-defined]
+toxiproxy.api.requests = SimpleNamespace(
     get=functools.partial(requests.get, timeout=API_TIMEOUT_S),
     post=functools.partial(requests.post, timeout=API_TIMEOUT_S),
     delete=functools.partial(requests.delete, timeout=API_TIMEOUT_S),

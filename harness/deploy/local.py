@@ -142,7 +142,7 @@ class LocalDeployment:
     def instances(self) -> list[Instance]:
         return [i for layer in self.layers for i in layer]
 
-    def up(self, on_ready: Callable[[Instance], None] = lambda _: None) -> None:
+    def up(self, on_ready: Callable[[Instance], object] = lambda _: None) -> None:
         """Start layer by layer; raises ComponentFailed (with its log tail) on the first failure."""
         with ThreadPoolExecutor(max_workers=8) as pool:
             for layer in self.layers:
@@ -156,7 +156,7 @@ class LocalDeployment:
                 for future in futures:
                     future.result()
 
-    def _ready(self, instance: Instance, on_ready: Callable[[Instance], None]) -> None:
+    def _ready(self, instance: Instance, on_ready: Callable[[Instance], object]) -> None:
         process = self.processes[instance.name]
         process.wait_ready(instance.ready_timeout_s, instance.ready_http, instance.port)
         on_ready(instance)

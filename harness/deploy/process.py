@@ -76,6 +76,15 @@ class ManagedProcess:
     def returncode(self) -> int | None:
         return self.proc.poll() if self.proc else None
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, or None if still running after ``timeout`` (or never started)."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def wait_ready(self, timeout_s: float, http_path: str | None, port: int | None) -> None:
         """Poll the component's own protocol until it answers; raise with its log tail if not."""
         deadline = time.monotonic() + timeout_s
@@ -139,7 +148,8 @@ def _answers(port: int, http_path: str | None) -> bool:
         except OSError:
             return False
     try:
-        response = httpx.get(f"http://127.0.0.1:{port}{http_path}", timeout=1.0)
+        # trust_env=False: an http_proxy in the environment must not intercept loopback.
+        response = httpx.get(f"http://127.0.0.1:{port}{http_path}", timeout=1.0, trust_env=False)
     except httpx.HTTPError:
         return False
     return response.is_success

@@ -7,28 +7,20 @@ to it through environment variables, its Prometheus port and the files it writes
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import math
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.deploy.process import ManagedProcess
 from harness.errors import ComponentFailed
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 _READY_TIMEOUT_S = 10.0
-_LOG_TAIL_LINES = 40
 _MSGS_PER_USER = 20.0
 _MAX_USERS = 200
-# An http_proxy in the caller's environment must not intercept a loopback probe.
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -61,29 +53,24 @@ class LoadPlan:
 
 
 class LoadProcess:
-    """One Locust run of a plan, in its own session so signals to the harness do not reach it."""
+    """One Locust run of a plan, in its own process group so signals to the harness miss it."""
 
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
-        self._proc: subprocess.Popen[bytes] | None = None
+        plan.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        # Locust reads locust.conf and pyproject.toml from its working directory.
+        self.process = ManagedProcess(
+            "load", self.command(), plan.log_path, self.environment(), cwd=plan.log_path.parent
+        )
 
     def start(self) -> None:
         """Spawn Locust and return once its metrics answer, so load is known to be flowing."""
-        plan = self.plan
-        plan.log_path.parent.mkdir(parents=True, exist_ok=True)
-        plan.ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        with plan.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.environment(),
-                # Locust reads locust.conf and pyproject.toml from its working directory.
-                cwd=plan.log_path.parent,
-                start_new_session=True,
-            )
-        self._await_ready()
+        self.process.start()
+        try:
+            self.process.wait_ready(_READY_TIMEOUT_S, "/metrics", self.plan.metrics_port)
+        except ComponentFailed:
+            self.process.stop()
+            raise
 
     def command(self) -> list[str]:
         """The Locust command line; everything that shapes the run is on it."""
@@ -132,69 +119,15 @@ class LoadProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self.process.pid
 
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self.process.running()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code, or None if Locust is still running after timeout (or never started)."""
-        if self._proc is None:
-            return None
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return self.process.wait(timeout)
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Ask Locust to finish in-flight sends and flush its ledger, then kill it if it lingers."""
-        proc = self._proc
-        # Until the leader is reaped its pid cannot be reused, so signalling its group is safe.
-        if proc is None or proc.returncode is not None:
-            return
-        self._signal_group(signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            proc.wait()
-
-    def _signal_group(self, signum: signal.Signals) -> None:
-        assert self._proc is not None
-        with contextlib.suppress(ProcessLookupError):  # the whole group already exited
-            os.killpg(self._proc.pid, signum)
-
-    def _await_ready(self) -> None:
-        assert self._proc is not None
-        spawned = time.monotonic()
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise ComponentFailed("load", f"exited with code {code} at start", self._log_tail())
-            if self._metrics_answer():
-                return
-            if time.monotonic() - spawned > _READY_TIMEOUT_S:
-                self.stop()
-                raise ComponentFailed(
-                    "load",
-                    f"metrics port {self.plan.metrics_port} did not answer "
-                    f"within {_READY_TIMEOUT_S:g} s",
-                    self._log_tail(),
-                )
-            time.sleep(0.05)
-
-    def _metrics_answer(self) -> bool:
-        """Whether our Locust serves the port; another program holding it would not say this."""
-        url = f"http://127.0.0.1:{self.plan.metrics_port}/metrics"
-        try:
-            with _NO_PROXY.open(url, timeout=1.0) as response:
-                return b"harness_load_target_rate" in response.read()
-        except (OSError, http.client.HTTPException):
-            return False
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.plan.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(lines[-_LOG_TAIL_LINES:])
+        self.process.stop(grace_s)

@@ -1,0 +1,122 @@
+"""JUnit XML that CI systems read: one test case per check."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.report import junit
+
+
+def check(name: str, verdict: str, expected: str = "< 50", observed: str = "12") -> dict[str, str]:
+    return {
+        "name": name,
+        "kind": "threshold",
+        "verdict": verdict,
+        "expected": expected,
+        "observed": observed,
+    }
+
+
+CHECKS = [
+    check("backlog near empty", "held"),
+    check("backlog builds", "failed", "> 500 at fault.end", "12"),
+    check("drains", "inconclusive", "< 50", "no data at fault.end"),
+    check("nothing lost", "aborted", "lost == 0", "run aborted"),
+]
+
+
+def suite_of(path: Path) -> ET.Element:
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    [suite] = list(root)
+    return suite
+
+
+def test_one_testcase_per_check_with_counts(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    junit.write(path, "slow-consumer", CHECKS, duration_s=95.5)
+    suite = suite_of(path)
+    assert suite.tag == "testsuite"
+    assert suite.attrib == {
+        "name": "slow-consumer",
+        "tests": "4",
+        "failures": "1",
+        "errors": "2",
+        "time": "95.500",
+    }
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("slow-consumer", "backlog near empty"),
+        ("slow-consumer", "backlog builds"),
+        ("slow-consumer", "drains"),
+        ("slow-consumer", "nothing lost"),
+    ]
+
+
+def test_a_held_check_has_no_failure_or_error(tmp_path: Path) -> None:
+    junit.write(tmp_path / "j.xml", "e", [check("ok", "held")], duration_s=1)
+    [case] = suite_of(tmp_path / "j.xml").findall("testcase")
+    assert case.find("failure") is None and case.find("error") is None
+    assert case.findtext("system-out") == "expected < 50; observed 12"
+
+
+def test_a_failed_check_is_a_failure(tmp_path: Path) -> None:
+    junit.write(tmp_path / "j.xml", "e", CHECKS, duration_s=1)
+    case = suite_of(tmp_path / "j.xml").findall("testcase")[1]
+    failure = case.find("failure")
+    assert failure is not None
+    message = "expected > 500 at fault.end; observed 12"
+    assert (failure.get("type"), failure.get("message"), failure.text) == (
+        "failed",
+        message,
+        message,
+    )
+    assert case.find("error") is None
+
+
+def test_inconclusive_and_aborted_checks_are_errors(tmp_path: Path) -> None:
+    junit.write(tmp_path / "j.xml", "e", CHECKS, duration_s=1)
+    cases = suite_of(tmp_path / "j.xml").findall("testcase")[2:]
+    errors = [case.find("error") for case in cases]
+    assert [(e.get("type"), e.get("message")) for e in errors if e is not None] == [
+        ("inconclusive", "expected < 50; observed no data at fault.end"),
+        ("aborted", "expected lost == 0; observed run aborted"),
+    ]
+    assert all(case.find("failure") is None for case in cases)
+
+
+def test_a_run_error_is_one_more_errored_testcase(tmp_path: Path) -> None:
+    path = tmp_path / "j.xml"
+    junit.write(path, "e", [check("ok", "held")], duration_s=2, error="redis-server exited")
+    suite = suite_of(path)
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "1")
+    run = suite.findall("testcase")[-1]
+    assert (run.get("classname"), run.get("name")) == ("e", "run")
+    error = run.find("error")
+    assert error is not None
+    assert (error.get("type"), error.get("message"), error.text) == (
+        "run",
+        "redis-server exited",
+        "redis-server exited",
+    )
+
+
+def test_no_checks_and_no_error_is_an_empty_suite(tmp_path: Path) -> None:
+    junit.write(tmp_path / "j.xml", "e", [], duration_s=0)
+    suite = suite_of(tmp_path / "j.xml")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("0", "0", "0")
+    assert suite.findall("testcase") == []
+
+
+def test_names_with_markup_characters_survive(tmp_path: Path) -> None:
+    name = 'p95 < 30 s & "quoted"'
+    junit.write(tmp_path / "j.xml", "e", [check(name, "failed", "< 30", "<31>")], duration_s=0)
+    [case] = suite_of(tmp_path / "j.xml").findall("testcase")
+    assert case.get("name") == name
+    assert case.findtext("failure") == "expected < 30; observed <31>"
+
+
+def test_the_file_declares_utf8(tmp_path: Path) -> None:
+    junit.write(tmp_path / "j.xml", "e", [check("ok", "held")], duration_s=0)
+    assert (tmp_path / "j.xml").read_bytes().startswith(b"<?xml version='1.0' encoding='utf-8'?>")

@@ -1,0 +1,196 @@
+"""The timeline's plan, and the scheduler that applies and heals faults on it.
+
+Faults act through a hand-written fake ``Toxics`` that records its calls: this is the seam, and
+these tests do not claim to test Toxiproxy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.faults import FaultTools
+from harness.faults.network import AppliedToxic, Latency
+from harness.journal import EventLog
+from harness.spec import FaultStep
+from harness.timeline import Action, Scheduler, plan
+
+
+class RecordingToxics:
+    """Records every call; refuses to add a toxic on the links in ``refuse``."""
+
+    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
+        self.refuse = refuse
+        self.calls: list[tuple[Any, ...]] = []
+
+    def add_toxic(
+        self,
+        link: str,
+        name: str,
+        kind: str,
+        stream: str,
+        toxicity: float,
+        attributes: dict[str, Any],
+    ) -> None:
+        if link in self.refuse:
+            raise RuntimeError(f"proxy {link} refused the toxic")
+        self.calls.append(("add", link, name, kind, stream, toxicity, attributes))
+
+    def remove_toxic(self, link: str, name: str) -> None:
+        self.calls.append(("remove", link, name))
+
+
+def step(label: str, at_s: float, for_s: float, link: str = "worker->broker") -> FaultStep:
+    return FaultStep(label, "latency", at_s, for_s, link, Latency(latency=300, jitter=50))
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[EventLog]:
+    events = EventLog(tmp_path / "events.jsonl")
+    yield events
+    events.close()
+
+
+def journaled(log: EventLog) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.path.read_text().splitlines()]
+
+
+# -------------------------------------------------------------------- plan
+
+
+def test_plan_orders_applies_and_heals_by_time() -> None:
+    late, early = step("late", 30, 5), step("early", 0, 10)
+    actions = [(s.t_s, s.action, s.step.label) for s in plan([late, early])]
+    assert actions == [
+        (0, Action.APPLY, "early"),
+        (10, Action.HEAL, "early"),
+        (30, Action.APPLY, "late"),
+        (35, Action.HEAL, "late"),
+    ]
+
+
+def test_plan_heals_before_it_applies_at_the_same_instant() -> None:
+    first, second = step("first", 0, 10), step("second", 10, 5, link="api->broker")
+    actions = [(s.t_s, s.action, s.step.label) for s in plan([second, first])]
+    assert actions[1:3] == [(10, Action.HEAL, "first"), (10, Action.APPLY, "second")]
+
+
+def test_plan_of_no_steps_is_empty() -> None:
+    assert plan([]) == []
+
+
+# --------------------------------------------------------------- scheduler
+
+
+def test_a_fault_due_at_zero_is_applied_on_the_first_run_due(log: EventLog) -> None:
+    toxics = RecordingToxics()
+    scheduler = Scheduler([step("slow-link", 0, 20)], FaultTools(toxics), log)
+    scheduler.start()
+    scheduler.run_due()
+    attributes = {"latency": 300, "jitter": 50}
+    assert toxics.calls == [
+        ("add", "worker->broker", "slow-link", "latency", "downstream", 1.0, attributes)
+    ]
+    assert list(scheduler.applied) == ["slow-link"]
+    assert [(s.action, s.t_s) for s in scheduler.pending] == [(Action.HEAL, 20)]
+    assert scheduler.next_due() == pytest.approx(scheduler.start_monotonic + 20)
+
+
+def test_an_apply_is_journaled_with_outcome_ok(log: EventLog) -> None:
+    scheduler = Scheduler([step("slow-link", 0, 20)], FaultTools(RecordingToxics()), log)
+    scheduler.start()
+    scheduler.run_due()
+    [event] = journaled(log)
+    assert (event["kind"], event["target"], event["outcome"]) == (
+        "fault.apply",
+        "worker->broker",
+        "ok",
+    )
+    assert event["value"]["fault"] == "latency"
+    assert event["value"]["label"] == "slow-link"
+    assert (event["value"]["latency"], event["value"]["jitter"]) == (300, 50)
+    assert event["value"]["late_s"] >= 0
+    assert event["t_invoke"] <= event["t_complete"]
+
+
+def test_nothing_is_due_before_its_time(log: EventLog) -> None:
+    toxics = RecordingToxics()
+    scheduler = Scheduler([step("later", 3600, 10)], FaultTools(toxics), log)
+    scheduler.start()
+    scheduler.run_due()
+    assert toxics.calls == []
+    assert journaled(log) == []
+
+
+def test_run_due_applies_and_heals_everything_past_due_in_plan_order(log: EventLog) -> None:
+    toxics = RecordingToxics()
+    steps = [step("a", 0, 10), step("b", 10, 5, link="api->broker")]
+    scheduler = Scheduler(steps, FaultTools(toxics), log)
+    scheduler.start_monotonic = time.monotonic() - 60  # as if the run started a minute ago
+    scheduler.run_due()
+    assert [call[:3] for call in toxics.calls] == [
+        ("add", "worker->broker", "a"),
+        ("remove", "worker->broker", "a"),
+        ("add", "api->broker", "b"),
+        ("remove", "api->broker", "b"),
+    ]
+    assert [(e["kind"], e["value"]["label"]) for e in journaled(log)] == [
+        ("fault.apply", "a"),
+        ("fault.heal", "a"),
+        ("fault.apply", "b"),
+        ("fault.heal", "b"),
+    ]
+    assert scheduler.applied == {}
+    assert scheduler.next_due() is None
+
+
+def test_a_fault_that_cannot_be_applied_is_journaled_as_failed(log: EventLog) -> None:
+    toxics = RecordingToxics(refuse=("worker->broker",))
+    scheduler = Scheduler([step("slow-link", 0, 20)], FaultTools(toxics), log)
+    scheduler.start()
+    scheduler.run_due()
+    [event] = journaled(log)
+    assert (event["kind"], event["outcome"]) == ("fault.apply", "fail")
+    assert event["value"]["error"] == "proxy worker->broker refused the toxic"
+    assert scheduler.applied == {}
+    scheduler.heal_all()
+    assert toxics.calls == []
+    assert len(journaled(log)) == 1
+
+
+def test_heal_all_heals_what_is_applied_once_and_drops_pending(log: EventLog) -> None:
+    toxics = RecordingToxics()
+    steps = [step("now", 0, 20), step("later", 3600, 10, link="api->broker")]
+    scheduler = Scheduler(steps, FaultTools(toxics), log)
+    scheduler.start()
+    scheduler.run_due()
+    scheduler.heal_all()
+    scheduler.heal_all()
+    scheduler.run_due()
+    assert [call[:3] for call in toxics.calls] == [
+        ("add", "worker->broker", "now"),
+        ("remove", "worker->broker", "now"),
+    ]
+    assert scheduler.pending == []
+    assert scheduler.next_due() is None
+    heal = journaled(log)[-1]
+    assert (heal["kind"], heal["outcome"], heal["value"]) == (
+        "fault.heal",
+        "ok",
+        {"fault": "latency", "label": "now"},
+    )
+
+
+def test_applied_toxic_heal_is_idempotent() -> None:
+    toxics = RecordingToxics()
+    applied = Latency(latency=100).apply(FaultTools(toxics), "api->broker", "slow")
+    assert isinstance(applied, AppliedToxic)
+    applied.heal()
+    applied.heal()
+    assert toxics.calls[1:] == [("remove", "api->broker", "slow")]
+    assert applied.healed
