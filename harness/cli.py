@@ -16,8 +16,10 @@ from rich.table import Table
 
 from harness import components
 from harness.errors import HarnessError
+from harness.journal import read_journal
 from harness.report.console import Progress, summary
 from harness.spec import load_experiment
+from harness.verdict import Verdict
 
 EXIT_BAD_INPUT = 3
 
@@ -72,6 +74,16 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
     return worst
 
 
+def _report(args: argparse.Namespace, out: Console) -> int:
+    journal = read_journal(Path(args.run_dir))
+    console = Console(record=True, width=110, highlight=False) if args.svg else out
+    summary(console, journal)
+    if args.svg:
+        Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal['run_id']}"))
+        out.print(f"wrote {args.svg}")
+    return Verdict(journal["verdict"]).exit_code
+
+
 def _doctor(args: argparse.Namespace, out: Console) -> int:
     statuses = components.doctor()
     out.print(_status_table(statuses))
@@ -122,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
             help="override a field of the experiment (load.rate=100/s) or of a target "
             "component (worker.replicas=1, worker.env.PROCESS_MS=50); repeatable",
         )
+
+    report = commands.add_parser(
+        "report", help="print a finished run's verdict table again, from its journal"
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, such as runs/<id>")
+    report.add_argument("--svg", metavar="FILE", help="also save the table as an SVG picture")
+    report.set_defaults(command=_report)
 
     doctor = commands.add_parser("doctor", help="list the real components and their versions")
     doctor.set_defaults(command=_doctor)

@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from harness.errors import SpecError
+
 
 class Outcome(Enum):
     OK = "ok"
@@ -80,3 +82,15 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def read_journal(run_dir: Path) -> dict[str, Any]:
+    """A finished run's journal; a folder without one is bad input, not a crash."""
+    path = run_dir / "journal.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(str(path), None, "", "no journal here; is this a run folder?") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(str(path), None, "", f"cannot read the journal: {exc}") from None
+    return data

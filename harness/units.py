@@ -31,9 +31,7 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"expected a duration such as 500ms, 30s or 2m, got {value!r}")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds < 0 or not math.isfinite(seconds):
-        raise ValueError(
-            f"a duration cannot be negative or infinite, got {value!r}"
-        )
+        raise ValueError(f"a duration cannot be negative or infinite, got {value!r}")
     return seconds
 
 

@@ -1,0 +1,81 @@
+"""Links through a real Toxiproxy server: proxies forward, toxics delay, heal and reset undo."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import components
+from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
+from harness.deploy.ports import PortAllocator
+from harness.faults import FAULTS, FaultTools
+
+pytestmark = [pytest.mark.integration]
+
+
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(1024):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[tuple[LinkNetwork, int]]:
+    """A real Toxiproxy with one link, ``client->echo``, in front of a TCP echo server."""
+    ports = PortAllocator()
+    echo = socketserver.ThreadingTCPServer(("127.0.0.1", ports.allocate()), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    server = ToxiproxyServer(
+        components.find("toxiproxy-server"), ports.allocate(), tmp_path / "toxiproxy.log"
+    )
+    server.start()
+    try:
+        links = LinkNetwork(server.port)
+        listen = ports.allocate()
+        links.create(LinkAddress("client->echo", listen, echo.server_address[1]))
+        yield links, listen
+    finally:
+        server.stop()
+        echo.shutdown()
+        echo.server_close()
+
+
+def round_trip(port: int) -> float:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        start = time.monotonic()
+        sock.sendall(b"ping")
+        assert sock.recv(16) == b"ping"
+        return time.monotonic() - start
+
+
+def test_a_latency_fault_slows_the_link_until_healed(network: tuple[LinkNetwork, int]) -> None:
+    links, port = network
+    assert round_trip(port) < 0.2
+    fault = FAULTS["latency"].model_validate({"latency": 400, "jitter": 0})
+    applied = fault.apply(FaultTools(links), "client->echo", "slow")
+    assert links.toxics("client->echo") == ["slow"]
+    assert round_trip(port) >= 0.4  # Toxiproxy delays the echo by the configured 400 ms
+    applied.heal()
+    applied.heal()  # healing twice is allowed
+    assert links.toxics("client->echo") == []
+    assert round_trip(port) < 0.2
+
+
+def test_reset_removes_every_toxic(network: tuple[LinkNetwork, int]) -> None:
+    links, _ = network
+    links.add_toxic("client->echo", "a", "latency", "downstream", 1.0, {"latency": 100})
+    links.add_toxic("client->echo", "b", "latency", "upstream", 1.0, {"latency": 100})
+    links.reset()
+    assert links.toxics("client->echo") == []
+
+
+def test_toxiproxy_refuses_an_unknown_toxic_type(network: tuple[LinkNetwork, int]) -> None:
+    links, _ = network
+    with pytest.raises(Exception, match="toxic"):
+        links.add_toxic("client->echo", "x", "no-such-toxic", "downstream", 1.0, {})
