@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -55,4 +56,12 @@ def summary(console: Console, journal: Mapping[str, Any]) -> None:
     style = STYLES.get(verdict, "")
     reason = f" ({journal['reason']})" if journal.get("reason") else ""
     console.print(f"verdict: [bold {style}]{verdict}[/bold {style}]{reason}")
-    console.print(f"run folder: {journal['run_dir']}")
+    console.print(f"run folder: {_shown(Path(journal['run_dir']))}")
+
+
+def _shown(path: Path) -> Path:
+    """Relative to the working directory when inside it: shorter, and what the user typed."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
