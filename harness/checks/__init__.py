@@ -19,7 +19,7 @@ from harness.verdict import Verdict
 
 __all__ = ["CheckResult", "Evidence", "evaluate", "steady_state_checks"]
 
-KINDS: dict[type[Any], tuple[str, Callable[[Any, Evidence], tuple[Verdict, str, str]]]] = {
+KINDS: dict[type[Any], tuple[str, Callable[[Any, Evidence], tuple[Verdict, str]]]] = {
     ThresholdCheck: ("threshold", promql.threshold),
     WindowCheck: ("window", promql.window),
     RecoveryCheck: ("recovery", promql.recovery),
@@ -31,7 +31,7 @@ def evaluate(check: Check, evidence: Evidence) -> CheckResult:
     """Judge one check; no data or an unreachable source makes it inconclusive."""
     kind, judge = KINDS[type(check)]
     try:
-        verdict, expected, observed = judge(check, evidence)
+        verdict, observed = judge(check, evidence)
     except (Unmeasurable, PromQLError) as exc:
-        verdict, expected, observed = Verdict.INCONCLUSIVE, describe_expected(check), str(exc)
-    return CheckResult(check.name, kind, verdict, expected, observed)
+        verdict, observed = Verdict.INCONCLUSIVE, str(exc)
+    return CheckResult(check.name, kind, verdict, describe_expected(check), observed)

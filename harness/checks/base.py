@@ -13,6 +13,7 @@ from harness.spec import (
     RecoveryCheck,
     SteadyState,
     ThresholdCheck,
+    WindowCheck,
 )
 from harness.units import Moment
 from harness.verdict import Verdict
@@ -60,11 +61,15 @@ class CheckResult:
 
 
 def describe_expected(check: Check) -> str:
+    """What the check asks for, in the same words whatever its verdict."""
     if isinstance(check, RecoveryCheck):
         return f"{check.recovers} within {check.within:g}s of {check.after}"
     if isinstance(check, LedgerCheck):
         return f"{check.ledger} {check.expect}"
-    return str(check.expect)
+    if isinstance(check, WindowCheck):
+        start, end = check.window
+        return f"{check.expect} from {start} to {end}"
+    return f"{check.expect} at {check.at}"
 
 
 def steady_state_checks(

@@ -7,8 +7,7 @@ from harness.spec import LedgerCheck
 from harness.verdict import Verdict
 
 
-def ledger(check: LedgerCheck, evidence: Evidence) -> tuple[Verdict, str, str]:
-    expected = f"{check.ledger} {check.expect}"
+def ledger(check: LedgerCheck, evidence: Evidence) -> tuple[Verdict, str]:
     summary = evidence.ledger
     if summary is None:
         raise Unmeasurable("no ledger was recorded")
@@ -21,4 +20,4 @@ def ledger(check: LedgerCheck, evidence: Evidence) -> tuple[Verdict, str, str]:
     examples = summary.examples.get(check.ledger)
     if examples and not check.expect.holds(value):
         observed += f" (e.g. {', '.join(examples[:3])})"
-    return (Verdict.HELD if check.expect.holds(value) else Verdict.FAILED), expected, observed
+    return (Verdict.HELD if check.expect.holds(value) else Verdict.FAILED), observed

@@ -15,7 +15,7 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def threshold(check: ThresholdCheck, evidence: Evidence) -> tuple[Verdict, str, str]:
+def threshold(check: ThresholdCheck, evidence: Evidence) -> tuple[Verdict, str]:
     at = evidence.time(check.at)
     samples = evidence.query().instant(check.query, at)
     if not samples:
@@ -25,13 +25,14 @@ def threshold(check: ThresholdCheck, evidence: Evidence) -> tuple[Verdict, str, 
     observed = ", ".join(f"{describe(s.labels)}{_number(s.value)}" for s in shown[:3])
     if len(shown) > 3:
         observed += f" and {len(shown) - 3} more"
-    return (Verdict.FAILED if failing else Verdict.HELD), f"{check.expect} at {check.at}", observed
+    return (Verdict.FAILED if failing else Verdict.HELD), observed
 
 
-def window(check: WindowCheck, evidence: Evidence) -> tuple[Verdict, str, str]:
+def window(check: WindowCheck, evidence: Evidence) -> tuple[Verdict, str]:
     start_moment, end_moment = check.window
     start, end = evidence.time(start_moment), evidence.time(end_moment)
-    expected = f"{check.expect} from {start_moment} to {end_moment}"
+    if start >= end:
+        raise Unmeasurable(f"the window is empty: {start_moment} is not before {end_moment}")
     series = evidence.query().range(check.query, start, end)
     if not series:
         raise Unmeasurable(f"no data from {start_moment} to {end_moment}")
@@ -44,9 +45,9 @@ def window(check: WindowCheck, evidence: Evidence) -> tuple[Verdict, str, str]:
             f"{describe(labels)}{_number(v)} at +{t - t0:.0f}s "
             f"({len(breaches)} of {len(values)} samples breach)"
         )
-        return Verdict.FAILED, expected, observed
+        return Verdict.FAILED, observed
     observed = f"{_number(min(values))} to {_number(max(values))} over {len(values)} samples"
-    return Verdict.HELD, expected, observed
+    return Verdict.HELD, observed
 
 
 def recovery_time(series: list[Series], expectation: Expectation, after: float) -> float | None:
@@ -67,9 +68,10 @@ def recovery_time(series: list[Series], expectation: Expectation, after: float) 
     return None if recovered_at is None else max(0.0, recovered_at - after)
 
 
-def recovery(check: RecoveryCheck, evidence: Evidence) -> tuple[Verdict, str, str]:
+def recovery(check: RecoveryCheck, evidence: Evidence) -> tuple[Verdict, str]:
     after, end = evidence.time(check.after), evidence.time(END)
-    expected = f"{check.recovers} within {check.within:g}s of {check.after}"
+    if after >= end:
+        raise Unmeasurable(f"{check.after} is not before the end of the run")
     series = evidence.query().range(check.recovers.expr, after, end)
     if not series:
         raise Unmeasurable(f"no data for {check.recovers.expr} after {check.after}")
@@ -77,6 +79,6 @@ def recovery(check: RecoveryCheck, evidence: Evidence) -> tuple[Verdict, str, st
     if took is None:
         last = max((p for s in series for p in s.points), key=lambda p: p[0])
         observed = f"never recovered; {_number(last[1])} at the end of the run"
-        return Verdict.FAILED, expected, observed
+        return Verdict.FAILED, observed
     verdict = Verdict.HELD if took <= check.within else Verdict.FAILED
-    return verdict, expected, f"recovered {took:.1f}s after {check.after}"
+    return verdict, f"recovered {took:.1f}s after {check.after}"

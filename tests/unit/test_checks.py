@@ -136,7 +136,18 @@ def test_no_usable_answer_is_inconclusive_never_held(
 ) -> None:
     result = evaluate(THRESHOLD, evidence(prometheus))
     assert (result.verdict, result.observed) == (Verdict.INCONCLUSIVE, observed)
-    assert result.expected == "> 500"
+    assert result.expected == "> 500 at fault.end"  # the same words as when it is measured
+
+
+def test_an_empty_window_is_inconclusive_without_a_query() -> None:
+    check = WindowCheck.model_validate(
+        {"name": "w", "query": "q", "from": "fault.end+10s", "to": "load.end", "expect": "< 5"}
+    )
+    moments = {"fault.end": T0 + 30, "load.end": T0 + 35}
+    result = evaluate(check, Evidence(None, moments, None))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.observed == "the window is empty: fault.end+10s is not before load.end"
+    assert result.expected == "< 5 from fault.end+10s to load.end"
 
 
 def test_a_moment_that_never_happened_is_inconclusive_without_a_query() -> None:
