@@ -17,8 +17,9 @@ from harness.errors import (
 )
 from harness.journal import Event, Outcome
 from harness.ledger import LedgerSummary
+from harness.loader import load_experiment
 from harness.runner import RunResult, run
-from harness.spec import Experiment, load_experiment
+from harness.spec import Experiment
 from harness.verdict import Verdict
 
 __all__ = [

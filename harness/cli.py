@@ -17,8 +17,8 @@ from rich.table import Table
 from harness import components
 from harness.errors import HarnessError
 from harness.journal import read_journal
+from harness.loader import load_experiment
 from harness.report.console import Progress, summary
-from harness.spec import load_experiment
 from harness.verdict import Verdict
 
 EXIT_BAD_INPUT = 3
@@ -69,7 +69,7 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
             continue
         out.print(
             f"[green]ok[/green] {name}: {experiment.name} on {experiment.topology.name}, "
-            f"{len(experiment.steps)} faults, {len(experiment.spec.checks)} checks"
+            f"{len(experiment.faults)} faults, {len(experiment.spec.checks)} checks"
         )
     return worst
 

@@ -31,6 +31,7 @@ class RunContext:
     ports: PortAllocator = field(default_factory=PortAllocator)
     moments: dict[str, float] = field(default_factory=dict)
     ledger: LedgerSummary | None = None
+    drained: bool = False
     layout: Layout | None = None
     deployment: LocalDeployment | None = None
     promql: PromQL | None = None
@@ -60,7 +61,7 @@ class RunContext:
             return
         label = str(event.value.get("label"))
         if event.kind == "fault.apply":
-            self.moments[f"{label}.start"] = event.t_complete
+            self.moments.setdefault(f"{label}.start", event.t_complete)
             self.moments.setdefault("fault.start", event.t_complete)
         elif event.kind == "fault.heal":
             self.moments[f"{label}.end"] = event.t_complete

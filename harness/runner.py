@@ -35,7 +35,7 @@ from harness.observe.promql import PromQL, PromQLError
 from harness.report import junit
 from harness.report.console import Progress
 from harness.spec import Experiment
-from harness.timeline import Scheduler
+from harness.timeline import Scheduler, expand
 from harness.units import Condition
 from harness.verdict import Verdict, merge
 
@@ -143,7 +143,8 @@ def _execute(
     )
     say(f"deployed {len(deployment.instances)} processes of {topology.name}")
 
-    if any(step.at_s < FIRST_SCRAPE_MARGIN_S for step in experiment.steps):
+    steps = expand(experiment, random.Random(ctx.seed))
+    if any(step.at_s < FIRST_SCRAPE_MARGIN_S for step in steps):
         _await_first_scrape(promql, len(scrape) - 1, ctx, say)
 
     load_spec = experiment.spec.load
@@ -161,7 +162,7 @@ def _execute(
             seed=ctx.seed,
         )
     )
-    scheduler = Scheduler(experiment.steps, FaultTools(network), ctx.log)
+    scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log)
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
     t_load = time.time()
@@ -241,6 +242,7 @@ def _drain(
         time.sleep(0.25)
     # One more scrape, so the last samples before ``end`` show the drained state.
     time.sleep(1.2)
+    ctx.drained = outcome is Outcome.OK
     ctx.mark("end", time.time())
     ctx.log.now("drain", "target", outcome, t_invoke, condition=str(drained))
     say("drained" if outcome is Outcome.OK else f"[yellow]not drained after {limit_s:g}s[/yellow]")
@@ -252,8 +254,8 @@ def _judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
     ctx.ledger = summarize(
         read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
     )
-    evidence = Evidence(promql, dict(ctx.moments), ctx.ledger)
-    checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.steps))]
+    evidence = Evidence(promql, dict(ctx.moments), ctx.ledger, ctx.drained)
+    checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
 
 

@@ -7,9 +7,7 @@ wrong, the user gets one ``SpecError`` that names the file, the line and the fie
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -21,12 +19,10 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     model_validator,
 )
 
-from harness.errors import SpecError
-from harness.faults import FAULTS, Fault, Reach
+from harness.faults import Fault
 from harness.units import (
     Condition,
     ConditionField,
@@ -36,7 +32,6 @@ from harness.units import (
     MomentField,
     Rate,
 )
-from harness.yamlsource import Loc, Override, Source, apply_override, load, merged
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -84,6 +79,9 @@ class ComponentSpec(Model):
     description: str = ""
     command: list[Arg] = Field(min_length=1)
     env: dict[str, EnvValue] = {}
+    vars: dict[str, EnvValue] = Field(
+        {}, description="named settings its command and env use as {var:NAME}"
+    )
     replicas: int = Field(1, ge=1, le=64)
     port: int | None = Field(None, ge=1, le=65535, description="a fixed port; default: a free one")
     ready: Ready = Ready(http=None)
@@ -108,6 +106,11 @@ class TopologySpec(Model):
         Condition.parse("sum(harness_queue_depth) + sum(harness_queue_inflight) == 0"),
         description="true once the backlog is empty; the run waits for it after the load",
     )
+
+    def replica_names(self, component: str) -> list[str]:
+        """``worker-0``, ``worker-1``, …; a single replica keeps the component's name."""
+        replicas = self.components[component].replicas
+        return [component] if replicas == 1 else [f"{component}-{i}" for i in range(replicas)]
 
     def dependencies(self) -> dict[str, set[str]]:
         """A component depends on whatever its links point at and the addresses it uses."""
@@ -162,9 +165,21 @@ class TimelineEntry(BaseModel):
     name: str | None = Field(None, pattern=NAME_PATTERN)
     at: Duration
     for_: Duration = Field(alias="for", gt=0)
+    every: Duration | None = Field(None, gt=0, description="repeat this often")
+    times: int | None = Field(None, ge=1, description="how many times, with every")
     fault: str
-    link: str | None = None
-    component: str | None = None
+    link: str | list[str] | None = Field(None, description="a link, or links to choose from")
+    component: str | list[str] | None = None
+    count: int | None = Field(None, ge=1, description="how many replicas")
+    percent: float | None = Field(None, gt=0, le=100, description="what share of the replicas")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TimelineEntry:
+        if self.times is not None and self.every is None:
+            raise ValueError("'times' goes with 'every'")
+        if self.count is not None and self.percent is not None:
+            raise ValueError("give 'count' or 'percent', not both")
+        return self
 
 
 class ThresholdCheck(Model):
@@ -273,15 +288,31 @@ class ExperimentSpec(Model):
 
 
 @dataclass(frozen=True)
-class FaultStep:
-    """A fault placed on the timeline: seconds after load start, for how long, on what."""
+class FaultEntry:
+    """A validated timeline entry: what fault, when, how often, and where it may act."""
 
+    index: int  # its place in the experiment's timeline, for messages
     label: str
     kind: str
     at_s: float
     for_s: float
-    target: str
+    every_s: float | None
+    times: int | None
+    targets: tuple[str, ...]  # one is chosen per occurrence, by the run's seed
+    count: int | None
+    percent: float | None
     fault: Fault
+
+    def starts(self, horizon_s: float) -> list[float]:
+        """Every occurrence's start: ``at``, then every ``every`` while before ``horizon_s``."""
+        if self.every_s is None:
+            return [self.at_s]
+        starts: list[float] = []
+        t = self.at_s
+        while (self.times is None or len(starts) < self.times) and (t < horizon_s or not starts):
+            starts.append(t)
+            t += self.every_s
+        return starts
 
 
 @dataclass(frozen=True)
@@ -290,218 +321,10 @@ class Experiment:
 
     spec: ExperimentSpec
     topology: TopologySpec
-    steps: tuple[FaultStep, ...]
+    faults: tuple[FaultEntry, ...]
     file: Path
     topology_file: Path
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-
-def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
-    """Read, override and validate an experiment and its target; raises SpecError."""
-    sets = [Override.parse(text) for text in overrides]
-    source = load(path)
-    exp_sets = [s for s in sets if s.path[0] in _field_names(ExperimentSpec)]
-    _apply(source, exp_sets)
-    target = source.data.get("target")
-    if not isinstance(target, str) or not target:
-        raise source.error(("target",), "name the target topology, such as redis-streams")
-    topo_path = find_target(target, path.parent)
-    if topo_path is None:
-        raise source.error(
-            ("target",), f"no target {target!r}; looked in {_target_dirs(path.parent)}"
-        )
-    topo = load(topo_path)
-    components = topo.data.get("components")
-    if isinstance(components, dict) and isinstance(source.data.get("overrides"), dict):
-        for name, extra in source.data["overrides"].items():
-            if name not in components:
-                raise source.error(("overrides", name), _no_such("component", name, components))
-            if isinstance(extra, dict) and isinstance(components[name], dict):
-                components[name] = merged(components[name], extra)
-    for s in sets:
-        if s in exp_sets:
-            continue
-        if not isinstance(components, dict) or s.path[0] not in components:
-            choices = sorted(_field_names(ExperimentSpec) | set(components or ()))
-            raise SpecError(
-                "--set",
-                None,
-                s.text,
-                f"no experiment field or component {s.path[0]!r}; choose from {', '.join(choices)}",
-            )
-        apply_override(components, s.path, s.value, s.text)
-        topo.overridden[("components", *s.path)] = s.text
-    topology = _validate(TopologySpec, topo)
-    _check_topology(topology, topo)
-    spec = _validate(ExperimentSpec, source)
-    steps = tuple(_fault_steps(spec, topology, source))
-    _check_moments(spec, steps, source)
-    return Experiment(spec, topology, steps, path, topo_path)
-
-
-def load_topology(path: Path) -> TopologySpec:
-    source = load(path)
-    topology = _validate(TopologySpec, source)
-    _check_topology(topology, source)
-    return topology
-
-
-def _field_names(model: type[BaseModel]) -> set[str]:
-    return {f.alias or name for name, f in model.model_fields.items()}
-
-
-def _apply(source: Source, sets: Iterable[Override]) -> None:
-    for s in sets:
-        apply_override(source.data, s.path, s.value, s.text)
-        source.overridden[s.path] = s.text
-
-
-def _target_dirs(experiment_dir: Path) -> list[str]:
-    dirs = [experiment_dir.parent / "targets", Path.cwd() / "targets"]
-    extra = os.environ.get("HARNESS_TARGETS")
-    if extra:
-        dirs = [Path(p) for p in extra.split(os.pathsep)] + dirs
-    return [str(d) for d in dict.fromkeys(dirs)]
-
-
-def find_target(target: str, experiment_dir: Path) -> Path | None:
-    """A target is a path to a YAML file, or a name looked up in the ``targets/`` folders."""
-    if target.endswith((".yaml", ".yml")) or "/" in target:
-        candidate = (experiment_dir / target).resolve()
-        return candidate if candidate.is_file() else None
-    for folder in _target_dirs(experiment_dir):
-        candidate = Path(folder) / f"{target}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _validate(model: type[M], source: Source) -> M:
-    try:
-        return model.model_validate(source.data)
-    except ValidationError as exc:
-        first = _first_error(exc)
-        loc = tuple(first["loc"])
-        # A check's kind tag sits right after ("checks", index) in pydantic's location.
-        if loc[:1] == ("checks",) and len(loc) > 2 and loc[2] in CHECK_TAGS:
-            loc = loc[:2] + loc[3:]
-        raise source.error(loc, _message(first)) from None
-
-
-def _first_error(exc: ValidationError) -> Any:
-    """An unknown field first: a misspelt name also makes the real one look missing."""
-    errors = exc.errors(include_url=False)
-    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    if error["type"] == "missing":
-        return "required field is missing"
-    text = str(error["msg"])
-    return text.removeprefix("Value error, ")
-
-
-def _no_such(what: str, name: str, choices: Iterable[str]) -> str:
-    return f"no {what} {name!r}; {what}s are {', '.join(sorted(choices)) or '(none)'}"
-
-
-def _check_topology(topology: TopologySpec, source: Source) -> None:
-    names = topology.components.keys()
-    for index, link in enumerate(topology.links):
-        for end in link.split("->"):
-            if end not in names:
-                raise source.error(("links", index), _no_such("component", end, names))
-    if topology.load.component not in names:
-        raise source.error(
-            ("load", "component"), _no_such("component", topology.load.component, names)
-        )
-    for name, component in topology.components.items():
-        texts: list[tuple[Loc, str]] = [
-            (("components", name, "command", i), a) for i, a in enumerate(component.command)
-        ]
-        texts += [(("components", name, "env", k), v) for k, v in component.env.items()]
-        for loc, text in texts:
-            for match in PLACEHOLDER.finditer(text):
-                _check_placeholder(match, topology, source, loc)
-    try:
-        topology.layers()
-    except ValueError as exc:
-        raise source.error(("components",), str(exc)) from None
-
-
-def _check_placeholder(
-    match: re.Match[str], topology: TopologySpec, source: Source, loc: Loc
-) -> None:
-    kind, arg = match.group(1), match.group(2)
-    if arg is None and kind in SIMPLE_PLACEHOLDERS:
-        return
-    if kind == "link" and arg in topology.links:
-        return
-    if kind == "addr" and arg in topology.components:
-        return
-    if kind == "link":
-        raise source.error(loc, _no_such("link", str(arg), topology.links))
-    if kind == "addr":
-        raise source.error(loc, _no_such("component", str(arg), topology.components))
-    known = [*sorted(SIMPLE_PLACEHOLDERS), "link:A->B", "addr:NAME"]
-    raise source.error(loc, f"unknown placeholder {match.group(0)}; known: {', '.join(known)}")
-
-
-def _fault_steps(
-    spec: ExperimentSpec, topology: TopologySpec, source: Source
-) -> Iterable[FaultStep]:
-    seen: set[str] = set()
-    for index, entry in enumerate(spec.timeline):
-        loc: Loc = ("timeline", index)
-        kind = FAULTS.get(entry.fault)
-        if kind is None:
-            raise source.error((*loc, "fault"), _no_such("fault", entry.fault, FAULTS))
-        if kind.reach is Reach.LINK:
-            if entry.link is None or entry.component is not None:
-                raise source.error(loc, f"a {entry.fault} fault acts on a link: give 'link'")
-            if entry.link not in topology.links:
-                raise source.error((*loc, "link"), _no_such("link", entry.link, topology.links))
-            target = entry.link
-        else:
-            if entry.component is None or entry.link is not None:
-                raise source.error(
-                    loc, f"a {entry.fault} fault acts on a component: give 'component'"
-                )
-            if entry.component not in topology.components:
-                raise source.error(
-                    (*loc, "component"), _no_such("component", entry.component, topology.components)
-                )
-            target = entry.component
-        try:
-            fault = kind.model_validate(entry.model_extra or {})
-        except ValidationError as exc:
-            first = _first_error(exc)
-            raise source.error((*loc, *first["loc"]), _message(first)) from None
-        label = entry.name or f"{entry.fault}-{index}"
-        if label in seen:
-            raise source.error((*loc, "name"), f"two faults are named {label!r}")
-        seen.add(label)
-        yield FaultStep(label, entry.fault, entry.at, entry.for_, target, fault)
-
-
-def _check_moments(spec: ExperimentSpec, steps: Sequence[FaultStep], source: Source) -> None:
-    spans = {"load"} | ({"fault"} if steps else set()) | {s.label for s in steps}
-    for index, check in enumerate(spec.checks):
-        loc: Loc = ("checks", index)
-        moments: list[tuple[str, Moment]] = []
-        if isinstance(check, ThresholdCheck):
-            moments = [("at", check.at)]
-        elif isinstance(check, RecoveryCheck):
-            moments = [("after", check.after)]
-        elif isinstance(check, WindowCheck) and check.during is not None:
-            moments = [("during", m) for m in check.window]
-        elif isinstance(check, WindowCheck):
-            moments = list(zip(("from", "to"), check.window, strict=True))
-        for field, moment in moments:
-            if moment.span is not None and moment.span not in spans:
-                raise source.error((*loc, field), _no_such("span", moment.span, spans))

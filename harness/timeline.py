@@ -1,19 +1,65 @@
 """The timeline: when each fault is applied and healed, and the scheduler that does it on time.
 
-``plan`` is pure, so the order of a run's faults is testable without running anything. The
-scheduler journals every apply and heal with the real time it was invoked and completed.
+``expand`` turns the experiment's entries into occurrences, making every random choice (which
+link of a set, which replicas) from the run's seed, so ``--seed`` replays them. ``plan`` is
+pure, so the order of a run's faults is testable without running anything. The scheduler
+journals every apply and heal with the real time it was invoked and completed.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from harness.faults import Applied, FaultTools
+from harness.faults import Applied, Fault, FaultTools, Reach, Releasable, Target
 from harness.journal import EventLog, Outcome
-from harness.spec import FaultStep
+from harness.spec import Experiment
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    """One occurrence of a fault: seconds after load start, for how long, on what exactly."""
+
+    label: str  # the entry's name; every occurrence shares it, so moments span them all
+    occurrence: int
+    kind: str
+    at_s: float
+    for_s: float
+    target: Target
+    fault: Fault
+
+    @property
+    def key(self) -> str:
+        """Unique per occurrence: the toxic's name, the handle of what heal must undo."""
+        return self.label if self.occurrence == 1 else f"{self.label}-{self.occurrence}"
+
+
+def expand(experiment: Experiment, rng: random.Random) -> list[FaultStep]:
+    topology = experiment.topology
+    steps = []
+    for entry in experiment.faults:
+        for n, start in enumerate(entry.starts(experiment.spec.load.duration), 1):
+            name = rng.choice(entry.targets)
+            replicas: tuple[str, ...] = ()
+            if entry.fault.reach is Reach.COMPONENT:
+                names = topology.replica_names(name)
+                if entry.count is not None:
+                    wanted = entry.count
+                elif entry.percent is not None:
+                    wanted = max(1, math.ceil(len(names) * entry.percent / 100))
+                else:
+                    wanted = len(names)
+                replicas = tuple(sorted(rng.sample(names, wanted)))
+            target = Target(name, replicas)
+            steps.append(
+                FaultStep(entry.label, n, entry.kind, start, entry.for_s, target, entry.fault)
+            )
+        rng.random()  # entries draw independently of how many occurrences came before
+    return steps
 
 
 class Action(Enum):
@@ -44,7 +90,7 @@ class Scheduler:
 
     def __init__(self, steps: Sequence[FaultStep], tools: FaultTools, log: EventLog) -> None:
         self.pending = plan(steps)
-        self._steps = {step.label: step for step in steps}
+        self._steps = {step.key: step for step in steps}
         self.tools = tools
         self.log = log
         self.applied: dict[str, Applied] = {}
@@ -68,33 +114,48 @@ class Scheduler:
 
     def _apply(self, step: FaultStep, lateness: float) -> None:
         t_invoke = time.time()
-        value = {"fault": step.kind, "label": step.label, **step.fault.model_dump()}
+        value = _describe(step) | step.fault.model_dump()
         try:
-            self.applied[step.label] = step.fault.apply(self.tools, step.target, step.label)
+            self.applied[step.key] = step.fault.apply(self.tools, step.target, step.key)
         except Exception as exc:  # a fault that cannot be applied is journaled, not fatal
             self.log.now(
-                "fault.apply", step.target, Outcome.FAIL, t_invoke, error=str(exc), **value
+                "fault.apply", step.target.name, Outcome.FAIL, t_invoke, error=str(exc), **value
             )
             return
-        self.log.now("fault.apply", step.target, Outcome.OK, t_invoke, late_s=lateness, **value)
+        self.log.now(
+            "fault.apply", step.target.name, Outcome.OK, t_invoke, late_s=lateness, **value
+        )
 
-    def _heal(self, step: FaultStep, lateness: float | None) -> None:
-        applied = self.applied.pop(step.label, None)
+    def _heal(self, step: FaultStep, lateness: float | None, teardown: bool = False) -> None:
+        applied = self.applied.pop(step.key, None)
         if applied is None:
             return
         t_invoke = time.time()
-        value = {"fault": step.kind, "label": step.label}
+        value = _describe(step)
+        undo = applied.release if teardown and isinstance(applied, Releasable) else applied.heal
         try:
-            applied.heal()
+            undo()
         except Exception as exc:  # keep healing the others; teardown's reset is the backstop
-            self.log.now("fault.heal", step.target, Outcome.FAIL, t_invoke, error=str(exc), **value)
+            self.log.now(
+                "fault.heal", step.target.name, Outcome.FAIL, t_invoke, error=str(exc), **value
+            )
             return
-        extra = {} if lateness is None else {"late_s": lateness}
-        self.log.now("fault.heal", step.target, Outcome.OK, t_invoke, **value, **extra)
+        extra = {"late_s": lateness} if lateness is not None else {"at_teardown": teardown}
+        self.log.now("fault.heal", step.target.name, Outcome.OK, t_invoke, **value, **extra)
 
     def heal_all(self) -> None:
-        """Heal whatever is still in effect (teardown, abort); planned heals are dropped."""
+        """At teardown: undo whatever is still in effect; planned actions are dropped."""
         self.pending = []
-        for label in list(self.applied):
-            step = self._steps[label]
-            self._heal(step, None)
+        for key in list(self.applied):
+            self._heal(self._steps[key], None, teardown=True)
+
+
+def _describe(step: FaultStep) -> dict[str, object]:
+    value: dict[str, object] = {
+        "fault": step.kind,
+        "label": step.label,
+        "occurrence": step.occurrence,
+    }
+    if step.target.replicas:
+        value["replicas"] = list(step.target.replicas)
+    return value

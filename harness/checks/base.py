@@ -26,6 +26,7 @@ class Evidence:
     promql: PromQL | None
     moments: Mapping[str, float]
     ledger: LedgerSummary | None
+    drained: bool = True  # False: messages may still be on their way, so the ledger is unsure
 
     def time(self, moment: Moment) -> float:
         if moment.anchor not in self.moments:

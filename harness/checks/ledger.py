@@ -11,6 +11,8 @@ def ledger(check: LedgerCheck, evidence: Evidence) -> tuple[Verdict, str]:
     summary = evidence.ledger
     if summary is None:
         raise Unmeasurable("no ledger was recorded")
+    if not evidence.drained:
+        raise Unmeasurable("the backlog did not drain, so messages may still be on their way")
     if summary.acknowledged == 0:
         raise Unmeasurable("no message was acknowledged, so the ledger proves nothing")
     value = summary.value(check.ledger)

@@ -99,6 +99,13 @@ class LinkNetwork:
         with contextlib.suppress(NotFound):  # already gone: healing twice is allowed
             self.proxies[link].destroy_toxic(name)
 
+    def set_enabled(self, link: str, enabled: bool) -> None:
+        proxy = self.proxies[link]
+        if enabled:
+            proxy.enable()
+        else:
+            proxy.disable()
+
     def toxics(self, link: str) -> list[str]:
         return list(self.proxies[link].toxics())
 

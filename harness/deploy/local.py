@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -73,8 +74,9 @@ def plan(
     """Every instance, filled in, grouped in layers that can start together."""
     instances: dict[str, list[Instance]] = {}
     for name, spec in topology.components.items():
+        labels = topology.replica_names(name)
         for replica, port in enumerate(where.ports[name]):
-            label = name if spec.replicas == 1 else f"{name}-{replica}"
+            label = labels[replica]
             values = {
                 "port": str(port),
                 "python": sys.executable,
@@ -87,9 +89,11 @@ def plan(
             }
             (run_dir / "data" / label).mkdir(parents=True, exist_ok=True)
 
-            def fill(text: str, values: Mapping[str, str] = values) -> str:
+            def fill(
+                text: str, values: Mapping[str, str] = values, own: Mapping[str, str] = spec.vars
+            ) -> str:
                 return PLACEHOLDER.sub(
-                    lambda m: _value(m.group(1), m.group(2), values, where), text
+                    lambda m: _value(m.group(1), m.group(2), values, own, where), text
                 )
 
             argv = [fill(arg) for arg in spec.command]
@@ -113,7 +117,11 @@ def plan(
     return [[i for c in layer for i in instances[c]] for layer in topology.layers()]
 
 
-def _value(kind: str, arg: str | None, values: Mapping[str, str], where: Layout) -> str:
+def _value(
+    kind: str, arg: str | None, values: Mapping[str, str], own: Mapping[str, str], where: Layout
+) -> str:
+    if kind == "var" and arg is not None:
+        return own[arg]
     if kind == "link" and arg is not None:
         return f"127.0.0.1:{where.links[arg]}"
     if kind == "addr" and arg is not None:
@@ -163,6 +171,30 @@ class LocalDeployment:
 
     def replicas(self, component: str) -> list[ManagedProcess]:
         return [self.processes[i.name] for i in self.instances if i.component == component]
+
+    # The process seam of faults (harness.faults.Processes), by replica name.
+
+    def send_signal(self, replica: str, signum: int) -> None:
+        process = self.processes[replica]
+        if signum == signal.SIGSTOP:
+            process.pause()  # remembered, so teardown resumes it before stopping it
+        elif signum == signal.SIGCONT:
+            process.resume()
+        else:
+            process.signal(signum)
+
+    def kill(self, replica: str) -> None:
+        self.processes[replica].kill()
+
+    def stop(self, replica: str) -> None:
+        self.processes[replica].stop()
+
+    def start(self, replica: str) -> None:
+        instance = next(i for i in self.instances if i.name == replica)
+        process = ManagedProcess(instance.name, instance.argv, instance.log_path, instance.env)
+        self.processes[replica] = process
+        process.start()
+        process.wait_ready(instance.ready_timeout_s, instance.ready_http, instance.port)
 
     def down(self) -> None:
         """Stop every process, last layer first; each layer's processes stop in parallel."""

@@ -1,6 +1,28 @@
 """The fault catalogue: every kind registers itself by name on import."""
 
-from harness.faults import network
-from harness.faults.base import FAULTS, Applied, Fault, FaultTools, Reach, Toxics
+from harness.faults import network, process
+from harness.faults.base import (
+    FAULTS,
+    Applied,
+    Fault,
+    FaultTools,
+    Network,
+    Processes,
+    Reach,
+    Releasable,
+    Target,
+)
 
-__all__ = ["FAULTS", "Applied", "Fault", "FaultTools", "Reach", "Toxics", "network"]
+__all__ = [
+    "FAULTS",
+    "Applied",
+    "Fault",
+    "FaultTools",
+    "Network",
+    "Processes",
+    "Reach",
+    "Releasable",
+    "Target",
+    "network",
+    "process",
+]

@@ -1,15 +1,16 @@
 """What a fault is: a typed, named change to the system that knows how to undo itself.
 
 Each kind is a small pydantic model registered by name; its fields are the backend's own
-attribute names (Toxiproxy's for network faults). When and where a fault happens (``at``,
-``for``, the link or component) is the timeline's business, not the fault's.
+attribute names (Toxiproxy's for network faults). When, where and how often a fault happens
+(``at``, ``for``, ``every``, the link or component, how many replicas) is the timeline's
+business, not the fault's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,11 +19,19 @@ class Applied(Protocol):
     """A fault in effect."""
 
     def heal(self) -> None:
-        """Undo the fault. Idempotent: teardown may call it again after a heal that failed."""
+        """Undo the fault and restore service. Idempotent: teardown may call it again."""
 
 
-class Toxics(Protocol):
-    """The network seam: toxics on the Toxiproxy proxy of a link."""
+@runtime_checkable
+class Releasable(Protocol):
+    """A fault whose undo at teardown differs from its heal (a killed process need not restart)."""
+
+    def release(self) -> None:
+        """Undo whatever would outlive the run, without restoring service. Idempotent."""
+
+
+class Network(Protocol):
+    """The network seam: toxics on, and the state of, the Toxiproxy proxy of each link."""
 
     def add_toxic(
         self,
@@ -38,6 +47,25 @@ class Toxics(Protocol):
     def remove_toxic(self, link: str, name: str) -> None:
         """Remove the toxic; a toxic already gone is not an error."""
 
+    def set_enabled(self, link: str, enabled: bool) -> None:
+        """Disable (refuse and cut every connection) or enable the link's proxy."""
+
+
+class Processes(Protocol):
+    """The process seam: the running replicas of the deployment, by replica name."""
+
+    def send_signal(self, replica: str, signum: int) -> None:
+        """Signal the replica's whole process group."""
+
+    def kill(self, replica: str) -> None:
+        """SIGKILL the replica and reap it."""
+
+    def stop(self, replica: str) -> None:
+        """Stop the replica gracefully (SIGTERM, then SIGKILL after a grace period)."""
+
+    def start(self, replica: str) -> None:
+        """Start a stopped replica again, as it was started first, and wait until it is ready."""
+
 
 class Reach(Enum):
     """What a fault kind acts on."""
@@ -47,10 +75,19 @@ class Reach(Enum):
 
 
 @dataclass(frozen=True)
+class Target:
+    """Where one occurrence of a fault acts: a link, or some replicas of a component."""
+
+    name: str
+    replicas: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FaultTools:
     """Everything a fault may act through, handed to ``apply``."""
 
-    toxics: Toxics
+    network: Network
+    processes: Processes
 
 
 class Fault(BaseModel):
@@ -61,9 +98,13 @@ class Fault(BaseModel):
     kind: ClassVar[str]
     reach: ClassVar[Reach]
 
-    def apply(self, tools: FaultTools, target: str, label: str) -> Applied:
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         """Put the fault in effect on ``target``; ``label`` names it uniquely in this run."""
         raise NotImplementedError
+
+    def conflicts_with(self, other: Fault) -> bool:
+        """Whether the two cannot both be in effect on the same target at once."""
+        return self.reach is Reach.COMPONENT and other.reach is Reach.COMPONENT
 
 
 FAULTS: dict[str, type[Fault]] = {}

@@ -1,27 +1,32 @@
-"""Network faults: Toxiproxy toxics on the proxy of one link."""
+"""Network faults: Toxiproxy toxics on the proxy of one link, and the proxy disabled.
+
+Each toxic kind is one small class whose fields are Toxiproxy's own attribute names and
+units; an unknown attribute is refused when the experiment loads, because Toxiproxy itself
+would silently take a misspelt one as zero.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.faults.base import Applied, Fault, FaultTools, Reach, Toxics, register
+from harness.faults.base import Applied, Fault, FaultTools, Network, Reach, Target, register
 
 
 @dataclass
 class AppliedToxic:
     """A toxic on a proxy; heal removes it once, later calls do nothing."""
 
-    toxics: Toxics
+    network: Network
     link: str
     name: str
-    healed: bool = field(default=False)
+    healed: bool = False
 
     def heal(self) -> None:
         if not self.healed:
-            self.toxics.remove_toxic(self.link, self.name)
+            self.network.remove_toxic(self.link, self.name)
             self.healed = True
 
 
@@ -32,16 +37,19 @@ class ToxicFault(Fault):
     toxic_type: ClassVar[str]
 
     stream: Literal["downstream", "upstream"] = "downstream"
-    toxicity: float = Field(1.0, ge=0.0, le=1.0)
+    toxicity: float = Field(1.0, ge=0.0, le=1.0, description="share of connections affected")
 
     def attributes(self) -> dict[str, Any]:
         return self.model_dump(exclude={"stream", "toxicity"})
 
-    def apply(self, tools: FaultTools, target: str, label: str) -> Applied:
-        tools.toxics.add_toxic(
-            target, label, self.toxic_type, self.stream, self.toxicity, self.attributes()
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        tools.network.add_toxic(
+            target.name, label, self.toxic_type, self.stream, self.toxicity, self.attributes()
         )
-        return AppliedToxic(tools.toxics, target, label)
+        return AppliedToxic(tools.network, target.name, label)
+
+    def conflicts_with(self, other: Fault) -> bool:
+        return isinstance(other, Partition)
 
 
 @register
@@ -53,3 +61,105 @@ class Latency(ToxicFault):
 
     latency: int = Field(ge=0, description="added delay in milliseconds")
     jitter: int = Field(0, ge=0, description="random variation in milliseconds")
+
+
+@register
+class Bandwidth(ToxicFault):
+    """Limits the link to ``rate`` KB/s: a saturated network."""
+
+    kind: ClassVar[str] = "bandwidth"
+    toxic_type: ClassVar[str] = "bandwidth"
+
+    rate: int = Field(ge=0, description="kilobytes per second")
+
+
+@register
+class SlowClose(ToxicFault):
+    """Delays the closing of connections by ``delay`` ms."""
+
+    kind: ClassVar[str] = "slow_close"
+    toxic_type: ClassVar[str] = "slow_close"
+
+    delay: int = Field(ge=0, description="milliseconds")
+
+
+@register
+class Timeout(ToxicFault):
+    """A black hole: data stops; connections close after ``timeout`` ms, or hang if 0."""
+
+    kind: ClassVar[str] = "timeout"
+    toxic_type: ClassVar[str] = "timeout"
+
+    timeout: int = Field(0, ge=0, description="milliseconds until the connection closes; 0 never")
+
+
+@register
+class OneWayPartition(ToxicFault):
+    """Data in one direction (``stream``) is dropped, the other flows: a one-way partition."""
+
+    kind: ClassVar[str] = "one_way_partition"
+    toxic_type: ClassVar[str] = "timeout"
+
+    stream: Literal["downstream", "upstream"]
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": 0}
+
+
+@register
+class ResetPeer(ToxicFault):
+    """Connections are reset (TCP RST) after ``timeout`` ms, or at once if 0."""
+
+    kind: ClassVar[str] = "reset_peer"
+    toxic_type: ClassVar[str] = "reset_peer"
+
+    timeout: int = Field(0, ge=0, description="milliseconds")
+
+
+@register
+class LimitData(ToxicFault):
+    """A connection is closed once ``bytes`` bytes have passed."""
+
+    kind: ClassVar[str] = "limit_data"
+    toxic_type: ClassVar[str] = "limit_data"
+
+    bytes: int = Field(ge=0)
+
+
+@register
+class Slicer(ToxicFault):
+    """Data is cut into small packets of about ``average_size`` bytes, ``delay`` µs apart."""
+
+    kind: ClassVar[str] = "slicer"
+    toxic_type: ClassVar[str] = "slicer"
+
+    average_size: int = Field(ge=1, description="bytes")
+    size_variation: int = Field(0, ge=0, description="bytes")
+    delay: int = Field(0, ge=0, description="microseconds between slices")
+
+
+@dataclass
+class DisabledProxy:
+    network: Network
+    link: str
+    healed: bool = False
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.network.set_enabled(self.link, True)
+            self.healed = True
+
+
+@register
+class Partition(Fault):
+    """The link's proxy disabled: new connections refused, existing ones cut, both ways."""
+
+    kind: ClassVar[str] = "partition"
+    reach: ClassVar[Reach] = Reach.LINK
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        tools.network.set_enabled(target.name, False)
+        return DisabledProxy(tools.network, target.name)
+
+    def conflicts_with(self, other: Fault) -> bool:
+        return other.reach is Reach.LINK

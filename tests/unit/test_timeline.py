@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from harness.faults import FaultTools
+from harness.faults import FaultTools, Target
 from harness.faults.network import AppliedToxic, Latency
 from harness.journal import EventLog
-from harness.spec import FaultStep
-from harness.timeline import Action, Scheduler, plan
+from harness.timeline import Action, FaultStep, Scheduler, plan
 
 
 class RecordingToxics:
@@ -44,9 +43,27 @@ class RecordingToxics:
     def remove_toxic(self, link: str, name: str) -> None:
         self.calls.append(("remove", link, name))
 
+    def set_enabled(self, link: str, enabled: bool) -> None:
+        self.calls.append(("enabled", link, enabled))
+
+
+class NoProcesses:
+    """These steps act on links only; any process call is a bug in the test."""
+
+    def send_signal(self, replica: str, signum: int) -> None:
+        raise AssertionError(replica)
+
+    kill = stop = start = send_signal  # type: ignore[assignment]
+
+
+def tools(toxics: RecordingToxics) -> FaultTools:
+    return FaultTools(toxics, NoProcesses())  # type: ignore[arg-type]
+
 
 def step(label: str, at_s: float, for_s: float, link: str = "worker->broker") -> FaultStep:
-    return FaultStep(label, "latency", at_s, for_s, link, Latency(latency=300, jitter=50))
+    return FaultStep(
+        label, 1, "latency", at_s, for_s, Target(link), Latency(latency=300, jitter=50)
+    )
 
 
 @pytest.fixture
@@ -89,7 +106,7 @@ def test_plan_of_no_steps_is_empty() -> None:
 
 def test_a_fault_due_at_zero_is_applied_on_the_first_run_due(log: EventLog) -> None:
     toxics = RecordingToxics()
-    scheduler = Scheduler([step("slow-link", 0, 20)], FaultTools(toxics), log)
+    scheduler = Scheduler([step("slow-link", 0, 20)], tools(toxics), log)
     scheduler.start()
     scheduler.run_due()
     attributes = {"latency": 300, "jitter": 50}
@@ -102,7 +119,7 @@ def test_a_fault_due_at_zero_is_applied_on_the_first_run_due(log: EventLog) -> N
 
 
 def test_an_apply_is_journaled_with_outcome_ok(log: EventLog) -> None:
-    scheduler = Scheduler([step("slow-link", 0, 20)], FaultTools(RecordingToxics()), log)
+    scheduler = Scheduler([step("slow-link", 0, 20)], tools(RecordingToxics()), log)
     scheduler.start()
     scheduler.run_due()
     [event] = journaled(log)
@@ -120,7 +137,7 @@ def test_an_apply_is_journaled_with_outcome_ok(log: EventLog) -> None:
 
 def test_nothing_is_due_before_its_time(log: EventLog) -> None:
     toxics = RecordingToxics()
-    scheduler = Scheduler([step("later", 3600, 10)], FaultTools(toxics), log)
+    scheduler = Scheduler([step("later", 3600, 10)], tools(toxics), log)
     scheduler.start()
     scheduler.run_due()
     assert toxics.calls == []
@@ -130,7 +147,7 @@ def test_nothing_is_due_before_its_time(log: EventLog) -> None:
 def test_run_due_applies_and_heals_everything_past_due_in_plan_order(log: EventLog) -> None:
     toxics = RecordingToxics()
     steps = [step("a", 0, 10), step("b", 10, 5, link="api->broker")]
-    scheduler = Scheduler(steps, FaultTools(toxics), log)
+    scheduler = Scheduler(steps, tools(toxics), log)
     scheduler.start_monotonic = time.monotonic() - 60  # as if the run started a minute ago
     scheduler.run_due()
     assert [call[:3] for call in toxics.calls] == [
@@ -151,7 +168,7 @@ def test_run_due_applies_and_heals_everything_past_due_in_plan_order(log: EventL
 
 def test_a_fault_that_cannot_be_applied_is_journaled_as_failed(log: EventLog) -> None:
     toxics = RecordingToxics(refuse=("worker->broker",))
-    scheduler = Scheduler([step("slow-link", 0, 20)], FaultTools(toxics), log)
+    scheduler = Scheduler([step("slow-link", 0, 20)], tools(toxics), log)
     scheduler.start()
     scheduler.run_due()
     [event] = journaled(log)
@@ -166,7 +183,7 @@ def test_a_fault_that_cannot_be_applied_is_journaled_as_failed(log: EventLog) ->
 def test_heal_all_heals_what_is_applied_once_and_drops_pending(log: EventLog) -> None:
     toxics = RecordingToxics()
     steps = [step("now", 0, 20), step("later", 3600, 10, link="api->broker")]
-    scheduler = Scheduler(steps, FaultTools(toxics), log)
+    scheduler = Scheduler(steps, tools(toxics), log)
     scheduler.start()
     scheduler.run_due()
     scheduler.heal_all()
@@ -182,13 +199,13 @@ def test_heal_all_heals_what_is_applied_once_and_drops_pending(log: EventLog) ->
     assert (heal["kind"], heal["outcome"], heal["value"]) == (
         "fault.heal",
         "ok",
-        {"fault": "latency", "label": "now"},
+        {"fault": "latency", "label": "now", "occurrence": 1, "at_teardown": True},
     )
 
 
 def test_applied_toxic_heal_is_idempotent() -> None:
     toxics = RecordingToxics()
-    applied = Latency(latency=100).apply(FaultTools(toxics), "api->broker", "slow")
+    applied = Latency(latency=100).apply(tools(toxics), Target("api->broker"), "slow")
     assert isinstance(applied, AppliedToxic)
     applied.heal()
     applied.heal()

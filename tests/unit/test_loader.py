@@ -9,13 +9,8 @@ import pytest
 
 from harness.errors import SpecError
 from harness.faults.network import Latency
-from harness.spec import (
-    LedgerCheck,
-    RecoveryCheck,
-    ThresholdCheck,
-    WindowCheck,
-    load_experiment,
-)
+from harness.loader import load_experiment
+from harness.spec import LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "targets" / "redis-streams.yaml"
@@ -86,10 +81,10 @@ def test_the_shipped_slow_consumer_experiment_loads_against_redis_streams() -> N
     assert experiment.topology.name == "redis-streams"
     assert experiment.spec.load.rate == 200.0
     assert experiment.spec.load.duration == 60.0
-    [step] = experiment.steps
-    assert (step.label, step.kind, step.at_s, step.for_s) == ("slow-link", "latency", 15.0, 20.0)
-    assert step.target == "worker->broker"
-    assert step.fault == Latency(latency=300, jitter=50)
+    [entry] = experiment.faults
+    assert (entry.label, entry.kind, entry.at_s, entry.for_s) == ("slow-link", "latency", 15, 20)
+    assert entry.targets == ("worker->broker",)
+    assert entry.fault == Latency(latency=300, jitter=50)
     kinds = [type(check) for check in experiment.spec.checks]
     assert kinds == [ThresholdCheck, RecoveryCheck, WindowCheck, LedgerCheck, LedgerCheck]
 
@@ -108,7 +103,7 @@ CASES = [
     case("missing-required", "  duration: 60s\n", "", "load.duration", "load:",
          "required field is missing"),
     case("unknown-fault", "fault: latency", "fault: latenccy", "timeline[0].fault",
-         "fault: latenccy", "no fault 'latenccy'; faults are latency"),
+         "fault: latenccy", "no fault 'latenccy'; faults are bandwidth, kill, latency"),
     case("missing-link", "link: worker->broker", "link: worker->brokr", "timeline[0].link",
          "link: worker->brokr",
          "no link 'worker->brokr'; links are api->broker, worker->broker, worker->sink"),

@@ -1,0 +1,84 @@
+"""Process faults: signals to some replicas of a component (kill, pause, graceful restart).
+
+A broker crash is ``kill`` on the broker: its data folder stays, so it comes back with
+whatever it had persisted.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from harness.faults.base import Applied, Fault, FaultTools, Processes, Reach, Target, register
+
+
+@dataclass
+class Down:
+    """Replicas that were stopped; heal starts them again and waits until they are ready."""
+
+    processes: Processes
+    replicas: tuple[str, ...]
+    healed: bool = field(default=False)
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.healed = True
+            for replica in self.replicas:
+                self.processes.start(replica)
+
+    def release(self) -> None:
+        # Teardown stops every process anyway: starting them only to stop them helps no one.
+        self.healed = True
+
+
+@register
+class Kill(Fault):
+    """SIGKILL: the replica dies mid-job, without cleanup; it is started again at heal."""
+
+    kind: ClassVar[str] = "kill"
+    reach: ClassVar[Reach] = Reach.COMPONENT
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        for replica in target.replicas:
+            tools.processes.kill(replica)
+        return Down(tools.processes, target.replicas)
+
+
+@register
+class Restart(Fault):
+    """A graceful stop (SIGTERM) for the fault's duration, then a start: a rolling deploy."""
+
+    kind: ClassVar[str] = "restart"
+    reach: ClassVar[Reach] = Reach.COMPONENT
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        for replica in target.replicas:
+            tools.processes.stop(replica)
+        return Down(tools.processes, target.replicas)
+
+
+@dataclass
+class Paused:
+    processes: Processes
+    replicas: tuple[str, ...]
+    healed: bool = field(default=False)
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.healed = True
+            for replica in self.replicas:
+                self.processes.send_signal(replica, signal.SIGCONT)
+
+
+@register
+class Pause(Fault):
+    """SIGSTOP for the fault's duration, then SIGCONT: a hung consumer, a long GC pause."""
+
+    kind: ClassVar[str] = "pause"
+    reach: ClassVar[Reach] = Reach.COMPONENT
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        for replica in target.replicas:
+            tools.processes.send_signal(replica, signal.SIGSTOP)
+        return Paused(tools.processes, target.replicas)

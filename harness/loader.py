@@ -1,0 +1,280 @@
+"""Loading experiment and topology files, with every error naming file, line and field.
+
+Loading goes: YAML with lines (``yamlsource``) → ``--set`` overrides → the pydantic models of
+``spec`` → cross-checks between the experiment and its target (links, components, replica
+counts, moments, faults that cannot overlap). Whatever is wrong, the user gets one
+``SpecError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import SpecError
+from harness.faults import FAULTS, Reach
+from harness.spec import (
+    CHECK_TAGS,
+    PLACEHOLDER,
+    SIMPLE_PLACEHOLDERS,
+    Experiment,
+    ExperimentSpec,
+    FaultEntry,
+    RecoveryCheck,
+    ThresholdCheck,
+    TopologySpec,
+    WindowCheck,
+)
+from harness.units import Moment
+from harness.yamlsource import Loc, Override, Source, apply_override, load, merged
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
+    """Read, override and validate an experiment and its target; raises SpecError."""
+    sets = [Override.parse(text) for text in overrides]
+    source = load(path)
+    exp_sets = [s for s in sets if s.path[0] in _field_names(ExperimentSpec)]
+    _apply(source, exp_sets)
+    target = source.data.get("target")
+    if not isinstance(target, str) or not target:
+        raise source.error(("target",), "name the target topology, such as redis-streams")
+    topo_path = find_target(target, path.parent)
+    if topo_path is None:
+        raise source.error(
+            ("target",), f"no target {target!r}; looked in {_target_dirs(path.parent)}"
+        )
+    topo = load(topo_path)
+    components = topo.data.get("components")
+    if isinstance(components, dict) and isinstance(source.data.get("overrides"), dict):
+        for name, extra in source.data["overrides"].items():
+            if name not in components:
+                raise source.error(("overrides", name), _no_such("component", name, components))
+            if isinstance(extra, dict) and isinstance(components[name], dict):
+                components[name] = merged(components[name], extra)
+    for s in sets:
+        if s in exp_sets:
+            continue
+        if not isinstance(components, dict) or s.path[0] not in components:
+            choices = sorted(_field_names(ExperimentSpec) | set(components or ()))
+            raise SpecError(
+                "--set",
+                None,
+                s.text,
+                f"no experiment field or component {s.path[0]!r}; choose from {', '.join(choices)}",
+            )
+        apply_override(components, s.path, s.value, s.text)
+        topo.overridden[("components", *s.path)] = s.text
+    topology = _validate(TopologySpec, topo)
+    _check_topology(topology, topo)
+    spec = _validate(ExperimentSpec, source)
+    faults = tuple(_fault_entries(spec, topology, source))
+    _check_overlaps(faults, spec.load.duration, source)
+    _check_moments(spec, faults, source)
+    return Experiment(spec, topology, faults, path, topo_path)
+
+
+def load_topology(path: Path) -> TopologySpec:
+    source = load(path)
+    topology = _validate(TopologySpec, source)
+    _check_topology(topology, source)
+    return topology
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+def _apply(source: Source, sets: Iterable[Override]) -> None:
+    for s in sets:
+        apply_override(source.data, s.path, s.value, s.text)
+        source.overridden[s.path] = s.text
+
+
+def _target_dirs(experiment_dir: Path) -> list[str]:
+    dirs = [experiment_dir.parent / "targets", Path.cwd() / "targets"]
+    extra = os.environ.get("HARNESS_TARGETS")
+    if extra:
+        dirs = [Path(p) for p in extra.split(os.pathsep)] + dirs
+    return [str(d) for d in dict.fromkeys(dirs)]
+
+
+def find_target(target: str, experiment_dir: Path) -> Path | None:
+    """A target is a path to a YAML file, or a name looked up in the ``targets/`` folders."""
+    if target.endswith((".yaml", ".yml")) or "/" in target:
+        candidate = (experiment_dir / target).resolve()
+        return candidate if candidate.is_file() else None
+    for folder in _target_dirs(experiment_dir):
+        candidate = Path(folder) / f"{target}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _validate(model: type[M], source: Source) -> M:
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        first = _first_error(exc)
+        loc = tuple(first["loc"])
+        # A check's kind tag sits right after ("checks", index) in pydantic's location.
+        if loc[:1] == ("checks",) and len(loc) > 2 and loc[2] in CHECK_TAGS:
+            loc = loc[:2] + loc[3:]
+        raise source.error(loc, _message(first)) from None
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """An unknown field first: a misspelt name also makes the real one look missing."""
+    errors = exc.errors(include_url=False)
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "missing":
+        return "required field is missing"
+    text = str(error["msg"])
+    return text.removeprefix("Value error, ")
+
+
+def _no_such(what: str, name: str, choices: Iterable[str]) -> str:
+    return f"no {what} {name!r}; {what}s are {', '.join(sorted(choices)) or '(none)'}"
+
+
+def _check_topology(topology: TopologySpec, source: Source) -> None:
+    names = topology.components.keys()
+    for index, link in enumerate(topology.links):
+        for end in link.split("->"):
+            if end not in names:
+                raise source.error(("links", index), _no_such("component", end, names))
+    if topology.load.component not in names:
+        raise source.error(
+            ("load", "component"), _no_such("component", topology.load.component, names)
+        )
+    for name, component in topology.components.items():
+        texts: list[tuple[Loc, str]] = [
+            (("components", name, "command", i), a) for i, a in enumerate(component.command)
+        ]
+        texts += [(("components", name, "env", k), v) for k, v in component.env.items()]
+        for loc, text in texts:
+            for match in PLACEHOLDER.finditer(text):
+                _check_placeholder(match, topology, source, loc)
+    try:
+        topology.layers()
+    except ValueError as exc:
+        raise source.error(("components",), str(exc)) from None
+
+
+def _check_placeholder(
+    match: re.Match[str], topology: TopologySpec, source: Source, loc: Loc
+) -> None:
+    kind, arg = match.group(1), match.group(2)
+    if arg is None and kind in SIMPLE_PLACEHOLDERS:
+        return
+    if kind == "link" and arg in topology.links:
+        return
+    if kind == "addr" and arg in topology.components:
+        return
+    if kind == "var" and arg in topology.components[str(loc[1])].vars:  # loc: components.NAME
+        return
+    if kind == "var":
+        raise source.error(loc, _no_such("var", str(arg), topology.components[str(loc[1])].vars))
+    if kind == "link":
+        raise source.error(loc, _no_such("link", str(arg), topology.links))
+    if kind == "addr":
+        raise source.error(loc, _no_such("component", str(arg), topology.components))
+    known = [*sorted(SIMPLE_PLACEHOLDERS), "link:A->B", "addr:NAME", "var:NAME"]
+    raise source.error(loc, f"unknown placeholder {match.group(0)}; known: {', '.join(known)}")
+
+
+def _fault_entries(
+    spec: ExperimentSpec, topology: TopologySpec, source: Source
+) -> Iterable[FaultEntry]:
+    seen: set[str] = set()
+    for index, entry in enumerate(spec.timeline):
+        loc: Loc = ("timeline", index)
+        kind = FAULTS.get(entry.fault)
+        if kind is None:
+            raise source.error((*loc, "fault"), _no_such("fault", entry.fault, FAULTS))
+        field, other = ("link", "component") if kind.reach is Reach.LINK else ("component", "link")
+        chosen, unwanted = getattr(entry, field), getattr(entry, other)
+        if chosen is None or unwanted is not None:
+            raise source.error(loc, f"a {entry.fault} fault acts on a {field}: give '{field}'")
+        targets = (chosen,) if isinstance(chosen, str) else tuple(chosen)
+        known = topology.links if field == "link" else list(topology.components)
+        for position, name in enumerate(targets):
+            where = (*loc, field) if isinstance(chosen, str) else (*loc, field, position)
+            if name not in known:
+                raise source.error(where, _no_such(field, name, known))
+        if kind.reach is Reach.COMPONENT:
+            _check_count(entry.count, targets, topology, source, loc)
+        elif entry.count is not None or entry.percent is not None:
+            raise source.error(loc, "'count' and 'percent' choose replicas of a component")
+        try:
+            fault = kind.model_validate(entry.model_extra or {})
+        except ValidationError as exc:
+            first = _first_error(exc)
+            raise source.error((*loc, *first["loc"]), _message(first)) from None
+        label = entry.name or f"{entry.fault}-{index}"
+        if label in seen:
+            raise source.error((*loc, "name"), f"two faults are named {label!r}")
+        seen.add(label)
+        yield FaultEntry(
+            index, label, entry.fault, entry.at, entry.for_, entry.every, entry.times,
+            targets, entry.count, entry.percent, fault,
+        )  # fmt: skip
+
+
+def _check_count(
+    count: int | None, targets: Sequence[str], topology: TopologySpec, source: Source, loc: Loc
+) -> None:
+    if count is None:
+        return
+    for name in targets:
+        replicas = topology.components[name].replicas
+        if count > replicas:
+            raise source.error(
+                (*loc, "count"), f"{count} replicas asked of {name}, which has {replicas}"
+            )
+
+
+def _check_overlaps(faults: Sequence[FaultEntry], horizon_s: float, source: Source) -> None:
+    """Two faults that cannot both be in effect on a target must not overlap in time there."""
+    windows = [(f, t, t + f.for_s) for f in faults for t in f.starts(horizon_s)]
+    for i, (a, a_start, a_end) in enumerate(windows):
+        for b, b_start, b_end in windows[i + 1 :]:
+            if a_start >= b_end or b_start >= a_end or not set(a.targets) & set(b.targets):
+                continue
+            if a.fault.conflicts_with(b.fault) or b.fault.conflicts_with(a.fault):
+                first, second = sorted((a, b), key=lambda f: f.index)
+                where = ", ".join(sorted(set(a.targets) & set(b.targets)))
+                raise source.error(
+                    ("timeline", second.index),
+                    f"{second.kind} overlaps {first.kind} (timeline[{first.index}]) on {where} "
+                    f"from {max(a_start, b_start):g}s: they cannot both apply",
+                )
+
+
+def _check_moments(spec: ExperimentSpec, faults: Sequence[FaultEntry], source: Source) -> None:
+    spans = {"load"} | ({"fault"} if faults else set()) | {f.label for f in faults}
+    for index, check in enumerate(spec.checks):
+        loc: Loc = ("checks", index)
+        moments: list[tuple[str, Moment]] = []
+        if isinstance(check, ThresholdCheck):
+            moments = [("at", check.at)]
+        elif isinstance(check, RecoveryCheck):
+            moments = [("after", check.after)]
+        elif isinstance(check, WindowCheck) and check.during is not None:
+            moments = [("during", m) for m in check.window]
+        elif isinstance(check, WindowCheck):
+            moments = list(zip(("from", "to"), check.window, strict=True))
+        for field, moment in moments:
+            if moment.span is not None and moment.span not in spans:
+                raise source.error((*loc, field), _no_such("span", moment.span, spans))
