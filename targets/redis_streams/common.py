@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -16,10 +17,13 @@ from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import Any, NoReturn
 
+import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 
 DEFAULT_REDIS_ADDR = "127.0.0.1:6379"
+Entry = tuple[str, dict[str, str] | None]  # a stream entry as redis-py returns it; None if XDELed
 
 
 def fail(message: str) -> NoReturn:
@@ -47,6 +51,36 @@ def env_int(name: str, default: int | None = None) -> int:
         fail(f"{name}={raw!r} is not an integer")
 
 
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        fail(f"{name}={raw!r} is not a number")
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A switch: ``1``/``0`` (also true/false, yes/no, on/off)."""
+    raw = env_str(name, "1" if default else "0").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    fail(f"{name}={raw!r} is not 1 or 0")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env_str(name, default).lower()
+    if raw not in choices:
+        fail(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
+def backoff_seconds(attempt: int, base_ms: float, max_ms: float) -> float:
+    """Exponential backoff with jitter: min(max, base * 2^(attempt-1)) * random(0.5..1.0)."""
+    return min(max_ms, base_ms * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.0) / 1000
+
+
 def redis_addr() -> tuple[str, int]:
     """``REDIS_ADDR`` (``host:port``, IPv6 as ``[::1]:6379``) as ``(host, port)``."""
     raw = env_str("REDIS_ADDR", DEFAULT_REDIS_ADDR)
@@ -60,6 +94,19 @@ def no_retry() -> Retry:
     """redis-py >= 6 retries 10 times with backoff by default: a 5 s timeout would then last a
     minute. The services retry on their own terms, so the client must fail fast."""
     return Retry(NoBackoff(), 0)
+
+
+def connect(host: str, port: int, socket_timeout: float) -> redis.Redis:
+    """A synchronous client speaking RESP2 that fails fast (reconnects on the next command)."""
+    return redis.Redis(
+        host=host,
+        port=port,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=2,
+        decode_responses=True,
+        protocol=2,
+        retry=no_retry(),
+    )
 
 
 def setup_logging(name: str) -> logging.Logger:
@@ -178,3 +225,55 @@ def group_counts(group: Mapping[str, Any] | None, xlen: int) -> tuple[int, int]:
 def stream_id_seconds(stream_id: str) -> float:
     """The unix time (seconds) encoded in an auto-generated stream id ``<ms>-<seq>``."""
     return int(stream_id.split("-", 1)[0]) / 1000.0
+
+
+class GroupReader:
+    """One consumer of a consumer group: entries another consumer left pending for longer than
+    ``claim_idle_ms`` first (XAUTOCLAIM; ``0`` never claims), else new ones (XREADGROUP)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        batch: int,
+        block_ms: int,
+        claim_idle_ms: int,
+    ) -> None:
+        self.client, self.stream, self.group, self.consumer = client, stream, group, consumer
+        self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
+        self.claim_cursor = "0-0"
+        self.next_claim = 0.0
+
+    def ensure_group(self) -> bool:
+        """Create the group (and the stream) unless it exists; True if it was created."""
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            return False
+        return True
+
+    def next_batch(self) -> tuple[list[Entry], bool]:
+        """Claimed entries (flag True), else new ones; an empty list after ``block_ms``."""
+        now = time.monotonic()
+        if self.claim_idle_ms > 0 and now >= self.next_claim:
+            reply: Any = self.client.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=self.claim_cursor,
+                count=self.batch,
+            )
+            self.claim_cursor = str(reply[0])
+            if self.claim_cursor == "0-0":  # scan of the pending list complete
+                self.next_claim = now + self.claim_idle_ms / 2000
+            if reply[1]:
+                return list(reply[1]), True
+        streams: Any = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
+        )
+        return [entry for _, entries in streams or [] for entry in entries], False
