@@ -14,7 +14,7 @@ import pytest
 from harness import components
 from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
 from harness.deploy.ports import PortAllocator
-from harness.faults import FAULTS, FaultTools
+from harness.faults import FAULTS, FaultTools, Target
 
 pytestmark = [pytest.mark.integration]
 
@@ -58,7 +58,7 @@ def test_a_latency_fault_slows_the_link_until_healed(network: tuple[LinkNetwork,
     links, port = network
     assert round_trip(port) < 0.2
     fault = FAULTS["latency"].model_validate({"latency": 400, "jitter": 0})
-    applied = fault.apply(FaultTools(links), "client->echo", "slow")
+    applied = fault.apply(FaultTools(links, None), Target("client->echo"), "slow")  # type: ignore[arg-type]
     assert links.toxics("client->echo") == ["slow"]
     assert round_trip(port) >= 0.4  # Toxiproxy delays the echo by the configured 400 ms
     applied.heal()
@@ -79,3 +79,31 @@ def test_toxiproxy_refuses_an_unknown_toxic_type(network: tuple[LinkNetwork, int
     links, _ = network
     with pytest.raises(Exception, match="toxic"):
         links.add_toxic("client->echo", "x", "no-such-toxic", "downstream", 1.0, {})
+
+
+def test_a_partition_refuses_and_cuts_connections_until_healed(
+    network: tuple[LinkNetwork, int],
+) -> None:
+    links, port = network
+    existing = socket.create_connection(("127.0.0.1", port), timeout=5)
+    applied = FAULTS["partition"]().apply(FaultTools(links, None), Target("client->echo"), "cut")  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    existing.sendall(b"ping")
+    assert existing.recv(16) == b""  # the proxy closed the connection it carried
+    existing.close()
+    applied.heal()
+    assert round_trip(port) < 0.2
+
+
+def test_a_one_way_partition_drops_one_direction(network: tuple[LinkNetwork, int]) -> None:
+    links, port = network
+    fault = FAULTS["one_way_partition"].model_validate({"stream": "downstream"})
+    applied = fault.apply(FaultTools(links, None), Target("client->echo"), "oneway")  # type: ignore[arg-type]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.settimeout(1)
+        sock.sendall(b"ping")
+        with pytest.raises(TimeoutError):
+            sock.recv(16)  # the request went up; the answer never comes down
+    applied.heal()
+    assert round_trip(port) < 0.2
