@@ -67,9 +67,11 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
             )
             worst = max(worst, exc.exit_code)
             continue
+        faults = _count(len(experiment.faults), "fault")
+        checks = _count(len(experiment.spec.checks), "check")
         out.print(
             f"[green]ok[/green] {name}: {experiment.name} on {experiment.topology.name}, "
-            f"{len(experiment.faults)} faults, {len(experiment.spec.checks)} checks"
+            f"{faults}, {checks}"
         )
     return worst
 
@@ -82,6 +84,10 @@ def _report(args: argparse.Namespace, out: Console) -> int:
         Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal['run_id']}"))
         out.print(f"wrote {args.svg}")
     return Verdict(journal["verdict"]).exit_code
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _doctor(args: argparse.Namespace, out: Console) -> int:

@@ -1,14 +1,22 @@
 """Producer API: owns the admission of jobs into the Redis stream (XADD) and back-pressure.
 
-``POST /jobs`` ``{"id": str?, "payload": any?}`` -> 202 ``{"id", "stream_id"}``; 503 when Redis
-fails or the group's backlog reaches MAX_BACKLOG; 400 on a bad body. Also ``/healthz``,
-``/metrics``. Env: PORT (required), REDIS_ADDR, STREAM, GROUP, MAX_BACKLOG (0 = unlimited).
+``POST /jobs`` ``{"id": str?, "payload": any?}`` -> 202 ``{"id", "stream_id"}``; 429
+``{"error": "backpressure"}`` when the group's backlog (undelivered + pending) reaches
+MAX_BACKLOG (0 = accept everything, the weakness); 503 when Redis fails; 400 on a bad body.
+POISON_PERCENT (float, default 0) of the ids, chosen by a hash of the id, are stored with
+``poison=1``: workers always fail them. Each accepted job owes a notification, by NOTIFY_MODE:
+``outbox`` (default) adds ``{id}`` to the NOTIFY_STREAM stream in the same MULTI/EXEC as the job;
+``sync`` (the weakness) POSTs it to NOTIFIER_URL/notify inside the request (2 s timeout) and
+answers 503 if that fails, although the job is already enqueued; ``off`` sends none.
+Also ``/healthz``, ``/metrics``. Env: PORT (required), REDIS_ADDR, STREAM, GROUP, MAX_BACKLOG,
+POISON_PERCENT, NOTIFY_MODE, NOTIFY_STREAM (default ``notifications``), NOTIFIER_URL (for sync).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import sys
 import time
@@ -17,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import RedisError, ResponseError
@@ -38,6 +47,15 @@ REJECTED = Counter(
 API_ERRORS = Counter(
     "harness_api_errors_total", "Jobs refused because Redis failed or timed out", ["queue"]
 )
+POISON = Counter("harness_poison_produced_total", "Accepted jobs marked poison=1", ["queue"])
+NOTIFICATIONS = Counter(
+    "harness_notifications_enqueued_total",
+    "Notifications owed for accepted jobs (outbox entries, or sync posts attempted)",
+    ["queue"],
+)
+NOTIFY_ERRORS = Counter(
+    "harness_notify_errors_total", "Jobs answered 503 because the notifier failed (sync)", ["queue"]
+)
 
 BACKLOG_CACHE_SECONDS = 0.2
 
@@ -50,10 +68,15 @@ class Config:
     stream: str
     group: str
     max_backlog: int
+    poison_percent: float
+    notify_mode: str
+    notify_stream: str
+    notifier_url: str
 
     @classmethod
     def from_env(cls) -> Config:
         host, port = common.redis_addr()
+        mode = common.env_choice("NOTIFY_MODE", "outbox", ("outbox", "sync", "off"))
         return cls(
             port=common.env_int("PORT"),
             redis_host=host,
@@ -61,7 +84,16 @@ class Config:
             stream=common.env_str("STREAM", "jobs"),
             group=common.env_str("GROUP", "workers"),
             max_backlog=common.env_int("MAX_BACKLOG", 0),
+            poison_percent=common.env_float("POISON_PERCENT", 0.0),
+            notify_mode=mode,
+            notify_stream=common.env_str("NOTIFY_STREAM", "notifications"),
+            notifier_url=common.env_str("NOTIFIER_URL", None if mode == "sync" else "").rstrip("/"),
         )
+
+
+def is_poison(job_id: str, percent: float) -> bool:
+    """Deterministic: the same id is poison in every run and every replica."""
+    return int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) % 10000 < percent * 100
 
 
 class BacklogCache:
@@ -124,10 +156,37 @@ def build_app(cfg: Config) -> Starlette:
         retry=common.no_retry(),
     )
     client = aioredis.Redis(connection_pool=pool)
+    notifier = httpx.AsyncClient(timeout=2.0)
     backlog = BacklogCache(client, cfg.stream, cfg.group)
     produced = PRODUCED.labels(queue=cfg.stream)
     rejected = REJECTED.labels(queue=cfg.stream)
     api_errors = API_ERRORS.labels(queue=cfg.stream)
+    poison = POISON.labels(queue=cfg.stream)
+    notifications = NOTIFICATIONS.labels(queue=cfg.notify_stream)
+    notify_errors = NOTIFY_ERRORS.labels(queue=cfg.stream)
+
+    async def enqueue(fields: dict[str, str]) -> str:
+        """XADD the job; with the outbox, its notification too, in one MULTI/EXEC."""
+        if cfg.notify_mode != "outbox":
+            return str(await client.xadd(cfg.stream, fields))  # type: ignore[arg-type]
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.xadd(cfg.stream, fields)  # type: ignore[arg-type]
+            pipe.xadd(cfg.notify_stream, {"id": fields["id"]})
+            stream_id, _ = await pipe.execute()
+        notifications.inc()
+        return str(stream_id)
+
+    async def notify(job_id: str) -> str | None:
+        """Sync mode: the notifier's failure, if it failed."""
+        notifications.inc()
+        try:
+            answer = await notifier.post(f"{cfg.notifier_url}/notify", json={"id": job_id})
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            notify_errors.inc()
+            errors_log.warning(f"notifier failed: {type(exc).__name__}: {exc}")
+            return f"notifier: {type(exc).__name__}: {exc}"
+        return None
 
     async def post_job(request: Request) -> JSONResponse:
         try:
@@ -148,11 +207,14 @@ def build_app(cfg: Config) -> Starlette:
             "enqueued_at": repr(time.time()),
             "payload": json.dumps(body.get("payload")),
         }
+        poisoned = cfg.poison_percent > 0 and is_poison(job_id, cfg.poison_percent)
+        if poisoned:
+            fields["poison"] = "1"
         try:
             if cfg.max_backlog > 0 and await backlog.get() >= cfg.max_backlog:
                 rejected.inc()
-                return error(503, "backpressure")
-            stream_id = await client.xadd(cfg.stream, fields)  # type: ignore[arg-type]
+                return error(429, "backpressure")
+            stream_id = await enqueue(fields)
         except (RedisError, OSError) as exc:
             api_errors.inc()
             errors_log.warning(f"redis failed: {type(exc).__name__}: {exc}")
@@ -160,11 +222,21 @@ def build_app(cfg: Config) -> Starlette:
         except asyncio.CancelledError:  # uvicorn's graceful-shutdown timeout hit a hung Redis
             return error(503, "shutting down")
         produced.inc()
+        if poisoned:
+            poison.inc()
+        if cfg.notify_mode == "sync":
+            try:
+                failure = await notify(job_id)
+            except asyncio.CancelledError:
+                return error(503, "shutting down")
+            if failure is not None:
+                return error(503, failure)  # the job is enqueued all the same
         return JSONResponse({"id": job_id, "stream_id": stream_id}, status_code=202)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await notifier.aclose()
         await client.aclose()
         await pool.aclose()
 
@@ -176,13 +248,15 @@ def main() -> int:
     cfg = Config.from_env()
     log.info(
         "api listening on http://127.0.0.1:%d, producing to redis %s:%d stream=%s group=%s "
-        "max_backlog=%d",
+        "max_backlog=%d poison_percent=%g notify=%s",
         cfg.port,
         cfg.redis_host,
         cfg.redis_port,
         cfg.stream,
         cfg.group,
         cfg.max_backlog,
+        cfg.poison_percent,
+        cfg.notify_mode,
     )
     common.serve_asgi(build_app(cfg), cfg.port)
     log.info("api stopped")

@@ -96,13 +96,13 @@ def no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
-def connect(host: str, port: int, socket_timeout: float) -> redis.Redis:
+def connect(host: str, port: int, socket_timeout: float, connect_timeout: float = 2) -> redis.Redis:
     """A synchronous client speaking RESP2 that fails fast (reconnects on the next command)."""
     return redis.Redis(
         host=host,
         port=port,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=2,
+        socket_connect_timeout=connect_timeout,
         decode_responses=True,
         protocol=2,
         retry=no_retry(),

@@ -1,9 +1,12 @@
-"""Sink: owns the processing ledger, recording every processing of a message id.
+"""Sink: owns the processing ledger, recording every processing (applied effect) of a message id.
 
-``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer"}, ...]}`` appends one JSON line
-``{"id", "t", "consumer"}`` per message to LEDGER_FILE and flushes before answering 200
-``{"recorded": n}``. ``GET /ledger`` -> ``{"processed": {id: count}}``; ``/healthz``, ``/metrics``.
-Env: PORT (required), LEDGER_FILE (required), QUEUE (metric label, default ``jobs``).
+``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer"}, ...]}`` (workers send one
+message at a time) appends one JSON line ``{"id", "t", "consumer"}`` per applied message to
+LEDGER_FILE and flushes before answering 200 ``{"recorded": n}``. With IDEMPOTENT=1 (default) a
+delivery of an id already applied is counted in harness_duplicates_total but not applied again
+(no line); IDEMPOTENT=0 (the weakness) applies and writes every delivery.
+``GET /ledger`` -> ``{"processed": {id: times applied}}``; ``/healthz``, ``/metrics``.
+Env: PORT (required), LEDGER_FILE (required), QUEUE (metric label, default ``jobs``), IDEMPOTENT.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ import common
 
 log = common.setup_logging("sink")
 
-PROCESSED = Counter("harness_messages_processed_total", "Processings recorded", ["queue"])
+PROCESSED = Counter(
+    "harness_messages_processed_total", "Processings applied (written to the ledger)", ["queue"]
+)
 DUPLICATES = Counter(
-    "harness_duplicates_total", "Processings of an id that had been recorded before", ["queue"]
+    "harness_duplicates_total",
+    "Deliveries of an id that had been applied before (applied again only if not idempotent)",
+    ["queue"],
 )
 LATENCY = Histogram(
     "harness_end_to_end_latency_seconds",
@@ -45,7 +52,8 @@ class Ledger:
     duplicates across a restart are still seen as duplicates.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, idempotent: bool) -> None:
+        self.idempotent = idempotent
         path.parent.mkdir(parents=True, exist_ok=True)
         self.counts: Tally[str] = Tally()
         needs_newline = False
@@ -63,18 +71,22 @@ class Ledger:
             self.file.flush()
 
     def record(self, messages: list[tuple[str, float | None, str]]) -> list[bool]:
-        """Append and flush one line per message; return whether each id was a duplicate."""
+        """Append and flush one line per message to apply; return whether each id was a
+        duplicate. When idempotent, a duplicate (even within ``messages``) is not applied."""
         now = time.time()
-        self.file.write(
-            "".join(
-                json.dumps({"id": mid, "t": now, "consumer": consumer}) + "\n"
-                for mid, _, consumer in messages
+        seen: list[bool] = []
+        applied: list[tuple[str, str]] = []
+        for mid, _, consumer in messages:
+            duplicate = self.counts[mid] > 0 or any(mid == a for a, _ in applied)
+            seen.append(duplicate)
+            if not (duplicate and self.idempotent):
+                applied.append((mid, consumer))
+        if applied:
+            self.file.write(
+                "".join(json.dumps({"id": m, "t": now, "consumer": c}) + "\n" for m, c in applied)
             )
-        )
-        self.file.flush()
-        seen = []
-        for mid, _, _ in messages:
-            seen.append(self.counts[mid] > 0)
+            self.file.flush()
+        for mid, _ in applied:  # counted once written: a failed write applied nothing
             self.counts[mid] += 1
         return seen
 
@@ -109,13 +121,17 @@ def build_app(ledger: Ledger, queue: str) -> Starlette:
             log.error("cannot write the ledger: %s", exc)
             return JSONResponse({"error": f"ledger: {exc}"}, status_code=503)
         now = time.time()
+        recorded = 0
         for (_, enqueued_at, _), dup in zip(messages, duplicate, strict=True):
-            processed.inc()
             if dup:
                 duplicates.inc()
+                if ledger.idempotent:
+                    continue  # absorbed: not applied again
+            recorded += 1
+            processed.inc()
             if enqueued_at is not None:
                 latency.observe(max(0.0, now - enqueued_at))
-        return JSONResponse({"recorded": len(messages)})
+        return JSONResponse({"recorded": recorded})
 
     async def get_ledger(request: Request) -> JSONResponse:
         return JSONResponse({"processed": dict(ledger.counts)})
@@ -132,13 +148,15 @@ def main() -> int:
     port = common.env_int("PORT")
     path = Path(common.env_str("LEDGER_FILE"))
     queue = common.env_str("QUEUE", "jobs")
-    ledger = Ledger(path)
+    ledger = Ledger(path, common.env_flag("IDEMPOTENT", True))
     log.info(
-        "sink listening on http://127.0.0.1:%d, ledger %s (%d lines already there), queue=%s",
+        "sink listening on http://127.0.0.1:%d, ledger %s (%d lines already there), queue=%s, "
+        "idempotent=%s",
         port,
         path,
         sum(ledger.counts.values()),
         queue,
+        ledger.idempotent,
     )
     try:
         common.serve_asgi(build_app(ledger, queue), port)

@@ -1,0 +1,174 @@
+"""Relay: owns delivering the API's outbox (the notifications stream) to the notifier.
+
+Reads batches with its own consumer group, claims entries a dead relay left pending (XAUTOCLAIM),
+POSTs each entry's id to NOTIFIER_URL/notify and acknowledges the batch once every post
+succeeded. A failed post is retried, same entry, after an exponential backoff with jitter
+(RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it takes: the notifier being down
+delays notifications, it never loses them nor affects the API. At least once: the notifier
+counts distinct ids.
+Env: REDIS_ADDR, STREAM (default ``notifications``), GROUP (default ``relay``), CONSUMER,
+NOTIFIER_URL (required), METRICS_PORT (required), BATCH, BLOCK_MS, CLAIM_IDLE_MS (0 = never
+claim), RETRY_BASE_MS (default 100), RETRY_MAX_MS (default 2000).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Event
+
+import httpx
+from prometheus_client import Counter, start_http_server
+from redis.exceptions import RedisError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+log = common.setup_logging("relay")
+errors_log = common.Throttled(log)
+
+RELAYED = Counter(
+    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
+)
+FAILURES = Counter(
+    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
+)
+CLAIMED = Counter(
+    "harness_relay_claimed_total", "Outbox entries claimed from a dead relay", ["queue"]
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_host: str
+    redis_port: int
+    stream: str
+    group: str
+    consumer: str
+    notifier_url: str
+    metrics_port: int
+    batch: int
+    block_ms: int
+    claim_idle_ms: int
+    retry_base_ms: int
+    retry_max_ms: int
+
+    @classmethod
+    def from_env(cls) -> Config:
+        host, port = common.redis_addr()
+        return cls(
+            redis_host=host,
+            redis_port=port,
+            stream=common.env_str("STREAM", "notifications"),
+            group=common.env_str("GROUP", "relay"),
+            consumer=common.env_str("CONSUMER", f"relay-{os.getpid()}"),
+            notifier_url=common.env_str("NOTIFIER_URL").rstrip("/"),
+            metrics_port=common.env_int("METRICS_PORT"),
+            batch=common.env_int("BATCH", 50),
+            block_ms=common.env_int("BLOCK_MS", 500),
+            claim_idle_ms=common.env_int("CLAIM_IDLE_MS", 5000),
+            retry_base_ms=common.env_int("RETRY_BASE_MS", 100),
+            retry_max_ms=common.env_int("RETRY_MAX_MS", 2000),
+        )
+
+
+class Relay:
+    def __init__(self, cfg: Config, stop: Event) -> None:
+        self.cfg, self.stop = cfg, stop
+        self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
+        self.reader = common.GroupReader(
+            self.redis,
+            cfg.stream,
+            cfg.group,
+            cfg.consumer,
+            cfg.batch,
+            cfg.block_ms,
+            cfg.claim_idle_ms,
+        )
+        self.http = httpx.Client(timeout=2.0)
+        self.relayed = RELAYED.labels(queue=cfg.stream)
+        self.failures = FAILURES.labels(queue=cfg.stream)
+        self.claimed = CLAIMED.labels(queue=cfg.stream)
+
+    def deliver(self, job_id: str) -> bool:
+        """POST until the notifier takes it (True) or the relay is stopped (False)."""
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                answer = self.http.post(f"{self.cfg.notifier_url}/notify", json={"id": job_id})
+                answer.raise_for_status()
+                self.relayed.inc()
+                return True
+            except httpx.HTTPError as exc:
+                attempt += 1
+                self.failures.inc()
+                delay = common.backoff_seconds(
+                    attempt, self.cfg.retry_base_ms, self.cfg.retry_max_ms
+                )
+                errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
+                self.stop.wait(delay)
+        return False
+
+    def handle(self, entries: list[common.Entry]) -> None:
+        acked = []
+        for sid, fields in entries:
+            if fields is not None and fields.get("id") and not self.deliver(fields["id"]):
+                break  # stopping: the rest stays pending
+            acked.append(sid)
+        if acked:
+            self.redis.xack(self.cfg.stream, self.cfg.group, *acked)
+
+    def run(self) -> None:
+        need_group = True
+        while not self.stop.is_set():
+            try:
+                if need_group:
+                    if self.reader.ensure_group():
+                        log.info("created group %s on stream %s", self.cfg.group, self.cfg.stream)
+                    need_group = False
+                entries, claimed = self.reader.next_batch()
+                if claimed:
+                    self.claimed.inc(len(entries))
+                if entries:
+                    self.handle(entries)
+            except (RedisError, OSError) as exc:
+                errors_log.warning(f"redis failed: {type(exc).__name__}: {exc}")
+                need_group = True
+                self.stop.wait(0.5)
+
+    def close(self) -> None:
+        self.http.close()
+        self.redis.close()
+
+
+def main() -> int:
+    cfg = Config.from_env()
+    stop = common.install_stop_handler(interrupt=True)
+    relay: Relay | None = None
+    try:
+        start_http_server(cfg.metrics_port, addr="127.0.0.1")
+        log.info(
+            "relay %s consuming redis %s:%d stream=%s group=%s, notifier %s, "
+            "metrics on http://127.0.0.1:%d/metrics",
+            cfg.consumer,
+            cfg.redis_host,
+            cfg.redis_port,
+            cfg.stream,
+            cfg.group,
+            cfg.notifier_url,
+            cfg.metrics_port,
+        )
+        relay = Relay(cfg, stop)
+        relay.run()
+    except common.Shutdown:
+        pass
+    if relay is not None:
+        relay.close()
+    log.info("relay %s stopped", cfg.consumer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
