@@ -162,7 +162,7 @@ def build_app(cfg: Config) -> Starlette:
     rejected = REJECTED.labels(queue=cfg.stream)
     api_errors = API_ERRORS.labels(queue=cfg.stream)
     poison = POISON.labels(queue=cfg.stream)
-    notifications = NOTIFICATIONS.labels(queue=cfg.notify_stream)
+    notifications = NOTIFICATIONS.labels(queue=cfg.stream)
     notify_errors = NOTIFY_ERRORS.labels(queue=cfg.stream)
 
     async def enqueue(fields: dict[str, str]) -> str:

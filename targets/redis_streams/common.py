@@ -229,27 +229,19 @@ def stream_id_seconds(stream_id: str) -> float:
 
 class GroupReader:
     """One consumer of a consumer group: entries another consumer left pending for longer than
-    ``claim_idle_ms`` first (XAUTOCLAIM; ``0`` never claims), else new ones (XREADGROUP)."""
+    ``claim_idle_ms`` first (XAUTOCLAIM; ``0`` never claims), else new ones (XREADGROUP).
+    ``cfg`` is any settings object with ``stream``, ``group``, ``consumer``, ``batch``,
+    ``block_ms`` and ``claim_idle_ms``."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        stream: str,
-        group: str,
-        consumer: str,
-        batch: int,
-        block_ms: int,
-        claim_idle_ms: int,
-    ) -> None:
-        self.client, self.stream, self.group, self.consumer = client, stream, group, consumer
-        self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
+    def __init__(self, client: redis.Redis, cfg: Any) -> None:
+        self.client, self.cfg = client, cfg
         self.claim_cursor = "0-0"
         self.next_claim = 0.0
 
     def ensure_group(self) -> bool:
         """Create the group (and the stream) unless it exists; True if it was created."""
         try:
-            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            self.client.xgroup_create(self.cfg.stream, self.cfg.group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -258,22 +250,23 @@ class GroupReader:
 
     def next_batch(self) -> tuple[list[Entry], bool]:
         """Claimed entries (flag True), else new ones; an empty list after ``block_ms``."""
+        cfg = self.cfg
         now = time.monotonic()
-        if self.claim_idle_ms > 0 and now >= self.next_claim:
+        if cfg.claim_idle_ms > 0 and now >= self.next_claim:
             reply: Any = self.client.xautoclaim(
-                self.stream,
-                self.group,
-                self.consumer,
-                min_idle_time=self.claim_idle_ms,
+                cfg.stream,
+                cfg.group,
+                cfg.consumer,
+                min_idle_time=cfg.claim_idle_ms,
                 start_id=self.claim_cursor,
-                count=self.batch,
+                count=cfg.batch,
             )
             self.claim_cursor = str(reply[0])
             if self.claim_cursor == "0-0":  # scan of the pending list complete
-                self.next_claim = now + self.claim_idle_ms / 2000
+                self.next_claim = now + cfg.claim_idle_ms / 2000
             if reply[1]:
                 return list(reply[1]), True
         streams: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
+            cfg.group, cfg.consumer, {cfg.stream: ">"}, count=cfg.batch, block=cfg.block_ms
         )
         return [entry for _, entries in streams or [] for entry in entries], False

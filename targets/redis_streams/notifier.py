@@ -2,14 +2,19 @@
 
 ``POST /notify`` ``{"id": str}`` -> 200 ``{"new": bool}``; each distinct id is counted once in
 harness_notifications_received_total (a repeated id is answered 200 and not counted again).
+With STATE_FILE, the ids are appended to that file (one JSON string a line) and read back at
+start, so that a restarted notifier still knows (and counts) what it received before.
 ``GET /notifications`` -> ``{"ids": [...]}`` (distinct, in arrival order); ``/healthz``,
-``/metrics``. Env: PORT (required), QUEUE (metric label, default ``notifications``).
+``/metrics``. Env: PORT (required), QUEUE (metric label: the queue of the jobs notified, default
+``jobs``), STATE_FILE (optional; default: in memory only).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from prometheus_client import Counter
 from starlette.applications import Starlette
@@ -25,9 +30,28 @@ log = common.setup_logging("notifier")
 RECEIVED = Counter("harness_notifications_received_total", "Distinct job ids notified", ["queue"])
 
 
-def build_app(queue: str) -> Starlette:
+def load_state(path: Path | None) -> tuple[dict[str, None], TextIO | None]:
+    """The ids a previous run of this notifier received (an ordered set), and the file to
+    append new ones to."""
+    seen: dict[str, None] = {}
+    if path is None:
+        return seen, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for line in text.splitlines():
+        try:
+            seen[str(json.loads(line))] = None
+        except ValueError:
+            continue  # a line torn by a crash
+    state = path.open("a", encoding="utf-8")
+    if text and not text.endswith("\n"):
+        state.write("\n")
+    return seen, state
+
+
+def build_app(queue: str, seen: dict[str, None], state: TextIO | None) -> Starlette:
     received = RECEIVED.labels(queue=queue)
-    seen: dict[str, None] = {}  # an ordered set
+    received.inc(len(seen))
 
     async def post_notify(request: Request) -> JSONResponse:
         try:
@@ -39,6 +63,9 @@ def build_app(queue: str) -> Starlette:
             return JSONResponse({"error": 'body must be {"id": str}'}, status_code=400)
         new = str(job_id) not in seen
         if new:
+            if state is not None:
+                state.write(json.dumps(str(job_id)) + "\n")
+                state.flush()
             seen[str(job_id)] = None
             received.inc()
         return JSONResponse({"new": new})
@@ -56,9 +83,21 @@ def build_app(queue: str) -> Starlette:
 
 def main() -> int:
     port = common.env_int("PORT")
-    queue = common.env_str("QUEUE", "notifications")
-    log.info("notifier listening on http://127.0.0.1:%d, queue=%s", port, queue)
-    common.serve_asgi(build_app(queue), port)
+    queue = common.env_str("QUEUE", "jobs")
+    path = common.env_str("STATE_FILE", "")
+    seen, state = load_state(Path(path) if path else None)
+    log.info(
+        "notifier listening on http://127.0.0.1:%d, queue=%s, state %s (%d ids already there)",
+        port,
+        queue,
+        path or "in memory",
+        len(seen),
+    )
+    try:
+        common.serve_asgi(build_app(queue, seen, state), port)
+    finally:
+        if state is not None:
+            state.close()
     log.info("notifier stopped")
     return 0
 

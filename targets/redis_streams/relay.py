@@ -78,15 +78,7 @@ class Relay:
     def __init__(self, cfg: Config, stop: Event) -> None:
         self.cfg, self.stop = cfg, stop
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
-        self.reader = common.GroupReader(
-            self.redis,
-            cfg.stream,
-            cfg.group,
-            cfg.consumer,
-            cfg.batch,
-            cfg.block_ms,
-            cfg.claim_idle_ms,
-        )
+        self.reader = common.GroupReader(self.redis, cfg)
         self.http = httpx.Client(timeout=2.0)
         self.relayed = RELAYED.labels(queue=cfg.stream)
         self.failures = FAILURES.labels(queue=cfg.stream)

@@ -56,7 +56,7 @@ DEAD_LETTERED = Counter(
 BATCH_SECONDS = Histogram("harness_worker_batch_seconds", "Time to handle one batch")
 
 MOVE_EVERY_SECONDS = 0.1
-MOVE_AT_ONCE = 100
+MOVE_MAX = 100  # due retries moved by one script call
 # Moves due retries from the delayed set back into the stream. A script runs atomically, so two
 # workers never move the same entry. A member is the JSON object of the entry's fields.
 MOVE_DUE = """
@@ -134,15 +134,7 @@ class Worker:
         self.stop = stop
         # A blocking read plus injected latency must not look like a timeout.
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
-        self.reader = common.GroupReader(
-            self.redis,
-            cfg.stream,
-            cfg.group,
-            cfg.consumer,
-            cfg.batch,
-            cfg.block_ms,
-            cfg.claim_idle_ms,
-        )
+        self.reader = common.GroupReader(self.redis, cfg)
         self.http = httpx.Client(timeout=5.0)  # keep-alive: one post per message stays cheap
         self.handled = HANDLED.labels(queue=cfg.stream)
         self.failed = FAILED.labels(queue=cfg.stream)
@@ -167,7 +159,7 @@ class Worker:
             self.redis.xack(cfg.stream, cfg.group, *(sid for sid, _ in live))
         done: list[str] = []
         sink_failed = False
-        for sid, fields in live:
+        for index, (sid, fields) in enumerate(live):
             try:
                 self.process(fields)
             except ProcessingError as exc:
@@ -179,8 +171,8 @@ class Worker:
                 answer.raise_for_status()
             except httpx.HTTPError as exc:
                 self.failed.inc()
-                left = len(live) - len(done)
-                errors_log.warning(f"sink failed, up to {left} messages left pending: {exc!r}")
+                fate = "left pending" if cfg.ack_after else "lost (acknowledged before)"
+                errors_log.warning(f"sink failed, {len(live) - index} messages {fate}: {exc!r}")
                 sink_failed = True
                 break
             done.append(sid)
@@ -246,9 +238,7 @@ def move_due_retries(cfg: Config, stop: Event) -> None:
     move = client.register_script(MOVE_DUE)
     while not stop.wait(MOVE_EVERY_SECONDS):
         try:
-            while move(keys=[cfg.delayed, cfg.stream], args=[time.time(), MOVE_AT_ONCE]) == (
-                MOVE_AT_ONCE
-            ):
+            while move(keys=[cfg.delayed, cfg.stream], args=[time.time(), MOVE_MAX]) == MOVE_MAX:
                 pass
         except (RedisError, OSError) as exc:
             errors_log.warning(f"moving due retries failed: {type(exc).__name__}: {exc}")

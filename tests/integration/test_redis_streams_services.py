@@ -5,24 +5,26 @@ Each test starts its own redis-server and the services it needs as real processe
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
-import redis
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.redis_streams_stack import (
+    Q,
+    Stack,
+    enqueue_directly,
+    metric,
+    post_jobs,
+    running_stack,
+    scrape,
+    wait_until,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,166 +32,11 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
 ]
 
-TARGETS = Path(__file__).resolve().parents[2] / "targets" / "redis_streams"
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy (returned) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, redis.RedisError, OSError) as exc:
-            last = exc
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def metric(url: str, name: str, **labels: str) -> float | None:
-    return scrape(url).get((name, frozenset(labels.items())))
-
-
-@dataclass
-class Service:
-    name: str
-    proc: subprocess.Popen[bytes]
-    url: str
-    ready_path: str
-    log: Path
-
-
-class Stack:
-    """A redis-server plus target services, all stopped by :meth:`stop_all`."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.services: list[Service] = []
-        self.redis_port = free_port()
-        self.redis_proc: subprocess.Popen[bytes] | None = None
-        self.ledger = tmp_path / "ledger" / "ledger.jsonl"
-
-    @property
-    def redis_addr(self) -> str:
-        return f"127.0.0.1:{self.redis_port}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.redis_port, decode_responses=True, socket_timeout=2)
-
-    def start_redis(self) -> redis.Redis:
-        cmd = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
-        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.tmp)]
-        log = (self.tmp / "redis.log").open("ab")
-        self.redis_proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        client = self.client()
-        wait_until(client.ping, what="redis-server")
-        return client
-
-    def stop_redis(self) -> None:
-        if self.redis_proc is not None:
-            _stop(self.redis_proc)
-            self.redis_proc = None
-
-    def start(self, name: str, **env: str) -> Service:
-        """Start ``targets/redis_streams/<name>.py`` on a free port (not waiting for it)."""
-        port = free_port()
-        http = name in ("api", "sink")
-        full_env = {
-            **os.environ,
-            "REDIS_ADDR": self.redis_addr,
-            "LEDGER_FILE": str(self.ledger),
-            "PORT" if http else "METRICS_PORT": str(port),
-            **env,
-        }
-        log = self.tmp / f"{name}-{len(self.services)}.log"
-        proc = subprocess.Popen(
-            [sys.executable, str(TARGETS / f"{name}.py")],
-            env=full_env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        service = Service(
-            name, proc, f"http://127.0.0.1:{port}", "/healthz" if http else "/metrics", log
-        )
-        self.services.append(service)
-        return service
-
-    def wait_ready(self) -> None:
-        for service in self.services:
-
-            def ready(s: Service = service) -> bool:
-                if s.proc.poll() is not None:
-                    raise AssertionError(f"{s.name} exited: {s.log.read_text()}")
-                return httpx.get(s.url + s.ready_path, timeout=1).status_code == 200
-
-            wait_until(ready, what=f"{service.name} to answer")
-
-    def ledger_ids(self) -> list[str]:
-        if not self.ledger.exists():
-            return []
-        return [json.loads(line)["id"] for line in self.ledger.read_text().splitlines()]
-
-    def stop_all(self) -> None:
-        for service in self.services:
-            _stop(service.proc)
-        self.stop_redis()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(3)
-
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    try:
+    with running_stack(tmp_path) as s:
         yield s
-    finally:
-        s.stop_all()
-
-
-def post_jobs(api: Service, ids: list[str]) -> None:
-    with httpx.Client(base_url=api.url, timeout=5) as http:
-        for job_id in ids:
-            answer = http.post("/jobs", json={"id": job_id, "payload": {"n": job_id}})
-            assert answer.status_code == 202, answer.text
-            assert answer.json()["id"] == job_id
-
-
-def enqueue_directly(client: redis.Redis, ids: list[str]) -> None:
-    for job_id in ids:
-        fields = {"id": job_id, "enqueued_at": repr(time.time()), "payload": "null"}
-        client.xadd("jobs", fields)  # type: ignore[arg-type]
-
-
-Q = {"queue": "jobs"}
 
 
 def test_every_job_reaches_the_sink_exactly_once(stack: Stack) -> None:
@@ -278,16 +125,17 @@ def test_api_applies_backpressure_at_max_backlog(stack: Stack) -> None:
     def rejected() -> bool:
         answer = httpx.post(f"{api.url}/jobs", json={"payload": 1})
         statuses.append(answer.status_code)
-        if answer.status_code == 503:
+        if answer.status_code == 429:
             assert answer.json() == {"error": "backpressure"}
         time.sleep(0.02)
-        return answer.status_code == 503
+        return answer.status_code == 429
 
-    wait_until(rejected, timeout=5, what="a 503")
+    wait_until(rejected, timeout=5, what="a 429")
+    assert set(statuses) == {202, 429}
     assert statuses.count(202) >= 5
     assert metric(api.url, "harness_backpressure_rejections_total", **Q) == 1
     time.sleep(0.25)  # past the backlog cache: still full
-    assert httpx.post(f"{api.url}/jobs", json={}).status_code == 503
+    assert httpx.post(f"{api.url}/jobs", json={}).status_code == 429
     assert metric(api.url, "harness_backpressure_rejections_total", **Q) == 2
     assert client.xlen("jobs") == statuses.count(202)
     assert httpx.post(f"{api.url}/jobs", content=b"{nope").status_code == 400
@@ -326,7 +174,9 @@ def test_services_survive_a_redis_outage(stack: Stack) -> None:
 def test_services_exit_promptly_on_signal(stack: Stack, sig: signal.Signals) -> None:
     stack.start_redis()
     sink = stack.start("sink")
+    notifier = stack.start("notifier")
     stack.start("worker", SINK_URL=sink.url)
+    stack.start("relay", NOTIFIER_URL=notifier.url)
     stack.start("probe")
     stack.start("api")
     stack.wait_ready()
@@ -341,7 +191,7 @@ def test_services_exit_promptly_on_signal(stack: Stack, sig: signal.Signals) -> 
 def test_sink_counts_a_ledger_left_by_a_previous_run(stack: Stack) -> None:
     stack.ledger.parent.mkdir(parents=True)
     stack.ledger.write_text('{"id": "a", "t": 1.0, "consumer": "w"}\n{"id": "b", "t"')  # torn
-    sink = stack.start("sink")
+    sink = stack.start("sink", IDEMPOTENT="0")  # records the redelivery: it can be seen
     stack.wait_ready()
     assert httpx.get(f"{sink.url}/ledger").json() == {"processed": {"a": 1}}
     body = {"messages": [{"id": "a", "enqueued_at": time.time(), "consumer": "w"}]}
