@@ -31,7 +31,7 @@ from harness.spec import (
     WindowCheck,
 )
 from harness.units import Moment
-from harness.yamlsource import Loc, Override, Source, apply_override, load, merged
+from harness.yamlsource import Loc, Override, Source, apply_override, leaves, load, merged
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,6 +58,11 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
                 raise source.error(("overrides", name), _no_such("component", name, components))
             if isinstance(extra, dict) and isinstance(components[name], dict):
                 components[name] = merged(components[name], extra)
+                for leaf in leaves(extra):
+                    topo.borrowed[("components", name, *leaf)] = (
+                        source,
+                        ("overrides", name, *leaf),
+                    )
     for s in sets:
         if s in exp_sets:
             continue

@@ -41,8 +41,16 @@ class Model(BaseModel):
 
 
 def _scalar_text(value: Any) -> Any:
-    """Environment values are text; YAML reads ``5`` as a number, so take numbers too."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """Environment values are text; YAML reads ``5`` as a number, so take numbers too.
+
+    YAML also reads ``no`` and ``true`` as booleans, and no spelling of one is right for every
+    program, so a boolean is refused with the fix, as Docker Compose does.
+    """
+    if isinstance(value, bool):
+        raise ValueError(
+            f"YAML read this as a boolean ({value}); quote the text you mean, e.g. 'no'"
+        )
+    if isinstance(value, int | float):
         return str(value)
     return value
 

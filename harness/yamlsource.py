@@ -7,6 +7,7 @@ the node tree is walked once to record the line of every path.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ class Source:
     data: dict[str, Any]
     lines: dict[Loc, int] = field(default_factory=dict)
     overridden: dict[Loc, str] = field(default_factory=dict)
+    # Paths whose value came from another file (an experiment's ``overrides:``), and where.
+    borrowed: dict[Loc, tuple[Source, Loc]] = field(default_factory=dict)
 
     def line(self, loc: Loc) -> int | None:
         """The line of ``loc`` or of its nearest ancestor that appears in the file."""
@@ -35,10 +38,13 @@ class Source:
         return None
 
     def error(self, loc: Loc, message: str) -> SpecError:
-        """An error at ``loc``, blamed on the ``--set`` that wrote it if one did."""
+        """An error at ``loc``, blamed on the ``--set`` or the other file that wrote it."""
         for path, text in self.overridden.items():
             if loc[: len(path)] == path:
                 return SpecError("--set", None, format_loc(loc), f"{message} (from --set {text})")
+        for path, (other, other_loc) in self.borrowed.items():
+            if loc[: len(path)] == path:
+                return other.error(other_loc + loc[len(path) :], message)
         sets = [text for path, text in self.overridden.items() if path[: len(loc)] == loc]
         if sets:
             message += f" (with --set {', '.join(sets)})"
@@ -92,7 +98,7 @@ def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
 
 @dataclass(frozen=True)
 class Override:
-    """One ``--set path=value``: the value is read as YAML, so ``1`` is a number."""
+    """One ``--set path=value``, read as YAML (``1`` is a number) except that ``no`` stays text."""
 
     path: tuple[str, ...]
     value: Any
@@ -108,6 +114,9 @@ class Override:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, bool):
+            # A shell user cannot easily quote for YAML; fields that want a boolean take the text.
+            value = raw.strip()
         return cls(parts, value, text)
 
 
@@ -139,6 +148,15 @@ def _index(items: list[Any], part: str, text: str) -> int:
 
 def _list_item(items: list[Any], part: str, text: str) -> Any:
     return items[_index(items, part, text)]
+
+
+def leaves(data: Any, loc: Loc = ()) -> Iterator[Loc]:
+    """The path of every value in nested mappings that is not itself a mapping."""
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from leaves(value, (*loc, key))
+    else:
+        yield loc
 
 
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -106,7 +106,8 @@ CASES = [
          "fault: latenccy", "no fault 'latenccy'; faults are bandwidth, kill, latency"),
     case("missing-link", "link: worker->broker", "link: worker->brokr", "timeline[0].link",
          "link: worker->brokr",
-         "no link 'worker->brokr'; links are api->broker, worker->broker, worker->sink"),
+         "no link 'worker->brokr'; links are api->broker, api->notifier, relay->broker, "
+         "relay->notifier, worker->broker, worker->sink"),
     case("bad-duration", "for: 20s", "for: 20 seconds", "timeline[0].for", "for: 20 seconds",
          "expected a duration such as 500ms, 30s or 2m, got '20 seconds'"),
     case("zero-rate", "rate: 200/s", "rate: 0/s", "load.rate", "rate: 0/s",
@@ -127,7 +128,8 @@ CASES = [
          "  - {name: slow-link, at: 40s, for: 5s, fault: latency, link: api->broker, latency: 1}\n"
          "checks:\n", "timeline[1].name", "at: 40s", "two faults are named 'slow-link'"),
     case("unknown-override", "checks:\n", "overrides:\n  wrker: {replicas: 1}\nchecks:\n",
-         "overrides.wrker", "wrker:", "no component 'wrker'; components are api, broker, probe"),
+         "overrides.wrker", "wrker:",
+         "no component 'wrker'; components are api, broker, notifier, probe"),
     case("misspelt-latency", "    latency: 300\n", "    latecny: 300\n", "timeline[0].latecny",
         "latecny", "unknown field"),
     case("unknown-span-to", "to: load.end", "to: nosuch.end", "checks[1].to", "to: nosuch.end",
@@ -310,3 +312,17 @@ def test_set_wins_over_overrides(tmp_path: Path) -> None:
     text = edited(EXPERIMENT, "checks:\n", "overrides:\n  worker: {replicas: 3}\nchecks:\n")
     experiment = load_experiment(write(tmp_path / "exp.yaml", text), ["worker.replicas=1"])
     assert experiment.topology.components["worker"].replicas == 1
+
+
+def test_set_takes_a_yaml_boolean_word_as_text(experiment_file: Path) -> None:
+    experiment = load_experiment(experiment_file, ["broker.vars.appendonly=no"])
+    assert experiment.topology.components["broker"].vars["appendonly"] == "no"
+
+
+def test_a_boolean_in_an_environment_is_refused_with_the_fix(tmp_path: Path) -> None:
+    text = edited(EXPERIMENT, "checks:\n", "overrides:\n  worker: {env: {DEBUG: true}}\nchecks:\n")
+    path = write(tmp_path / "exp.yaml", text)
+    error = spec_error(path)
+    assert (error.file, error.line) == (str(path), line_of(text, "DEBUG"))
+    assert error.field == "overrides.worker.env.DEBUG"
+    assert "quote the text you mean" in error.message
