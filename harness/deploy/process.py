@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+import psutil
 
 from harness.errors import ComponentFailed
 
@@ -110,9 +111,17 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signum)
 
-    def pause(self) -> None:
+    def pause(self, settle_s: float = 1.0) -> None:
+        """SIGSTOP, and wait (briefly) until the kernel says it stopped: then the fault is real."""
         self.signal(signal.SIGSTOP)
         self.paused = True
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + settle_s
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(self.proc.pid)
+            while process.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+                time.sleep(0.001)
 
     def resume(self) -> None:
         self.signal(signal.SIGCONT)
