@@ -1,8 +1,10 @@
 """Benchmark: how late each kind of fault takes effect, and how long its heal takes.
 
 Runs every experiment of the catalogue (or reads run folders already made) and reads each
-journal's fault events: an apply's delay is how late it was invoked against its scheduled time
-plus how long the apply took (the moment the fault is in effect); a heal's likewise.
+journal's fault events: how late each apply and heal was invoked against its scheduled time,
+and how late it was in effect (invoked late, plus how long the operation took: for a heal of
+``kill`` or ``restart`` that includes starting the process and waiting until it is ready).
+Prints a Markdown table for docs/benchmarks.md.
 
     .venv/bin/python bench/fault_timing.py --runs 1            # run the catalogue once
     .venv/bin/python bench/fault_timing.py --from-runs runs/   # read existing run folders
@@ -41,18 +43,28 @@ def run_catalogue(runs_dir: Path, times: int) -> None:
             )
 
 
-def delays(runs_dir: Path) -> dict[str, list[float]]:
-    """Milliseconds from scheduled time to effect, per ``fault.apply:<kind>`` and heal."""
-    found: dict[str, list[float]] = defaultdict(list)
+def delays(runs_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    """Per ``fault.apply:<kind>`` and heal: (ms late against the schedule, ms until in effect)."""
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for journal_path in runs_dir.glob("*/journal.json"):
         journal = json.loads(journal_path.read_text())
         for event in journal["timeline"]:
             value = event["value"]
             if not event["kind"].startswith("fault.") or "late_s" not in value:
                 continue
-            took = event["t_complete"] - event["t_invoke"]
-            found[f"{event['kind']}:{value['fault']}"].append((value["late_s"] + took) * 1000)
+            late = value["late_s"] * 1000
+            took = (event["t_complete"] - event["t_invoke"]) * 1000
+            found[f"{event['kind']}:{value['fault']}"].append((late, late + took))
     return found
+
+
+def row(name: str, values: list[tuple[float, float]]) -> str:
+    late = [v[0] for v in values]
+    effect = [v[1] for v in values]
+    return (
+        f"| {name} | {len(values)} | {statistics.median(late):.1f} | {max(late):.1f} "
+        f"| {statistics.median(effect):.1f} | {max(effect):.1f} |"
+    )
 
 
 def main() -> None:
@@ -66,10 +78,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="harness-bench-") as runs:
             run_catalogue(Path(runs), args.runs)
             found = delays(Path(runs))
-    print(f"{'event:fault':28} {'n':>4} {'median ms':>10} {'worst ms':>10}")
+    print("| event | n | late, median ms | late, worst | in effect, median ms | in effect, worst |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for key in sorted(found):
-        values = found[key]
-        print(f"{key:28} {len(values):4} {statistics.median(values):10.1f} {max(values):10.1f}")
+        print(row(key, found[key]))
+    print(row("all", [v for values in found.values() for v in values]))
 
 
 if __name__ == "__main__":
