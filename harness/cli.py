@@ -7,6 +7,7 @@ aborted run), 3 bad input, 128+N interrupted by signal N. No command prints a tr
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import components
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Interrupted
 from harness.journal import read_journal
-from harness.loader import load_experiment
-from harness.report.console import Progress, summary
-from harness.verdict import Verdict
+from harness.loader import experiment_files, load_experiment
+from harness.report import junit
+from harness.report.console import Progress, catalogue_table, shown, summary
+from harness.spec import ExperimentSpec, TopologySpec
+from harness.verdict import Verdict, merge
 
 EXIT_BAD_INPUT = 3
 
@@ -42,38 +45,81 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, out: Console) -> int:
     from harness.runner import run  # the runner pulls in every step; validate need not
 
-    experiment = load_experiment(Path(args.file), args.set)
-    result = run(
-        experiment,
-        runs_dir=Path(args.runs_dir),
-        seed=args.seed,
-        progress=Progress(Console(stderr=True, highlight=False)),
-        overrides=tuple(args.set),
-    )
-    summary(out, result.journal)
-    if result.error is not None:
-        raise result.error
-    return result.verdict.exit_code
+    # Every file is loaded before anything starts: bad input in the last one costs no run.
+    experiments = [load_experiment(path, args.set) for path in experiment_files(args.files)]
+    err = Console(stderr=True, highlight=False)
+    suites: list[junit.Suite] = []
+    rows: list[tuple[str, Verdict, str]] = []
+    try:
+        for experiment in experiments:
+            try:
+                result = run(
+                    experiment,
+                    runs_dir=Path(args.runs_dir),
+                    seed=args.seed,
+                    progress=Progress(err),
+                    overrides=tuple(args.set),
+                )
+            except Interrupted:
+                raise
+            except HarnessError as exc:  # the run could not even open: a missing component
+                err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+                suites.append(junit.Suite(experiment.name, [], 0.0, str(exc)))
+                rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
+                continue
+            summary(out, result.journal)
+            suites.append(junit.Suite.of(result.journal))
+            rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
+            if isinstance(result.error, Interrupted):
+                raise result.error
+            if result.error is not None:
+                err.print(f"[red]error:[/red] {result.error}", soft_wrap=True)
+    finally:
+        if args.junit and suites:
+            junit.write(Path(args.junit), suites)
+    if len(experiments) > 1:
+        out.print(catalogue_table(rows))
+    return merge(verdict for _, verdict, _ in rows).exit_code
 
 
 def _validate(args: argparse.Namespace, out: Console) -> int:
     worst = 0
     for name in args.files:
         try:
-            experiment = load_experiment(Path(name), args.set)
+            paths = experiment_files([name])
         except HarnessError as exc:
-            Console(stderr=True, highlight=False).print(
-                f"[red]invalid:[/red] {exc}", soft_wrap=True
-            )
-            worst = max(worst, exc.exit_code)
+            worst = max(worst, _invalid(exc))
             continue
-        faults = _count(len(experiment.faults), "fault")
-        checks = _count(len(experiment.spec.checks), "check")
-        out.print(
-            f"[green]ok[/green] {name}: {experiment.name} on {experiment.topology.name}, "
-            f"{faults}, {checks}"
-        )
+        for path in paths:
+            try:
+                experiment = load_experiment(path, args.set)
+            except HarnessError as exc:
+                worst = max(worst, _invalid(exc))
+                continue
+            faults = _count(len(experiment.faults), "fault")
+            checks = _count(len(experiment.spec.checks), "check")
+            out.print(
+                f"[green]ok[/green] {path}: {experiment.name} on {experiment.topology.name}, "
+                f"{faults}, {checks}",
+                soft_wrap=True,
+            )
     return worst
+
+
+def _invalid(exc: HarnessError) -> int:
+    Console(stderr=True, highlight=False).print(f"[red]invalid:[/red] {exc}", soft_wrap=True)
+    return exc.exit_code
+
+
+def _schema(args: argparse.Namespace, out: Console) -> int:
+    model = TopologySpec if args.kind == "topology" else ExperimentSpec
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **model.model_json_schema(),
+        "title": f"harness {args.kind} file",
+    }
+    sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+    return 0
 
 
 def _report(args: argparse.Namespace, out: Console) -> int:
@@ -121,14 +167,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run an experiment and exit with its verdict")
-    run.add_argument("file", help="experiment YAML file, such as experiments/slow-consumer.yaml")
+    run = commands.add_parser(
+        "run",
+        help="run experiments and exit with the worst verdict",
+        description="Run each experiment in turn; a folder stands for its *.yaml files. Every "
+        "file is validated before the first run starts. The exit code is the worst verdict.",
+    )
+    run.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="experiment files or folders, such as experiments/slow-consumer.yaml or experiments/",
+    )
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     run.add_argument("--seed", type=int, help="seed for every random choice (default: random)")
+    run.add_argument(
+        "--junit", metavar="PATH", help="also write one JUnit XML file for all the experiments"
+    )
     run.set_defaults(command=_run)
 
     validate = commands.add_parser("validate", help="check experiment files without running them")
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="experiment files or folders")
     validate.set_defaults(command=_validate)
 
     for sub in (run, validate):
@@ -147,6 +206,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, such as runs/<id>")
     report.add_argument("--svg", metavar="FILE", help="also save the table as an SVG picture")
     report.set_defaults(command=_report)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of experiment or topology files, for editors"
+    )
+    schema.add_argument("kind", nargs="?", default="experiment", choices=("experiment", "topology"))
+    schema.set_defaults(command=_schema)
 
     doctor = commands.add_parser("doctor", help="list the real components and their versions")
     doctor.set_defaults(command=_doctor)

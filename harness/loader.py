@@ -85,6 +85,21 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
     return Experiment(spec, topology, faults, path, topo_path)
 
 
+def experiment_files(paths: Iterable[str]) -> list[Path]:
+    """Files as given; a folder stands for its ``*.yaml`` and ``*.yml`` files, in name order."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not inside:
+            raise SpecError(name, None, "", "no experiment files (*.yaml) in this folder")
+        found.extend(inside)
+    return found
+
+
 def load_topology(path: Path) -> TopologySpec:
     source = load(path)
     topology = _validate(TopologySpec, source)

@@ -83,13 +83,7 @@ def run(
             say(f"[red]{exc}[/red]")
     journal = _journal(ctx, checks, error, overrides)
     write_json(ctx.run_dir / "journal.json", journal)
-    junit.write(
-        ctx.run_dir / "junit.xml",
-        experiment.name,
-        journal["checks"],
-        journal["duration_s"],
-        journal["reason"],
-    )
+    junit.write(ctx.run_dir / "junit.xml", [junit.Suite.of(journal)])
     ctx.log.close()
     return RunResult(ctx.run_dir, Verdict(journal["verdict"]), journal, error)
 

@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -55,8 +56,9 @@ def _scalar_text(value: Any) -> Any:
     return value
 
 
-EnvValue = Annotated[str, BeforeValidator(_scalar_text)]
-Arg = Annotated[str, BeforeValidator(_scalar_text)]
+_TEXT_OR_NUMBER = WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}]})
+EnvValue = Annotated[str, BeforeValidator(_scalar_text), _TEXT_OR_NUMBER]
+Arg = Annotated[str, BeforeValidator(_scalar_text), _TEXT_OR_NUMBER]
 LINK_PATTERN = r"^[A-Za-z][\w-]*->[A-Za-z][\w-]*$"
 NAME_PATTERN = r"^[A-Za-z][\w-]*$"
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^{}]+))?\}")

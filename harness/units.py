@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -57,10 +57,24 @@ def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
+def _written_as(description: str, *examples: Any, number: bool = False) -> WithJsonSchema:
+    """The JSON Schema of what a user writes in the file, not of the parsed value."""
+    text: dict[str, Any] = {"type": "string"}
+    schema = {"anyOf": [text, {"type": "number"}]} if number else text
+    return WithJsonSchema({**schema, "description": description, "examples": list(examples)})
+
+
 Duration = Annotated[
-    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    _written_as("a duration: 500ms, 30s, 2m, 1h, or seconds", "30s", number=True),
 ]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
+Rate = Annotated[
+    float,
+    BeforeValidator(parse_rate),
+    _written_as("messages per second (200/s) or per minute (600/m)", "200/s", number=True),
+]
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -100,7 +114,10 @@ class Expectation:
 
 
 ExpectationField = Annotated[
-    Expectation, BeforeValidator(Expectation.parse), PlainSerializer(str, return_type=str)
+    Expectation,
+    BeforeValidator(Expectation.parse),
+    PlainSerializer(str, return_type=str),
+    _written_as("a comparison with a number: <, <=, >, >=, == or !=", "< 50"),
 ]
 
 _CONDITION = re.compile(
@@ -132,7 +149,10 @@ class Condition:
 
 
 ConditionField = Annotated[
-    Condition, BeforeValidator(Condition.parse), PlainSerializer(str, return_type=str)
+    Condition,
+    BeforeValidator(Condition.parse),
+    PlainSerializer(str, return_type=str),
+    _written_as("a PromQL expression, a comparison and a number", "sum(harness_queue_depth) < 50"),
 ]
 
 _MOMENT = re.compile(
@@ -186,5 +206,12 @@ class Moment:
 
 
 MomentField = Annotated[
-    Moment, BeforeValidator(Moment.parse), PlainSerializer(str, return_type=str)
+    Moment,
+    BeforeValidator(Moment.parse),
+    PlainSerializer(str, return_type=str),
+    _written_as(
+        "start, end, load.start, load.end, fault.start, fault.end or <fault name>.start/.end, "
+        "with an optional offset",
+        "fault.end+10s",
+    ),
 ]

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.verdict import Verdict
+
 STYLES = {"held": "green", "failed": "red", "inconclusive": "yellow", "aborted": "magenta"}
 
 
@@ -56,10 +58,21 @@ def summary(console: Console, journal: Mapping[str, Any]) -> None:
     style = STYLES.get(verdict, "")
     reason = f" ({journal['reason']})" if journal.get("reason") else ""
     console.print(f"verdict: [bold {style}]{verdict}[/bold {style}]{reason}")
-    console.print(f"run folder: {_shown(Path(journal['run_dir']))}")
+    console.print(f"run folder: {shown(Path(journal['run_dir']))}")
 
 
-def _shown(path: Path) -> Path:
+def catalogue_table(rows: Sequence[tuple[str, Verdict, str]]) -> Table:
+    """One line per experiment of a multi-experiment run: its verdict and its run folder."""
+    table = Table(header_style="bold", title="experiments")
+    for column in ("experiment", "verdict", "run folder or error"):
+        table.add_column(column)
+    for name, verdict, where in rows:
+        style = STYLES.get(verdict.value, "")
+        table.add_row(name, f"[{style}]{verdict.value}[/{style}]", where)
+    return table
+
+
+def shown(path: Path) -> Path:
     """Relative to the working directory when inside it: shorter, and what the user typed."""
     try:
         return path.relative_to(Path.cwd())

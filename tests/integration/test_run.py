@@ -194,3 +194,35 @@ def test_bad_input_exits_3_naming_file_line_and_field(harness_cli, tmp_path: Pat
     assert f"{bad}:{line}: timeline[0].link: no link 'worker->brokr'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_runs_every_experiment_and_exits_with_the_worst_verdict(
+    harness_cli, tmp_path: Path
+) -> None:
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    quick = (
+        "target: {target}\nload: {{rate: 50/s, duration: 6s}}\ndrain: 10s\n"
+        "checks:\n  - {{name: nothing lost, ledger: lost, expect: '== 0'}}\n"
+    ).format(target=ROOT / "targets" / "redis-streams.yaml")
+    impossible = "  - {name: a million waiting, query: 'sum(harness_queue_depth)', at: end, "
+    (experiments / "a-sound.yaml").write_text("name: sound\n" + quick)
+    (experiments / "b-weak.yaml").write_text(
+        "name: weak\n" + quick + impossible + "expect: '> 1000000'}\n"
+    )
+    report = tmp_path / "reports" / "junit.xml"
+    result = harness_cli(
+        "run", str(experiments), "--runs-dir", str(tmp_path / "runs"), "--junit", str(report)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    suites = ET.parse(report).getroot().findall("testsuite")
+    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [
+        ("sound", "1", "0"),
+        ("weak", "2", "1"),
+    ]
+    verdicts = sorted(
+        json.loads(p.read_text())["verdict"] for p in (tmp_path / "runs").glob("*/journal.json")
+    )
+    assert verdicts == ["failed", "held"]
+    table = result.stdout[result.stdout.index("experiments") :]
+    assert "sound" in table and "weak" in table and "failed" in table

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
+import pytest
+import yaml
+
 from tests.conftest import ROOT
+
+TARGET = ROOT / "targets" / "redis-streams.yaml"
 
 
 def test_validate_accepts_the_shipped_experiment(harness_cli) -> None:
@@ -58,5 +65,56 @@ def test_report_of_a_folder_without_a_journal_is_bad_input(harness_cli, tmp_path
 def test_help_names_every_command(harness_cli) -> None:
     result = harness_cli("--help")
     assert result.returncode == 0
-    for command in ("run", "validate", "report", "doctor", "setup"):
+    for command in ("run", "validate", "report", "schema", "doctor", "setup"):
         assert command in result.stdout
+
+
+def test_validate_takes_a_folder_and_reports_every_file(harness_cli, tmp_path: Path) -> None:
+    good = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(good.replace("target: redis-streams", f"target: {TARGET}"))
+    (tmp_path / "b.yml").write_text("name: b\n")
+    (tmp_path / "notes.txt").write_text("not an experiment")
+    result = harness_cli("validate", str(tmp_path))
+    assert result.returncode == 3
+    assert f"ok {tmp_path / 'a.yaml'}: slow-consumer" in result.stdout
+    assert f"invalid: {tmp_path / 'b.yml'}" in result.stderr
+    assert "notes.txt" not in result.stdout + result.stderr
+
+
+def test_a_folder_without_experiments_is_bad_input(harness_cli, tmp_path: Path) -> None:
+    for command in ("validate", "run"):
+        result = harness_cli(command, str(tmp_path), "--set", "load.duration=1s")
+        assert result.returncode == 3
+        assert f"{tmp_path}: no experiment files (*.yaml) in this folder" in result.stderr
+
+
+def test_run_checks_every_file_before_running_any(harness_cli, tmp_path: Path) -> None:
+    bad = tmp_path / "z-bad.yaml"
+    bad.write_text("name: z\n")
+    runs = tmp_path / "runs"
+    result = harness_cli("run", "experiments/slow-consumer.yaml", str(bad), "--runs-dir", str(runs))
+    assert result.returncode == 3
+    assert str(bad) in result.stderr
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "folder"), [("experiment", "experiments"), ("topology", "targets")]
+)
+def test_the_schema_accepts_every_shipped_file(harness_cli, kind: str, folder: str) -> None:
+    result = harness_cli("schema", kind)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    files = sorted((ROOT / folder).glob("*.yaml"))
+    assert files
+    for path in files:
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_the_schema_refuses_what_the_loader_refuses(harness_cli) -> None:
+    schema = json.loads(harness_cli("schema").stdout)
+    experiment = yaml.safe_load((ROOT / "experiments" / "slow-consumer.yaml").read_text())
+    experiment["drian"] = "30s"
+    with pytest.raises(jsonschema.ValidationError, match="drian"):
+        jsonschema.validate(experiment, schema)

@@ -35,7 +35,7 @@ def suite_of(path: Path) -> ET.Element:
 
 def test_one_testcase_per_check_with_counts(tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
-    junit.write(path, "slow-consumer", CHECKS, duration_s=95.5)
+    junit.write(path, [junit.Suite("slow-consumer", CHECKS, 95.5)])
     suite = suite_of(path)
     assert suite.tag == "testsuite"
     assert suite.attrib == {
@@ -55,14 +55,14 @@ def test_one_testcase_per_check_with_counts(tmp_path: Path) -> None:
 
 
 def test_a_held_check_has_no_failure_or_error(tmp_path: Path) -> None:
-    junit.write(tmp_path / "j.xml", "e", [check("ok", "held")], duration_s=1)
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", [check("ok", "held")], 1)])
     [case] = suite_of(tmp_path / "j.xml").findall("testcase")
     assert case.find("failure") is None and case.find("error") is None
     assert case.findtext("system-out") == "expected < 50; observed 12"
 
 
 def test_a_failed_check_is_a_failure(tmp_path: Path) -> None:
-    junit.write(tmp_path / "j.xml", "e", CHECKS, duration_s=1)
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", CHECKS, 1)])
     case = suite_of(tmp_path / "j.xml").findall("testcase")[1]
     failure = case.find("failure")
     assert failure is not None
@@ -76,7 +76,7 @@ def test_a_failed_check_is_a_failure(tmp_path: Path) -> None:
 
 
 def test_inconclusive_and_aborted_checks_are_errors(tmp_path: Path) -> None:
-    junit.write(tmp_path / "j.xml", "e", CHECKS, duration_s=1)
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", CHECKS, 1)])
     cases = suite_of(tmp_path / "j.xml").findall("testcase")[2:]
     errors = [case.find("error") for case in cases]
     assert [(e.get("type"), e.get("message")) for e in errors if e is not None] == [
@@ -88,7 +88,7 @@ def test_inconclusive_and_aborted_checks_are_errors(tmp_path: Path) -> None:
 
 def test_a_run_error_is_one_more_errored_testcase(tmp_path: Path) -> None:
     path = tmp_path / "j.xml"
-    junit.write(path, "e", [check("ok", "held")], duration_s=2, error="redis-server exited")
+    junit.write(path, [junit.Suite("e", [check("ok", "held")], 2, "redis-server exited")])
     suite = suite_of(path)
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "1")
     run = suite.findall("testcase")[-1]
@@ -103,7 +103,7 @@ def test_a_run_error_is_one_more_errored_testcase(tmp_path: Path) -> None:
 
 
 def test_no_checks_and_no_error_is_an_empty_suite(tmp_path: Path) -> None:
-    junit.write(tmp_path / "j.xml", "e", [], duration_s=0)
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", [], 0)])
     suite = suite_of(tmp_path / "j.xml")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("0", "0", "0")
     assert suite.findall("testcase") == []
@@ -111,12 +111,26 @@ def test_no_checks_and_no_error_is_an_empty_suite(tmp_path: Path) -> None:
 
 def test_names_with_markup_characters_survive(tmp_path: Path) -> None:
     name = 'p95 < 30 s & "quoted"'
-    junit.write(tmp_path / "j.xml", "e", [check(name, "failed", "< 30", "<31>")], duration_s=0)
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", [check(name, "failed", "< 30", "<31>")], 0)])
     [case] = suite_of(tmp_path / "j.xml").findall("testcase")
     assert case.get("name") == name
     assert case.findtext("failure") == "expected < 30; observed <31>"
 
 
 def test_the_file_declares_utf8(tmp_path: Path) -> None:
-    junit.write(tmp_path / "j.xml", "e", [check("ok", "held")], duration_s=0)
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", [check("ok", "held")], 0)])
     assert (tmp_path / "j.xml").read_bytes().startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+
+
+def test_one_file_holds_a_suite_per_experiment(tmp_path: Path) -> None:
+    path = tmp_path / "all" / "junit.xml"
+    journals = [
+        {"experiment": "a", "checks": [check("ok", "held")], "duration_s": 3, "reason": None},
+        {"experiment": "b", "checks": CHECKS, "duration_s": 4, "reason": "drain limit passed"},
+    ]
+    junit.write(path, [junit.Suite.of(j) for j in journals])
+    suites = list(ET.parse(path).getroot())
+    assert [(s.get("name"), s.get("tests"), s.get("errors")) for s in suites] == [
+        ("a", "1", "0"),
+        ("b", "5", "3"),
+    ]
