@@ -68,7 +68,10 @@ def run(
     ctx = RunContext.open(
         experiment, runs_dir, seed if seed is not None else random.randrange(2**31)
     )
-    say(f"run {ctx.run_id}: experiment {experiment.name} on target {experiment.topology.name}")
+    say(
+        f"run {ctx.run_id}: experiment {experiment.name} on target {experiment.topology.name}, "
+        f"seed {ctx.seed} (--seed {ctx.seed} replays its random choices)"
+    )
     error: HarnessError | None = None
     checks: list[CheckResult] = []
     with _signals_raise() as guard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,7 +59,14 @@ def summary(console: Console, journal: Mapping[str, Any]) -> None:
     style = STYLES.get(verdict, "")
     reason = f" ({journal['reason']})" if journal.get("reason") else ""
     console.print(f"verdict: [bold {style}]{verdict}[/bold {style}]{reason}")
-    console.print(f"run folder: {shown(Path(journal['run_dir']))}")
+    console.print(f"run folder: {shown(Path(journal['run_dir']))} (seed {journal['seed']})")
+
+
+def summary_text(journal: Mapping[str, Any], width: int = 110) -> str:
+    """The summary as plain text, for reports that are not a terminal (a pytest failure)."""
+    text = io.StringIO()
+    summary(Console(file=text, width=width, color_system=None, highlight=False), journal)
+    return text.getvalue()
 
 
 def catalogue_table(rows: Sequence[tuple[str, Verdict, str]]) -> Table:

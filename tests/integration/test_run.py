@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, harness_argv
+from tests.integration.quick_experiments import write_sound_and_weak
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -200,16 +201,7 @@ def test_a_folder_runs_every_experiment_and_exits_with_the_worst_verdict(
     harness_cli, tmp_path: Path
 ) -> None:
     experiments = tmp_path / "experiments"
-    experiments.mkdir()
-    quick = (
-        "target: {target}\nload: {{rate: 50/s, duration: 6s}}\ndrain: 10s\n"
-        "checks:\n  - {{name: nothing lost, ledger: lost, expect: '== 0'}}\n"
-    ).format(target=ROOT / "targets" / "redis-streams.yaml")
-    impossible = "  - {name: a million waiting, query: 'sum(harness_queue_depth)', at: end, "
-    (experiments / "a-sound.yaml").write_text("name: sound\n" + quick)
-    (experiments / "b-weak.yaml").write_text(
-        "name: weak\n" + quick + impossible + "expect: '> 1000000'}\n"
-    )
+    write_sound_and_weak(experiments)
     report = tmp_path / "reports" / "junit.xml"
     result = harness_cli(
         "run", str(experiments), "--runs-dir", str(tmp_path / "runs"), "--junit", str(report)

@@ -1,0 +1,108 @@
+"""pytest collects experiment files as tests, so a team that gates on pytest gets them too.
+
+    pytest experiments/ --junitxml=report.xml
+
+Each experiment file (a YAML file with ``target``, ``load`` and ``checks``) becomes one test
+that runs the experiment and passes only when its verdict is held. Other YAML files are left
+alone. In a team's own tests the ``harness_run`` fixture runs an experiment and returns its
+result, for assertions of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.errors import HarnessError
+from harness.loader import load_experiment
+
+EXPERIMENT_KEYS = {"target", "load", "checks"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "chaos experiments")
+    group.addoption(
+        "--harness-runs-dir", default="runs", help="where experiment run folders go (runs)"
+    )
+    group.addoption("--harness-seed", type=int, help="seed for every experiment's random choices")
+    group.addoption(
+        "--harness-set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field of every experiment collected, as harness run --set",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "experiment: a chaos experiment collected from a file")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and _looks_like_experiment(file_path):
+        return ExperimentFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _looks_like_experiment(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.keys() >= EXPERIMENT_KEYS
+
+
+class ExperimentFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        item = ExperimentItem.from_parent(self, name=self.path.stem)
+        item.add_marker("experiment")
+        yield item
+
+
+class NotHeld(Exception):
+    """The experiment ran and its verdict was not held; the message is its verdict table."""
+
+
+class ExperimentItem(pytest.Item):
+    def runtest(self) -> None:
+        from harness.report.console import summary_text
+        from harness.runner import run  # the runner pulls in every step: load it when needed
+
+        options = self.config.option
+        experiment = load_experiment(self.path, options.harness_set)
+        result = run(
+            experiment,
+            runs_dir=Path(options.harness_runs_dir),
+            seed=options.harness_seed,
+            overrides=tuple(options.harness_set),
+        )
+        self.user_properties.append(("run_folder", str(result.run_dir)))
+        self.user_properties.append(("verdict", result.verdict.value))
+        if result.error is not None:
+            raise result.error
+        if result.verdict.value != "held":
+            raise NotHeld(summary_text(result.journal))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, NotHeld | HarnessError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"experiment {self.name}"
+
+
+@pytest.fixture
+def harness_run(tmp_path: Path) -> Callable[..., Any]:
+    """Run an experiment file and return its ``RunResult``: ``harness_run(path, "a.b=1")``."""
+    from harness.runner import run
+
+    def run_experiment(path: str | Path, *overrides: str, seed: int | None = None) -> Any:
+        experiment = load_experiment(Path(path), overrides)
+        return run(experiment, runs_dir=tmp_path / "runs", seed=seed, overrides=overrides)
+
+    return run_experiment
