@@ -7,6 +7,7 @@ result.verdict  # Verdict.HELD, FAILED, INCONCLUSIVE or ABORTED
 
 from harness.checks import CheckResult
 from harness.errors import (
+    Aborted,
     ComponentFailed,
     EnvironmentProblem,
     HarnessError,
@@ -23,6 +24,7 @@ from harness.spec import Experiment
 from harness.verdict import Verdict
 
 __all__ = [
+    "Aborted",
     "CheckResult",
     "ComponentFailed",
     "EnvironmentProblem",

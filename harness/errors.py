@@ -83,3 +83,13 @@ class Interrupted(HarnessError):
         self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(f"interrupted by {signal.Signals(signum).name}; everything was torn down")
+
+
+class Aborted(HarnessError):
+    """An abort condition fired, or the run passed its time limit; faults were healed at once."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"aborted: {reason}")

@@ -82,6 +82,12 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
     faults = tuple(_fault_entries(spec, topology, source))
     _check_overlaps(faults, spec.load.duration, source)
     _check_moments(spec, faults, source)
+    if spec.time_limit is not None and spec.time_limit <= spec.load.duration:
+        raise source.error(
+            ("time_limit",),
+            f"the time limit ({spec.time_limit:g}s) must be longer than the load "
+            f"({spec.load.duration:g}s)",
+        )
     return Experiment(spec, topology, faults, path, topo_path)
 
 

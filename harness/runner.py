@@ -20,11 +20,12 @@ from types import FrameType
 from typing import Any
 
 from harness import components
+from harness.abort import AbortWatch
 from harness.checks import CheckResult, Evidence, evaluate, steady_state_checks
 from harness.context import RunContext
 from harness.deploy import local
 from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
-from harness.errors import HarnessError, Interrupted
+from harness.errors import Aborted, HarnessError, Interrupted
 from harness.faults import FaultTools
 from harness.journal import Outcome, write_json
 from harness.ledger import summarize
@@ -171,8 +172,15 @@ def _execute(
         "load.start", "load", Outcome.OK, t_load, rate=load_spec.rate, duration_s=load_spec.duration
     )
     say(f"load: {load_spec.rate:g} msg/s for {load_spec.duration:g}s")
-    _drive(ctx, scheduler, load, say)
-    _drain(ctx, promql, topology.drained, experiment.spec.drain, say)
+    spec = experiment.spec
+    watch = AbortWatch(spec.abort_if, promql, time.monotonic(), spec.time_limit_s)
+    try:
+        _drive(ctx, scheduler, load, watch, say)
+        _drain(ctx, promql, topology.drained, spec.drain, watch, say)
+    except Aborted as exc:
+        ctx.log.now("abort", "run", Outcome.INFO, reason=exc.reason)
+        say(f"[magenta]{exc}; healing every fault and stopping the load[/magenta]")
+        raise
     return _judge(ctx, promql)
 
 
@@ -194,12 +202,17 @@ def _await_first_scrape(
 
 
 def _drive(
-    ctx: RunContext, scheduler: Scheduler, load: LoadProcess, say: Callable[[str], None]
+    ctx: RunContext,
+    scheduler: Scheduler,
+    load: LoadProcess,
+    watch: AbortWatch,
+    say: Callable[[str], None],
 ) -> None:
     """Apply and heal faults on time until the load is over and every fault is healed."""
     seen = len(ctx.log.events)
     load_code: int | None = None
     while True:
+        watch.check()
         scheduler.run_due()
         for event in ctx.log.events[seen:]:
             if event.kind.startswith("fault."):
@@ -224,13 +237,19 @@ def _drive(
 
 
 def _drain(
-    ctx: RunContext, promql: PromQL, drained: Condition, limit_s: float, say: Callable[[str], None]
+    ctx: RunContext,
+    promql: PromQL,
+    drained: Condition,
+    limit_s: float,
+    watch: AbortWatch,
+    say: Callable[[str], None],
 ) -> None:
     """Wait for the backlog to empty (at most ``limit_s``); the run's end is when it did."""
     t_invoke = time.time()
     deadline = time.monotonic() + limit_s
     outcome = Outcome.FAIL
     while time.monotonic() < deadline:
+        watch.check()
         with contextlib.suppress(PromQLError):
             samples = promql.instant(drained.expr)
             if samples and all(drained.expectation.holds(s.value) for s in samples):
@@ -263,7 +282,7 @@ def _journal(
     overrides: tuple[str, ...],
 ) -> dict[str, Any]:
     ended = time.time()
-    if isinstance(error, Interrupted):
+    if isinstance(error, Interrupted | Aborted):
         verdict, reason = Verdict.ABORTED, str(error)
     elif error is not None:
         verdict, reason = Verdict.INCONCLUSIVE, str(error)

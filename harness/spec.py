@@ -282,6 +282,9 @@ Check = Annotated[
 CHECK_TAGS = {"threshold", "window", "recovery", "ledger"}
 
 
+TIME_LIMIT_MARGIN_S = 60.0
+
+
 class ExperimentSpec(Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -292,6 +295,16 @@ class ExperimentSpec(Model):
     steady_state: list[SteadyState] = []
     timeline: list[TimelineEntry] = []
     checks: list[Check] = Field(min_length=1)
+    abort_if: list[ConditionField] = Field(
+        [], description="PromQL conditions checked every second; one that holds aborts the run"
+    )
+    time_limit: Duration | None = Field(
+        None, description="hard limit from load start; default: load + drain + 60s"
+    )
+
+    @property
+    def time_limit_s(self) -> float:
+        return self.time_limit or self.load.duration + self.drain + TIME_LIMIT_MARGIN_S
 
 
 # -------------------------------------------------------------- loaded whole

@@ -19,6 +19,10 @@ class PromQLError(HarnessError):
     """Prometheus refused the query or could not be reached."""
 
 
+class BadQuery(PromQLError):
+    """Prometheus cannot parse or execute the query: asking again will not help."""
+
+
 @dataclass(frozen=True)
 class Sample:
     labels: dict[str, str]
@@ -88,7 +92,8 @@ class PromQL:
         except ValueError:
             raise PromQLError(f"Prometheus answered {response.status_code} without JSON") from None
         if body.get("status") != "success":
-            raise PromQLError(f"Prometheus: {body.get('errorType', '')}: {body.get('error', body)}")
+            error = BadQuery if body.get("errorType") == "bad_data" else PromQLError
+            raise error(f"Prometheus: {body.get('errorType', '')}: {body.get('error', body)}")
         data: dict[str, Any] = body["data"]
         return data
 

@@ -218,3 +218,24 @@ def test_a_folder_runs_every_experiment_and_exits_with_the_worst_verdict(
     assert verdicts == ["failed", "held"]
     table = result.stdout[result.stdout.index("experiments") :]
     assert "sound" in table and "weak" in table and "failed" in table
+
+
+def test_an_abort_condition_heals_the_fault_and_stops_the_run(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli(
+        "run", "experiments/paused-consumer.yaml", "--runs-dir", str(tmp_path),
+        "--set", "timeline.0.at=3s", "--set", "timeline.0.count=2",
+        "--set", "abort_if=['sum(harness_queue_depth{queue=\"jobs\"}) > 300']",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    journal = journal_of(tmp_path)
+    assert journal["verdict"] == "aborted"
+    assert 'abort_if sum(harness_queue_depth{queue="jobs"}) > 300 fired' in journal["reason"]
+    kinds = [e["kind"] for e in journal["timeline"]]
+    assert kinds.index("fault.apply") < kinds.index("abort") < kinds.index("fault.heal")
+    heal = next(e for e in journal["timeline"] if e["kind"] == "fault.heal")
+    assert heal["outcome"] == "ok"
+    # The run stopped soon after the backlog passed 300 (at 200/s: about 2 s into the pause),
+    # not at the end of its 40 s of load.
+    assert journal["duration_s"] < 25
+    assert not leftovers(Path(journal["run_dir"]), journal)
+    assert "verdict: aborted" in result.stdout

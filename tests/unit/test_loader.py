@@ -98,6 +98,10 @@ def case(name: str, *values: str) -> Any:
 
 # (id, old text, new text, field, a fragment of the blamed line, a fragment of the message)
 CASES = [
+    case("short-time-limit", "checks:\n", "time_limit: 30s\nchecks:\n", "time_limit",
+         "time_limit: 30s", "the time limit (30s) must be longer than the load (60s)"),
+    case("bad-abort-condition", "checks:\n", "abort_if: ['sum(q) above 5']\nchecks:\n",
+         "abort_if[0]", "abort_if", "expected"),
     case("unknown-top-level", "name: mini\n", "name: mini\ncolour: blue\n", "colour", "colour:",
          "unknown field"),
     case("missing-required", "  duration: 60s\n", "", "load.duration", "load:",

@@ -5,6 +5,7 @@ import harness
 
 def test_public_api_is_pinned() -> None:
     assert sorted(harness.__all__) == [
+        "Aborted",
         "CheckResult",
         "ComponentFailed",
         "EnvironmentProblem",
