@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import components
+from harness.deploy import leftovers
 from harness.errors import HarnessError, Interrupted
 from harness.journal import read_journal
 from harness.loader import experiment_files, load_experiment
@@ -48,6 +49,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     experiments = [load_experiment(path, args.set) for path in experiment_files(args.files)]
     err = Console(stderr=True, highlight=False)
+    _remove_leftovers(err)
     suites: list[junit.Suite] = []
     rows: list[tuple[str, Verdict, str]] = []
     try:
@@ -122,6 +124,27 @@ def _schema(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _down(args: argparse.Namespace, out: Console) -> int:
+    if not _remove_leftovers(out):
+        out.print("nothing left behind: no process of a killed harness run is running")
+    return 0
+
+
+def _remove_leftovers(console: Console) -> bool:
+    """Remove what a harness killed outright left running, and say what it was."""
+    found = leftovers.find()
+    if found:
+        leftovers.remove(found)
+        removed = _count(len(found), "process", "processes")
+        console.print(
+            f"[yellow]removed {removed} left by a harness that was killed before it could tear "
+            "down:[/yellow]"
+        )
+        for left in found:
+            console.print(f"  {left.pid}  {left.command}", soft_wrap=True, markup=False)
+    return bool(found)
+
+
 def _report(args: argparse.Namespace, out: Console) -> int:
     journal = read_journal(Path(args.run_dir))
     console = Console(record=True, width=110, highlight=False) if args.svg else out
@@ -132,8 +155,8 @@ def _report(args: argparse.Namespace, out: Console) -> int:
     return Verdict(journal["verdict"]).exit_code
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def _doctor(args: argparse.Namespace, out: Console) -> int:
@@ -212,6 +235,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("kind", nargs="?", default="experiment", choices=("experiment", "topology"))
     schema.set_defaults(command=_schema)
+
+    down = commands.add_parser(
+        "down", help="remove processes left by a harness that was killed (SIGKILL) mid-run"
+    )
+    down.set_defaults(command=_down)
 
     doctor = commands.add_parser("doctor", help="list the real components and their versions")
     doctor.set_defaults(command=_doctor)

@@ -20,6 +20,16 @@ import psutil
 
 from harness.errors import ComponentFailed
 
+# Every process the harness starts carries its owner in the environment (inherited by the
+# process's own children), so the leftovers of a harness killed with SIGKILL can be found.
+OWNER_VAR = "HARNESS_OWNER"
+
+
+def owner_mark(pid: int | None = None) -> str:
+    """``pid:start-time`` of a harness process: a reused pid does not look like the owner."""
+    process = psutil.Process(pid)
+    return f"{process.pid}:{process.create_time():.2f}"
+
 
 def log_tail(path: Path, lines: int = 20) -> str:
     try:
@@ -57,6 +67,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**(self.env if self.env is not None else os.environ), OWNER_VAR: owner_mark()}
         with self.log_path.open("ab") as log:
             try:
                 self.proc = subprocess.Popen(
@@ -64,7 +75,7 @@ class ManagedProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=self.env,
+                    env=env,
                     cwd=self.cwd,
                     start_new_session=True,
                 )

@@ -239,3 +239,39 @@ def test_an_abort_condition_heals_the_fault_and_stops_the_run(harness_cli, tmp_p
     assert journal["duration_s"] < 25
     assert not leftovers(Path(journal["run_dir"]), journal)
     assert "verdict: aborted" in result.stdout
+
+
+def owned_by(pid: int) -> list[str]:
+    """Processes whose environment names ``pid`` as the harness that started them."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            owner = proc.environ().get("HARNESS_OWNER", "")
+        except psutil.Error:
+            continue
+        if owner.startswith(f"{pid}:") and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(f"{proc.info['pid']}: {' '.join(proc.info['cmdline'] or [])}")
+    return found
+
+
+def test_after_a_sigkill_harness_down_removes_what_the_run_left(
+    harness_cli, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        harness_argv("run", "experiments/paused-consumer.yaml", "--runs-dir", str(tmp_path),
+                     "--set", "timeline.0.at=1s"),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert _wait_for_event(tmp_path, "fault.apply", timeout_s=90), "the fault never came"
+    finally:
+        proc.kill()  # SIGKILL: no teardown can run
+        proc.wait()
+    left = owned_by(proc.pid)
+    assert any("toxiproxy" in p for p in left) and any("redis-server" in p for p in left), left
+    result = harness_cli("down")
+    assert result.returncode == 0, result.stderr
+    assert f"removed {len(left)} processes" in result.stdout
+    assert not owned_by(proc.pid)
+    again = harness_cli("down")
+    assert "nothing left behind" in again.stdout
