@@ -32,6 +32,7 @@ class RunContext:
     moments: dict[str, float] = field(default_factory=dict)
     ledger: LedgerSummary | None = None
     drained: bool = False
+    load_failure: str | None = None  # the load generator died: no verdict can be trusted as held
     layout: Layout | None = None
     deployment: LocalDeployment | None = None
     promql: PromQL | None = None

@@ -229,6 +229,11 @@ def _drive(
                 outcome = Outcome.OK if load_code == 0 else Outcome.FAIL
                 ctx.log.now("load.end", "load", outcome, exit_code=load_code)
                 say(f"load finished (exit {load_code})")
+                if load_code != 0:
+                    ctx.load_failure = (
+                        f"the load generator (Locust) exited with code {load_code}; "
+                        "see logs/load.log"
+                    )
         if load_code is not None and scheduler.next_due() is None:
             return
         due = scheduler.next_due()
@@ -286,6 +291,8 @@ def _journal(
         verdict, reason = Verdict.ABORTED, str(error)
     elif error is not None:
         verdict, reason = Verdict.INCONCLUSIVE, str(error)
+    elif ctx.load_failure is not None:  # fail closed: every check depends on the load
+        verdict, reason = Verdict.INCONCLUSIVE, ctx.load_failure
     else:
         verdict, reason = merge(c.verdict for c in checks), None
     experiment = ctx.experiment

@@ -275,3 +275,29 @@ def test_after_a_sigkill_harness_down_removes_what_the_run_left(
     assert not owned_by(proc.pid)
     again = harness_cli("down")
     assert "nothing left behind" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("victim", "reason"),
+    [("/prometheus", "did not answer"), ("-m locust", "the load generator (Locust) exited")],
+)
+def test_a_measurement_source_dying_mid_run_is_never_held(
+    tmp_path: Path, victim: str, reason: str
+) -> None:
+    proc = subprocess.Popen(
+        harness_argv("run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert _wait_for_event(tmp_path, "fault.apply", timeout_s=90), "the fault never came"
+        (pid,) = [int(p.split(":")[0]) for p in owned_by(proc.pid) if victim in p]
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out + err
+    journal = journal_of(tmp_path)
+    assert journal["verdict"] == "inconclusive"
+    assert reason in (journal["reason"] or "") + json.dumps(journal["checks"])
+    assert not leftovers(Path(journal["run_dir"]), journal)
