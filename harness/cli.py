@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,13 @@ from harness.verdict import Verdict, merge
 EXIT_BAD_INPUT = 3
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM outside a run (loading, between experiments) ends as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _terminated)
     parser = _parser()
     args = parser.parse_args(argv)
     out = Console(highlight=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -301,3 +302,52 @@ def test_a_measurement_source_dying_mid_run_is_never_held(
     assert journal["verdict"] == "inconclusive"
     assert reason in (journal["reason"] or "") + json.dumps(journal["checks"])
     assert not leftovers(Path(journal["run_dir"]), journal)
+
+
+INTERRUPTIBLE = """\
+name: interruptible
+target: {target}
+load: {{rate: 100/s, duration: 6s}}
+drain: 5s
+timeline:
+  - {{name: slow, at: 1s, for: 4s, fault: latency, link: worker->broker, latency: 100}}
+  - {{name: hang, at: 2s, for: 2s, fault: pause, component: worker, count: 1}}
+checks:
+  - {{name: nothing lost, ledger: lost, expect: "== 0"}}
+"""
+
+
+def test_interrupted_anywhere_a_run_leaves_nothing_behind(harness_cli, tmp_path: Path) -> None:
+    """20 seeded points from start-up to teardown; SIGINT, SIGTERM or SIGKILL (then down)."""
+    experiment = tmp_path / "interruptible.yaml"
+    experiment.write_text(INTERRUPTIBLE.format(target=ROOT / "targets" / "redis-streams.yaml"))
+    rng = random.Random(2026)
+    for point in range(20):
+        signum = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+        after_s = rng.uniform(1.0, 12.0)
+        runs = tmp_path / f"runs-{point}"
+        proc = subprocess.Popen(
+            harness_argv("run", str(experiment), "--runs-dir", str(runs)),
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(after_s)
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        where = f"point {point}: {signum.name} after {after_s:.1f}s"
+        if signum == signal.SIGKILL:
+            assert harness_cli("down").returncode == 0
+        else:
+            assert proc.returncode in (0, 1, 2, 128 + signum), f"{where}: {err}"
+            assert "Traceback" not in err, where
+        assert not owned_by(proc.pid), f"{where}: {owned_by(proc.pid)}"
+        for run_dir in runs.glob("*"):  # the journal says how far the run got
+            events = (run_dir / "events.jsonl").read_text().splitlines()
+            assert all(json.loads(line) for line in events), where
+            if signum != signal.SIGKILL:
+                journal = json.loads((run_dir / "journal.json").read_text())
+                aborted = proc.returncode == 128 + signum
+                assert (journal["verdict"] == "aborted") == aborted, where
