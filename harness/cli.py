@@ -140,8 +140,8 @@ def _down(args: argparse.Namespace, out: Console) -> int:
 def _remove_leftovers(console: Console) -> bool:
     """Remove what a harness killed outright left running, and say what it was."""
     found = leftovers.find()
+    leftovers.remove(found)  # also forgets the records of harnesses that no longer run
     if found:
-        leftovers.remove(found)
         removed = _count(len(found), "process", "processes")
         console.print(
             f"[yellow]removed {removed} left by a harness that was killed before it could tear "

@@ -76,10 +76,14 @@ class Status:
     install_hint: str
 
 
+def home() -> Path:
+    """Where the harness keeps what outlives a run, outside any checkout (``HARNESS_HOME``)."""
+    return Path(os.environ.get("HARNESS_HOME") or Path.home() / ".cache" / "harness").expanduser()
+
+
 def bin_dir() -> Path:
-    """Where the harness keeps binaries it installs itself, outside any checkout."""
-    home = os.environ.get("HARNESS_HOME") or str(Path.home() / ".cache" / "harness")
-    return Path(home).expanduser() / "bin"
+    """Where the harness keeps binaries it installs itself."""
+    return home() / "bin"
 
 
 def find(name: str) -> Path:

@@ -1,61 +1,125 @@
 """Processes a harness left behind when it was killed outright (SIGKILL, a lost CI runner).
 
-Teardown cannot run in a process that was killed with SIGKILL. Every process the harness starts
-carries ``HARNESS_OWNER`` (the harness's pid and start time) in its environment; a process whose
-owner no longer runs is a leftover. Components, Locust, Prometheus and Toxiproxy (with its
-proxies and toxics) all go with their process groups. Processes of a harness that still runs
-are never touched, so concurrent runs are safe.
+Teardown cannot run in a process that was killed with SIGKILL. Two records name what a harness
+started, so the next ``harness run`` or ``harness down`` can remove it:
+
+- every process it starts carries ``HARNESS_OWNER`` (the harness's pid and start time) in its
+  environment, which the process's own children inherit;
+- each start is also appended to ``<HARNESS_HOME>/live/<owner>.jsonl``, because some programs
+  (Redis, when it sets its process title) overwrite their environment.
+
+A process whose owner no longer runs is a leftover. Components, Locust, Prometheus and
+Toxiproxy (with its proxies and toxics) all go with their process groups. Processes of a
+harness that still runs are never touched, so concurrent runs are safe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
-from harness.deploy.process import OWNER_VAR, owner_mark
+from harness.components import home
+
+OWNER_VAR = "HARNESS_OWNER"
+
+
+def owner_mark(pid: int | None = None) -> str:
+    """``pid:start-time`` of a harness process: a reused pid does not look like the owner."""
+    process = psutil.Process(pid)
+    return f"{process.pid}:{process.create_time():.2f}"
 
 
 @dataclass(frozen=True)
 class Leftover:
     pid: int
     pgid: int
-    owner: str
     command: str
 
 
-def find() -> list[Leftover]:
-    found = []
-    alive: dict[str, bool] = {}
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            owner = process.environ().get(OWNER_VAR)
-            pgid = os.getpgid(process.pid)
-        except (psutil.Error, ProcessLookupError):
-            continue
-        if owner is None:
-            continue
-        if owner not in alive:
-            alive[owner] = _owner_runs(owner)
-        if not alive[owner]:
-            command = " ".join(process.info["cmdline"] or [process.name()])
-            found.append(Leftover(process.pid, pgid, owner, command))
-    return found
+def _live_dir() -> Path:
+    return home() / "live"
+
+
+def _owner_file(owner: str) -> Path:
+    return _live_dir() / f"{owner.replace(':', '_')}.jsonl"
+
+
+def record(pid: int, name: str) -> None:
+    """Note a process the harness just started, with its start time (pids are reused)."""
+    with contextlib.suppress(psutil.Error, OSError):
+        line = {"pid": pid, "start": round(psutil.Process(pid).create_time(), 2), "name": name}
+        path = _owner_file(owner_mark())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
 
 
 def _owner_runs(owner: str) -> bool:
-    pid = int(owner.split(":")[0]) if owner.split(":")[0].isdigit() else -1
+    pid = owner.split(":")[0]
     try:
-        return owner_mark(pid) == owner
-    except (psutil.Error, ValueError):
+        return pid.isdigit() and owner_mark(int(pid)) == owner
+    except psutil.Error:
         return False
 
 
+def _dead_owner_files() -> list[Path]:
+    folder = _live_dir()
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.glob("*.jsonl") if not _owner_runs(p.stem.replace("_", ":"))]
+
+
+def _recorded_pids(path: Path) -> set[int]:
+    """The recorded processes still running: same pid and same start time."""
+    pids = set()
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError, psutil.Error):
+                entry = json.loads(line)
+                if round(psutil.Process(entry["pid"]).create_time(), 2) == entry["start"]:
+                    pids.add(int(entry["pid"]))
+    return pids
+
+
+def _marked_pids() -> set[int]:
+    """Running processes whose environment names an owner that no longer runs."""
+    pids, alive = set(), {}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            owner = process.environ().get(OWNER_VAR)
+            if owner is None:
+                continue
+            if owner not in alive:
+                alive[owner] = _owner_runs(owner)
+            if not alive[owner]:
+                pids.add(process.pid)
+    return pids
+
+
+def find() -> list[Leftover]:
+    pids = _marked_pids().union(*(_recorded_pids(p) for p in _dead_owner_files()))
+    found = []
+    for pid in sorted(pids):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            process = psutil.Process(pid)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            command = " ".join(process.cmdline()) or process.name()
+            found.append(Leftover(pid, os.getpgid(pid), command))
+    return found
+
+
 def remove(leftovers: list[Leftover]) -> None:
-    """SIGKILL each leftover's process group, after SIGCONT: a paused process may be among them."""
+    """SIGKILL each leftover's process group, after SIGCONT: a paused process may be among them.
+
+    Then forget the records of harnesses that no longer run.
+    """
     ours = os.getpgid(0)
     for pgid in sorted({left.pgid for left in leftovers} - {ours}):
         for signum in (signal.SIGCONT, signal.SIGKILL):
@@ -64,3 +128,5 @@ def remove(leftovers: list[Leftover]) -> None:
     for left in leftovers:  # reap what is ours to reap; wait for the rest to go
         with contextlib.suppress(psutil.Error):
             psutil.Process(left.pid).wait(timeout=5)
+    for path in _dead_owner_files():
+        path.unlink(missing_ok=True)

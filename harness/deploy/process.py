@@ -18,17 +18,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from harness.deploy import leftovers
+from harness.deploy.leftovers import OWNER_VAR, owner_mark
 from harness.errors import ComponentFailed
-
-# Every process the harness starts carries its owner in the environment (inherited by the
-# process's own children), so the leftovers of a harness killed with SIGKILL can be found.
-OWNER_VAR = "HARNESS_OWNER"
-
-
-def owner_mark(pid: int | None = None) -> str:
-    """``pid:start-time`` of a harness process: a reused pid does not look like the owner."""
-    process = psutil.Process(pid)
-    return f"{process.pid}:{process.create_time():.2f}"
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -81,6 +73,7 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise ComponentFailed(self.name, f"could not start {self.argv[0]}: {exc}") from None
+        leftovers.record(self.proc.pid, self.name)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
+from harness import components
 from tests.conftest import ROOT, harness_argv
 from tests.integration.quick_experiments import write_sound_and_weak
 
@@ -243,14 +244,18 @@ def test_an_abort_condition_heals_the_fault_and_stops_the_run(harness_cli, tmp_p
 
 
 def owned_by(pid: int) -> list[str]:
-    """Processes whose environment names ``pid`` as the harness that started them."""
+    """Processes started by the harness ``pid``: named so in their environment, or recorded."""
+    recorded = set()
+    for path in (components.home() / "live").glob(f"{pid}_*.jsonl"):
+        recorded |= {json.loads(line)["pid"] for line in path.read_text().splitlines()}
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
             owner = proc.environ().get("HARNESS_OWNER", "")
         except psutil.Error:
-            continue
-        if owner.startswith(f"{pid}:") and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            owner = ""
+        mine = owner.startswith(f"{pid}:") or proc.info["pid"] in recorded
+        if mine and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(f"{proc.info['pid']}: {' '.join(proc.info['cmdline'] or [])}")
     return found
 
