@@ -291,7 +291,8 @@ def test_a_measurement_source_dying_mid_run_is_never_held(
     tmp_path: Path, victim: str, reason: str
 ) -> None:
     proc = subprocess.Popen(
-        harness_argv("run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT),
+        harness_argv("run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
+                     "--set", "drain=5s"),
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
