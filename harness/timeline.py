@@ -144,9 +144,9 @@ class Scheduler:
         self.log.now("fault.heal", step.target.name, Outcome.OK, t_invoke, **value, **extra)
 
     def heal_all(self) -> None:
-        """At teardown: undo whatever is still in effect; planned actions are dropped."""
+        """At teardown: undo whatever is still in effect, newest first; planned ones are dropped."""
         self.pending = []
-        for key in list(self.applied):
+        for key in reversed(list(self.applied)):
             self._heal(self._steps[key], None, teardown=True)
 
 

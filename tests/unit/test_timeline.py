@@ -211,3 +211,18 @@ def test_applied_toxic_heal_is_idempotent() -> None:
     applied.heal()
     assert toxics.calls[1:] == [("remove", "api->broker", "slow")]
     assert applied.healed
+
+
+def test_heal_all_undoes_overlapping_faults_newest_first(log: EventLog) -> None:
+    toxics = RecordingToxics()
+    steps = [step("first", 0, 20), step("second", 0, 20, link="api->broker")]
+    scheduler = Scheduler(steps, tools(toxics), log)
+    scheduler.start()
+    scheduler.run_due()
+    scheduler.heal_all()
+    assert [call[:3] for call in toxics.calls] == [
+        ("add", "worker->broker", "first"),
+        ("add", "api->broker", "second"),
+        ("remove", "api->broker", "second"),
+        ("remove", "worker->broker", "first"),
+    ]
