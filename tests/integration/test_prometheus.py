@@ -57,7 +57,8 @@ def test_scrapes_and_answers_instant_and_range_queries(prometheus: tuple[PromQL,
     first = time.time()
     depth.labels("jobs").set(7)
     assert wait_for(client, "harness_queue_depth == 7") == 7
-    (series,) = client.range("harness_queue_depth", first - 5, time.time(), 1)
+    # Steps are start + k s; ending 1 s late makes the last step come after the newest sample.
+    (series,) = client.range("harness_queue_depth", first - 5, time.time() + 1, 1)
     values = [v for _, v in series.points]
     assert values[0] == 42 and values[-1] == 7
     assert series.labels["instance_name"] == "app"
