@@ -10,15 +10,19 @@ result, for assertions of their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from harness.errors import HarnessError
 from harness.loader import load_experiment
+from harness.verdict import Verdict
+
+if TYPE_CHECKING:
+    from harness.runner import RunResult
 
 EXPERIMENT_KEYS = {"target", "load", "checks"}
 
@@ -70,21 +74,16 @@ class NotHeld(Exception):
 class ExperimentItem(pytest.Item):
     def runtest(self) -> None:
         from harness.report.console import summary_text
-        from harness.runner import run  # the runner pulls in every step: load it when needed
 
         options = self.config.option
-        experiment = load_experiment(self.path, options.harness_set)
-        result = run(
-            experiment,
-            runs_dir=Path(options.harness_runs_dir),
-            seed=options.harness_seed,
-            overrides=tuple(options.harness_set),
+        result = _run_file(
+            self.path, options.harness_set, Path(options.harness_runs_dir), options.harness_seed
         )
         self.user_properties.append(("run_folder", str(result.run_dir)))
         self.user_properties.append(("verdict", result.verdict.value))
         if result.error is not None:
             raise result.error
-        if result.verdict.value != "held":
+        if result.verdict is not Verdict.HELD:
             raise NotHeld(summary_text(result.journal))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -96,13 +95,18 @@ class ExperimentItem(pytest.Item):
         return self.path, None, f"experiment {self.name}"
 
 
-@pytest.fixture
-def harness_run(tmp_path: Path) -> Callable[..., Any]:
-    """Run an experiment file and return its ``RunResult``: ``harness_run(path, "a.b=1")``."""
-    from harness.runner import run
+def _run_file(path: Path, overrides: Sequence[str], runs_dir: Path, seed: int | None) -> RunResult:
+    from harness.runner import run  # the runner pulls in every step: load it when needed
 
-    def run_experiment(path: str | Path, *overrides: str, seed: int | None = None) -> Any:
-        experiment = load_experiment(Path(path), overrides)
-        return run(experiment, runs_dir=tmp_path / "runs", seed=seed, overrides=overrides)
+    experiment = load_experiment(path, overrides)
+    return run(experiment, runs_dir=runs_dir, seed=seed, overrides=tuple(overrides))
+
+
+@pytest.fixture
+def harness_run(tmp_path: Path) -> Callable[..., RunResult]:
+    """Run an experiment file and return its ``RunResult``: ``harness_run(path, "a.b=1")``."""
+
+    def run_experiment(path: str | Path, *overrides: str, seed: int | None = None) -> RunResult:
+        return _run_file(Path(path), overrides, tmp_path / "runs", seed)
 
     return run_experiment

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def owner_mark(pid: int | None = None) -> str:
     """``pid:start-time`` of a harness process: a reused pid does not look like the owner."""
     process = psutil.Process(pid)
     return f"{process.pid}:{process.create_time():.2f}"
+
+
+def owned(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with this harness named as the owner of the process that gets it."""
+    return {**env, OWNER_VAR: owner_mark()}
 
 
 @dataclass(frozen=True)

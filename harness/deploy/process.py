@@ -19,7 +19,6 @@ import httpx
 import psutil
 
 from harness.deploy import leftovers
-from harness.deploy.leftovers import OWNER_VAR, owner_mark
 from harness.errors import ComponentFailed
 
 
@@ -59,7 +58,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**(self.env if self.env is not None else os.environ), OWNER_VAR: owner_mark()}
+        env = leftovers.owned(self.env if self.env is not None else os.environ)
         with self.log_path.open("ab") as log:
             try:
                 self.proc = subprocess.Popen(

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,16 +174,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(3)
-
-
-@contextlib.contextmanager
-def running_stack(tmp_path: Path) -> Iterator[Stack]:
-    """A :class:`Stack` whose processes are all stopped on the way out."""
-    s = Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 def post_jobs(api: Service, ids: list[str]) -> None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +20,6 @@ from tests.integration.redis_streams_stack import (
     enqueue_directly,
     metric,
     post_jobs,
-    running_stack,
     scrape,
     wait_until,
 )
@@ -31,14 +27,7 @@ from tests.integration.redis_streams_stack import (
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(30),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
 ]
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path) as s:
-        yield s
 
 
 def pending(stack: Stack, stream: str = "jobs", group: str = "workers") -> int:

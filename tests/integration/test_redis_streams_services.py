@@ -5,12 +5,9 @@ Each test starts its own redis-server and the services it needs as real processe
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +18,6 @@ from tests.integration.redis_streams_stack import (
     enqueue_directly,
     metric,
     post_jobs,
-    running_stack,
     scrape,
     wait_until,
 )
@@ -29,14 +25,7 @@ from tests.integration.redis_streams_stack import (
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(60),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
 ]
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(tmp_path) as s:
-        yield s
 
 
 def test_every_job_reaches_the_sink_exactly_once(stack: Stack) -> None:

@@ -73,6 +73,14 @@ def log(tmp_path: Path) -> Iterator[EventLog]:
     events.close()
 
 
+def started(steps: list[FaultStep], toxics: RecordingToxics, log: EventLog) -> Scheduler:
+    """A scheduler started now, with what is due at once already applied."""
+    scheduler = Scheduler(steps, tools(toxics), log)
+    scheduler.start()
+    scheduler.run_due()
+    return scheduler
+
+
 def journaled(log: EventLog) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.path.read_text().splitlines()]
 
@@ -106,9 +114,7 @@ def test_plan_of_no_steps_is_empty() -> None:
 
 def test_a_fault_due_at_zero_is_applied_on_the_first_run_due(log: EventLog) -> None:
     toxics = RecordingToxics()
-    scheduler = Scheduler([step("slow-link", 0, 20)], tools(toxics), log)
-    scheduler.start()
-    scheduler.run_due()
+    scheduler = started([step("slow-link", 0, 20)], toxics, log)
     attributes = {"latency": 300, "jitter": 50}
     assert toxics.calls == [
         ("add", "worker->broker", "slow-link", "latency", "downstream", 1.0, attributes)
@@ -119,9 +125,7 @@ def test_a_fault_due_at_zero_is_applied_on_the_first_run_due(log: EventLog) -> N
 
 
 def test_an_apply_is_journaled_with_outcome_ok(log: EventLog) -> None:
-    scheduler = Scheduler([step("slow-link", 0, 20)], tools(RecordingToxics()), log)
-    scheduler.start()
-    scheduler.run_due()
+    started([step("slow-link", 0, 20)], RecordingToxics(), log)
     [event] = journaled(log)
     assert (event["kind"], event["target"], event["outcome"]) == (
         "fault.apply",
@@ -137,9 +141,7 @@ def test_an_apply_is_journaled_with_outcome_ok(log: EventLog) -> None:
 
 def test_nothing_is_due_before_its_time(log: EventLog) -> None:
     toxics = RecordingToxics()
-    scheduler = Scheduler([step("later", 3600, 10)], tools(toxics), log)
-    scheduler.start()
-    scheduler.run_due()
+    started([step("later", 3600, 10)], toxics, log)
     assert toxics.calls == []
     assert journaled(log) == []
 
@@ -168,9 +170,7 @@ def test_run_due_applies_and_heals_everything_past_due_in_plan_order(log: EventL
 
 def test_a_fault_that_cannot_be_applied_is_journaled_as_failed(log: EventLog) -> None:
     toxics = RecordingToxics(refuse=("worker->broker",))
-    scheduler = Scheduler([step("slow-link", 0, 20)], tools(toxics), log)
-    scheduler.start()
-    scheduler.run_due()
+    scheduler = started([step("slow-link", 0, 20)], toxics, log)
     [event] = journaled(log)
     assert (event["kind"], event["outcome"]) == ("fault.apply", "fail")
     assert event["value"]["error"] == "proxy worker->broker refused the toxic"
@@ -183,9 +183,7 @@ def test_a_fault_that_cannot_be_applied_is_journaled_as_failed(log: EventLog) ->
 def test_heal_all_heals_what_is_applied_once_and_drops_pending(log: EventLog) -> None:
     toxics = RecordingToxics()
     steps = [step("now", 0, 20), step("later", 3600, 10, link="api->broker")]
-    scheduler = Scheduler(steps, tools(toxics), log)
-    scheduler.start()
-    scheduler.run_due()
+    scheduler = started(steps, toxics, log)
     scheduler.heal_all()
     scheduler.heal_all()
     scheduler.run_due()
@@ -216,9 +214,7 @@ def test_applied_toxic_heal_is_idempotent() -> None:
 def test_heal_all_undoes_overlapping_faults_newest_first(log: EventLog) -> None:
     toxics = RecordingToxics()
     steps = [step("first", 0, 20), step("second", 0, 20, link="api->broker")]
-    scheduler = Scheduler(steps, tools(toxics), log)
-    scheduler.start()
-    scheduler.run_due()
+    scheduler = started(steps, toxics, log)
     scheduler.heal_all()
     assert [call[:3] for call in toxics.calls] == [
         ("add", "worker->broker", "first"),
