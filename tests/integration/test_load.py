@@ -240,11 +240,10 @@ def test_start_fails_when_the_metrics_port_is_taken(
         squatter.listen()
         port = squatter.getsockname()[1]
         plan = make_plan(tmp_path, "http://127.0.0.1:9", metrics_port=port)
-        began = time.monotonic()
         with pytest.raises(ComponentFailed) as failure:
             run(plan, started)
 
     assert failure.value.component == "load"
     assert f"127.0.0.1:{port}" in failure.value.log_tail
-    assert time.monotonic() - began < 10
+    assert "exited with code" in failure.value.reason  # noticed the exit, not a timeout
     assert not started[0].running()

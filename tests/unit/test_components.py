@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -101,15 +100,12 @@ def test_doctor_on_a_bare_machine_reports_what_is_missing(bare_machine: Path) ->
 
 def test_setup_when_all_is_installed_runs_no_installer() -> None:
     printed: list[str] = []
-    started = time.monotonic()
     first = setup(printed.append)
     second = setup(printed.append)
-    elapsed = time.monotonic() - started
     # Every installer command is printed before it runs, so silence means none ran.
     assert printed == []
     assert first == second
     assert all(status.found for status in second)
-    assert elapsed < 5
 
 
 def test_unknown_component_is_a_programming_error() -> None:
