@@ -141,13 +141,20 @@ def _remove_leftovers(console: Console) -> bool:
     """Remove what a harness killed outright left running, and say what it was."""
     found = leftovers.find()
     leftovers.remove(found)  # also forgets the records of harnesses that no longer run
-    if found:
-        removed = _count(len(found), "process", "processes")
+    for run_dir, faults in found.faults.items():
+        console.print(
+            f"[yellow]undid {_count(len(faults), 'fault')} still in effect in {shown(run_dir)}, "
+            "whose harness was killed:[/yellow]"
+        )
+        for fault in faults:
+            console.print(f"  {fault}", soft_wrap=True, markup=False)
+    if found.processes:
+        removed = _count(len(found.processes), "process", "processes")
         console.print(
             f"[yellow]removed {removed} left by a harness that was killed before it could tear "
             "down:[/yellow]"
         )
-        for left in found:
+        for left in found.processes:
             console.print(f"  {left.pid}  {left.command}", soft_wrap=True, markup=False)
     return bool(found)
 

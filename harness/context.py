@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.deploy import leftovers
 from harness.deploy.ports import PortAllocator
 from harness.journal import Event, EventLog, Outcome
 from harness.ledger import LedgerSummary
 from harness.spec import Experiment
+from harness.state import FaultState
 
 if TYPE_CHECKING:
     from harness.deploy.local import Layout, LocalDeployment
@@ -27,6 +29,7 @@ class RunContext:
     run_dir: Path
     seed: int
     log: EventLog
+    state: FaultState
     started_at: float
     ports: PortAllocator = field(default_factory=PortAllocator)
     moments: dict[str, float] = field(default_factory=dict)
@@ -50,8 +53,10 @@ class RunContext:
             suffix += 1
             run_dir = runs_dir / f"{base}-{suffix}"
         (run_dir / "logs").mkdir(parents=True)
+        run_dir = run_dir.resolve()
         log = EventLog(run_dir / "events.jsonl")
-        return cls(experiment, run_dir.name, run_dir.resolve(), seed, log, now)
+        leftovers.record_run(run_dir)
+        return cls(experiment, run_dir.name, run_dir, seed, log, FaultState(run_dir), now)
 
     def mark(self, moment: str, t: float) -> None:
         self.moments[moment] = t

@@ -27,10 +27,11 @@ from harness.deploy import local
 from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
 from harness.errors import Aborted, HarnessError, Interrupted
 from harness.faults import FaultTools
-from harness.journal import Outcome, write_json
+from harness.journal import Event, Outcome, write_json
 from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess
+from harness.observe.gaps import Gap, find_gaps, meant_down
 from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import junit
@@ -45,6 +46,8 @@ FIRST_SCRAPE_TIMEOUT_S = 20.0
 # after load start would find no steady state to compare with, so the load waits for it.
 FIRST_SCRAPE_MARGIN_S = 8.0
 POLL_S = 0.05
+# A replica a fault restarted is scraped again within a scrape or two of its heal.
+RESTART_GRACE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,14 @@ def run(
     checks: list[CheckResult] = []
     with _signals_raise() as guard:
         try:
-            with ExitStack() as teardown:
-                guard.teardown = teardown
-                checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, say)
-                guard.quiet()
-                say("tearing down")
+            try:
+                with ExitStack() as teardown:
+                    guard.teardown = teardown
+                    checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, say)
+                    guard.quiet()
+                    say("tearing down")
+            finally:
+                ctx.state.torn_down("teardown")
         except HarnessError as exc:
             error = exc
             say(f"[red]{exc}[/red]")
@@ -160,7 +166,7 @@ def _execute(
             seed=ctx.seed,
         )
     )
-    scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log)
+    scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log, ctx.state)
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
     t_load = time.time()
@@ -275,9 +281,25 @@ def _judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
     ctx.ledger = summarize(
         read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
     )
-    evidence = Evidence(promql, dict(ctx.moments), ctx.ledger, ctx.drained)
+    gaps = _scrape_gaps(ctx, promql)
+    evidence = Evidence(promql, dict(ctx.moments), ctx.ledger, ctx.drained, gaps)
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
+
+
+def _scrape_gaps(ctx: RunContext, promql: PromQL) -> list[Gap]:
+    """Holes in the metrics of a target no fault took down; each is journaled."""
+    try:
+        excused = meant_down(ctx.log.events, ctx.moments, RESTART_GRACE_S)
+        gaps = find_gaps(promql, ctx.moments["load.start"], ctx.moments["end"], excused)
+    except PromQLError:
+        return []  # Prometheus itself is gone: every check that needs it is inconclusive anyway
+    for gap in gaps:
+        metrics = {"metrics": sorted(gap.metrics)}
+        ctx.log.record(
+            Event("observe.gap", gap.instance, gap.start, gap.end, Outcome.FAIL, metrics)
+        )
+    return gaps
 
 
 def _journal(

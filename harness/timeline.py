@@ -3,7 +3,8 @@
 ``expand`` turns the experiment's entries into occurrences, making every random choice (which
 link of a set, which replicas) from the run's seed, so ``--seed`` replays them. ``plan`` is
 pure, so the order of a run's faults is testable without running anything. The scheduler
-journals every apply and heal with the real time it was invoked and completed.
+writes each fault to the run's state file before applying it, and journals every apply and
+heal with the real time it was invoked and completed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from enum import Enum
 from harness.faults import Applied, Fault, FaultTools, Reach, Releasable, Target
 from harness.journal import EventLog, Outcome
 from harness.spec import Experiment
+from harness.state import FaultState
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,14 @@ def plan(steps: Sequence[FaultStep]) -> list[Scheduled]:
 class Scheduler:
     """Applies and heals faults at their planned times, relative to a monotonic start."""
 
-    def __init__(self, steps: Sequence[FaultStep], tools: FaultTools, log: EventLog) -> None:
+    def __init__(
+        self, steps: Sequence[FaultStep], tools: FaultTools, log: EventLog, state: FaultState
+    ) -> None:
         self.pending = plan(steps)
         self._steps = {step.key: step for step in steps}
         self.tools = tools
         self.log = log
+        self.state = state
         self.applied: dict[str, Applied] = {}
         self.start_monotonic = 0.0
 
@@ -115,9 +120,12 @@ class Scheduler:
     def _apply(self, step: FaultStep, lateness: float) -> None:
         t_invoke = time.time()
         value = _describe(step) | step.fault.model_dump()
+        where = {"target": step.target.name, "replicas": list(step.target.replicas)}
+        self.state.write(step.key, "applying", kind=step.kind, **where)
         try:
             self.applied[step.key] = step.fault.apply(self.tools, step.target, step.key)
         except Exception as exc:  # a fault that cannot be applied is journaled, not fatal
+            self.state.write(step.key, "apply failed", error=str(exc))
             self.log.now(
                 "fault.apply", step.target.name, Outcome.FAIL, t_invoke, error=str(exc), **value
             )
@@ -136,10 +144,12 @@ class Scheduler:
         try:
             undo()
         except Exception as exc:  # keep healing the others; teardown's reset is the backstop
+            self.state.write(step.key, "heal failed", error=str(exc))
             self.log.now(
                 "fault.heal", step.target.name, Outcome.FAIL, t_invoke, error=str(exc), **value
             )
             return
+        self.state.write(step.key, "healed")
         extra = {"late_s": lateness} if lateness is not None else {"at_teardown": teardown}
         self.log.now("fault.heal", step.target.name, Outcome.OK, t_invoke, **value, **extra)
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.ledger import LedgerSummary
+from harness.observe.gaps import Gap
 from harness.observe.promql import PromQL
 from harness.spec import (
     Check,
@@ -27,15 +28,25 @@ class Evidence:
     moments: Mapping[str, float]
     ledger: LedgerSummary | None
     drained: bool = True  # False: messages may still be on their way, so the ledger is unsure
+    gaps: Sequence[Gap] = ()
 
     def time(self, moment: Moment) -> float:
         if moment.anchor not in self.moments:
             raise Unmeasurable(f"{moment.anchor} never happened in this run")
         return self.moments[moment.anchor] + moment.offset_s
 
-    def query(self) -> PromQL:
+    def query(self, expr: str) -> PromQL:
+        """Prometheus, to ask ``expr`` of; unless a metric it reads has a hole in the run."""
         if self.promql is None:
             raise Unmeasurable("Prometheus was not available")
+        for gap in self.gaps:
+            if read := gap.touches(expr):
+                t0 = self.moments.get("load.start", gap.start)
+                raise Unmeasurable(
+                    f"{gap.instance} was not scraped from +{gap.start - t0:.0f}s to "
+                    f"+{gap.end - t0:.0f}s (down or not answering), and this check reads its "
+                    f"{', '.join(sorted(read))}"
+                )
         return self.promql
 
 

@@ -8,9 +8,12 @@ started, so the next ``harness run`` or ``harness down`` can remove it:
 - each start is also appended to ``<HARNESS_HOME>/live/<owner>.jsonl``, because some programs
   (Redis, when it sets its process title) overwrite their environment.
 
-A process whose owner no longer runs is a leftover. Components, Locust, Prometheus and
-Toxiproxy (with its proxies and toxics) all go with their process groups. Processes of a
-harness that still runs are never touched, so concurrent runs are safe.
+The owner's record also names its run folders, whose state file lists the faults that were
+in effect when the harness died. A process whose owner no longer runs is a leftover.
+Components, Locust, Prometheus and Toxiproxy (with its proxies and toxics) all go with their
+process groups, which is what undoes those faults: a paused process is continued and killed,
+a toxic or disabled proxy goes with its Toxiproxy. Processes of a harness that still runs are
+never touched, so concurrent runs are safe.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import psutil
 
 from harness.components import home
+from harness.state import FaultState, InEffect, in_effect
 
 OWNER_VAR = "HARNESS_OWNER"
 
@@ -48,6 +52,17 @@ class Leftover:
     command: str
 
 
+@dataclass(frozen=True)
+class Remains:
+    """What killed harnesses left: their processes, and the faults their runs had in effect."""
+
+    processes: list[Leftover]
+    faults: dict[Path, list[InEffect]]
+
+    def __bool__(self) -> bool:
+        return bool(self.processes or self.faults)
+
+
 def _live_dir() -> Path:
     return home() / "live"
 
@@ -59,11 +74,30 @@ def _owner_file(owner: str) -> Path:
 def record(pid: int, name: str) -> None:
     """Note a process the harness just started, with its start time (pids are reused)."""
     with contextlib.suppress(psutil.Error, OSError):
-        line = {"pid": pid, "start": round(psutil.Process(pid).create_time(), 2), "name": name}
-        path = _owner_file(owner_mark())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
+        _append({"pid": pid, "start": round(psutil.Process(pid).create_time(), 2), "name": name})
+
+
+def record_run(run_dir: Path) -> None:
+    """Note a run folder, so the faults in its state file can be accounted for."""
+    _append({"run_dir": str(run_dir)})
+
+
+def _append(line: dict[str, object]) -> None:
+    path = _owner_file(owner_mark())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    entries = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    entries.append(entry)
+    return entries
 
 
 def _owner_runs(owner: str) -> bool:
@@ -81,16 +115,22 @@ def _dead_owner_files() -> list[Path]:
     return [p for p in folder.glob("*.jsonl") if not _owner_runs(p.stem.replace("_", ":"))]
 
 
-def _recorded_pids(path: Path) -> set[int]:
+def _recorded_pids(entries: list[dict[str, object]]) -> set[int]:
     """The recorded processes still running: same pid and same start time."""
     pids = set()
-    with contextlib.suppress(OSError):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError, KeyError, psutil.Error):
-                entry = json.loads(line)
-                if round(psutil.Process(entry["pid"]).create_time(), 2) == entry["start"]:
-                    pids.add(int(entry["pid"]))
+    for entry in entries:
+        pid = entry.get("pid")
+        with contextlib.suppress(psutil.Error, ValueError, TypeError):
+            if isinstance(pid, int) and round(psutil.Process(pid).create_time(), 2) == entry.get(
+                "start"
+            ):
+                pids.add(pid)
     return pids
+
+
+def _faults_in_effect(entries: list[dict[str, object]]) -> dict[Path, list[InEffect]]:
+    runs = (Path(str(e["run_dir"])) for e in entries if "run_dir" in e)
+    return {run_dir: faults for run_dir in runs if (faults := in_effect(run_dir))}
 
 
 def _marked_pids() -> set[int]:
@@ -108,8 +148,10 @@ def _marked_pids() -> set[int]:
     return pids
 
 
-def find() -> list[Leftover]:
-    pids = _marked_pids().union(*(_recorded_pids(p) for p in _dead_owner_files()))
+def find() -> Remains:
+    records = [_records(path) for path in _dead_owner_files()]
+    pids = _marked_pids().union(*(_recorded_pids(entries) for entries in records))
+    faults = {run: f for entries in records for run, f in _faults_in_effect(entries).items()}
     found = []
     for pid in sorted(pids):
         with contextlib.suppress(psutil.Error, ProcessLookupError):
@@ -118,14 +160,16 @@ def find() -> list[Leftover]:
                 continue
             command = " ".join(process.cmdline()) or process.name()
             found.append(Leftover(pid, os.getpgid(pid), command))
-    return found
+    return Remains(found, faults)
 
 
-def remove(leftovers: list[Leftover]) -> None:
+def remove(remains: Remains) -> None:
     """SIGKILL each leftover's process group, after SIGCONT: a paused process may be among them.
 
-    Then forget the records of harnesses that no longer run.
+    Then write in each run's state file that its faults were undone, and forget the records of
+    harnesses that no longer run.
     """
+    leftovers = remains.processes
     ours = os.getpgid(0)
     for pgid in sorted({left.pgid for left in leftovers} - {ours}):
         for signum in (signal.SIGCONT, signal.SIGKILL):
@@ -134,5 +178,8 @@ def remove(leftovers: list[Leftover]) -> None:
     for left in leftovers:  # reap what is ours to reap; wait for the rest to go
         with contextlib.suppress(psutil.Error):
             psutil.Process(left.pid).wait(timeout=5)
+    for run_dir in remains.faults:
+        with contextlib.suppress(OSError):
+            FaultState(run_dir).torn_down("harness down")
     for path in _dead_owner_files():
         path.unlink(missing_ok=True)

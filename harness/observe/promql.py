@@ -82,7 +82,12 @@ class PromQL:
                 series.append(Series(item["metric"], points))
         return series
 
-    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def metric_names(self, selector: str, start: float, end: float) -> set[str]:
+        """Names of the metrics with a series matching ``selector`` between the two times."""
+        params = {"match[]": selector, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        return {str(name) for name in self._get("/api/v1/label/__name__/values", params)}
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
         try:
             response = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
@@ -94,8 +99,7 @@ class PromQL:
         if body.get("status") != "success":
             error = BadQuery if body.get("errorType") == "bad_data" else PromQLError
             raise error(f"Prometheus: {body.get('errorType', '')}: {body.get('error', body)}")
-        data: dict[str, Any] = body["data"]
-        return data
+        return body["data"]
 
     def close(self) -> None:
         self._client.close()

@@ -246,7 +246,8 @@ def owned_by(pid: int) -> list[str]:
     """Processes started by the harness ``pid``: named so in their environment, or recorded."""
     recorded = set()
     for path in (components.home() / "live").glob(f"{pid}_*.jsonl"):
-        recorded |= {json.loads(line)["pid"] for line in path.read_text().splitlines()}
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        recorded |= {e["pid"] for e in entries if "pid" in e}
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
@@ -277,14 +278,25 @@ def test_after_a_sigkill_harness_down_removes_what_the_run_left(
     result = harness_cli("down")
     assert result.returncode == 0, result.stderr
     assert f"removed {len(left)} processes" in result.stdout
+    # The state file named the fault before it was applied; down says it undid it.
+    assert "undid 1 fault still in effect" in result.stdout, result.stdout
+    assert "hang (pause on worker worker-" in result.stdout, result.stdout
     assert not owned_by(proc.pid)
+    (run_dir,) = tmp_path.iterdir()
+    state = [json.loads(line) for line in (run_dir / "state.jsonl").read_text().splitlines()]
+    assert [s["state"] for s in state] == ["applying", "torn down"], state
+    assert state[-1]["by"] == "harness down"
     again = harness_cli("down")
     assert "nothing left behind" in again.stdout
 
 
 @pytest.mark.parametrize(
     ("victim", "reason"),
-    [("/prometheus", "did not answer"), ("-m locust", "the load generator (Locust) exited")],
+    [
+        ("/prometheus", "did not answer"),
+        ("-m locust", "the load generator (Locust) exited"),
+        ("redis_streams/probe.py", "probe was not scraped from"),
+    ],
 )
 def test_a_measurement_source_dying_mid_run_is_never_held(
     tmp_path: Path, victim: str, reason: str

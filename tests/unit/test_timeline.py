@@ -17,6 +17,7 @@ import pytest
 from harness.faults import FaultTools, Target
 from harness.faults.network import AppliedToxic, Latency
 from harness.journal import EventLog
+from harness.state import FaultState, in_effect
 from harness.timeline import Action, FaultStep, Scheduler, plan
 
 
@@ -75,7 +76,7 @@ def log(tmp_path: Path) -> Iterator[EventLog]:
 
 def started(steps: list[FaultStep], toxics: RecordingToxics, log: EventLog) -> Scheduler:
     """A scheduler started now, with what is due at once already applied."""
-    scheduler = Scheduler(steps, tools(toxics), log)
+    scheduler = Scheduler(steps, tools(toxics), log, FaultState(log.path.parent))
     scheduler.start()
     scheduler.run_due()
     return scheduler
@@ -149,7 +150,7 @@ def test_nothing_is_due_before_its_time(log: EventLog) -> None:
 def test_run_due_applies_and_heals_everything_past_due_in_plan_order(log: EventLog) -> None:
     toxics = RecordingToxics()
     steps = [step("a", 0, 10), step("b", 10, 5, link="api->broker")]
-    scheduler = Scheduler(steps, tools(toxics), log)
+    scheduler = Scheduler(steps, tools(toxics), log, FaultState(log.path.parent))
     scheduler.start_monotonic = time.monotonic() - 60  # as if the run started a minute ago
     scheduler.run_due()
     assert [call[:3] for call in toxics.calls] == [
@@ -222,3 +223,45 @@ def test_heal_all_undoes_overlapping_faults_newest_first(log: EventLog) -> None:
         ("remove", "api->broker", "second"),
         ("remove", "worker->broker", "first"),
     ]
+
+
+# ------------------------------------------------------------- state file
+
+
+class CheckingToxics(RecordingToxics):
+    """Asserts, as each toxic is added, that the state file already names it."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+
+    def add_toxic(self, link: str, name: str, *rest: Any) -> None:
+        assert [f.key for f in in_effect(self.run_dir)] == [name]
+        super().add_toxic(link, name, *rest)
+
+
+def test_a_fault_is_in_the_state_file_before_it_is_applied(log: EventLog) -> None:
+    toxics = CheckingToxics(log.path.parent)
+    scheduler = started([step("slow-link", 0, 20)], toxics, log)
+    assert toxics.calls, "the toxic was never added"
+    [fault] = in_effect(log.path.parent)
+    assert str(fault) == "slow-link (latency on worker->broker)"
+    scheduler.heal_all()
+    assert in_effect(log.path.parent) == []
+
+
+def test_a_failed_apply_stays_in_effect_until_teardown_ran(log: EventLog) -> None:
+    """Half an apply may have acted: only teardown's backstop settles it."""
+    started([step("slow-link", 0, 20)], RecordingToxics(refuse=("worker->broker",)), log)
+    assert [f.key for f in in_effect(log.path.parent)] == ["slow-link"]
+    FaultState(log.path.parent).torn_down("teardown")
+    assert in_effect(log.path.parent) == []
+
+
+def test_a_half_written_last_line_is_ignored(tmp_path: Path) -> None:
+    state = FaultState(tmp_path)
+    state.write("hang", "applying", kind="pause", target="worker", replicas=["worker-1"])
+    with state.path.open("a") as handle:
+        handle.write('{"t": 1, "fault": "hang", "sta')
+    [fault] = in_effect(tmp_path)
+    assert str(fault) == "hang (pause on worker worker-1)"

@@ -1,0 +1,92 @@
+"""Scrape gaps: stretches of a run when a scrape target did not answer, no fault explaining it.
+
+Prometheus writes ``up == 0`` for every failed scrape. A target that stops answering (the
+probe died, a component hangs) leaves a hole in its metrics, and a threshold that holds on the
+samples around the hole proves nothing: a check that reads any metric of such a target is
+inconclusive (fail closed). Downtime a fault caused on purpose (a replica killed or paused
+until its heal) is excused, as is the load generator's after the load ends.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from harness.journal import Event
+from harness.observe.promql import PromQL
+
+MIN_GAP_S = 3.0  # one missed scrape under heavy load is noise; three in a row is an outage
+STEP_S = 1.0
+IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """``instance`` (a replica, or ``load``) was not scraped from ``start`` to ``end``."""
+
+    instance: str
+    start: float
+    end: float
+    metrics: frozenset[str]
+
+    def touches(self, query: str) -> set[str]:
+        """The metrics of this target the query reads."""
+        return set(self.metrics.intersection(IDENTIFIER.findall(query)))
+
+
+Windows = Mapping[str, Sequence[tuple[float, float]]]
+
+
+def meant_down(
+    events: Sequence[Event], moments: Mapping[str, float], grace_s: float
+) -> dict[str, list[tuple[float, float]]]:
+    """When each replica was down on purpose: from a fault's apply to ``grace_s`` after its
+    heal (or for good, if it never healed), and the load generator once the load ended."""
+    windows: dict[str, list[tuple[float, float]]] = {}
+    applied: dict[tuple[object, object], Event] = {}
+    for event in events:
+        key = (event.value.get("label"), event.value.get("occurrence"))
+        if event.kind == "fault.apply" and event.value.get("replicas"):
+            applied[key] = event
+        elif event.kind == "fault.heal" and key in applied:
+            start = applied.pop(key)
+            for replica in start.value["replicas"]:
+                windows.setdefault(replica, []).append((start.t_invoke, event.t_complete + grace_s))
+    for start in applied.values():
+        for replica in start.value["replicas"]:
+            windows.setdefault(replica, []).append((start.t_invoke, math.inf))
+    if "load.end" in moments:
+        windows["load"] = [(moments["load.end"], math.inf)]
+    return windows
+
+
+def find_gaps(promql: PromQL, start: float, end: float, excused: Windows) -> list[Gap]:
+    """Every unexcused run of failed scrapes of at least ``MIN_GAP_S`` between the two times."""
+    gaps = []
+    for series in promql.range("up", start, end, STEP_S):
+        instance = series.labels.get("instance_name", series.labels.get("instance", "?"))
+        allowed = excused.get(instance, ())
+        down = [
+            t
+            for t, value in series.points
+            if value == 0 and not any(a <= t <= b for a, b in allowed)
+        ]
+        for first, last in _stretches(down):
+            if last - first + STEP_S >= MIN_GAP_S:
+                selector = f'{{instance_name="{instance}"}}'
+                metrics = promql.metric_names(selector, start, end) - {"up"}
+                gaps.append(Gap(instance, first, last, frozenset(metrics)))
+    return gaps
+
+
+def _stretches(times: Sequence[float]) -> list[tuple[float, float]]:
+    """Consecutive steps grouped into (first, last) stretches."""
+    stretches: list[tuple[float, float]] = []
+    for t in times:
+        if stretches and t - stretches[-1][1] <= STEP_S * 1.5:
+            stretches[-1] = (stretches[-1][0], t)
+        else:
+            stretches.append((t, t))
+    return stretches

@@ -1,0 +1,102 @@
+"""Scrape gaps: found in hand-written ``up`` series, and what they do to the checks that read them.
+
+Prometheus answers are hand-written JSON through ``httpx.MockTransport``; the test that kills
+the real probe mid-run is in tests/integration/test_run.py.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.checks import Evidence, evaluate
+from harness.journal import EventLog, Outcome
+from harness.observe.gaps import Gap, find_gaps, meant_down
+from harness.observe.promql import PromQL
+from harness.spec import LedgerCheck, ThresholdCheck
+from harness.verdict import Verdict
+from tests.unit.test_checks import MOMENTS, T0, FakePrometheus, vector
+
+PROBE_METRICS = ["harness_queue_depth", "harness_queue_inflight", "up"]
+
+
+def prometheus(up: dict[str, list[int]]) -> PromQL:
+    """``up`` of each instance, one value a second from T0; the probe exports queue gauges."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/__name__/values"):
+            return httpx.Response(200, json={"status": "success", "data": PROBE_METRICS})
+        result = [
+            {
+                "metric": {"instance_name": name},
+                "values": [[T0 + i, str(v)] for i, v in enumerate(vs)],
+            }
+            for name, vs in up.items()
+        ]
+        data = {"resultType": "matrix", "result": result}
+        return httpx.Response(200, json={"status": "success", "data": data})
+
+    return PromQL("http://prom.test", transport=httpx.MockTransport(answer))
+
+
+def test_three_failed_scrapes_in_a_row_are_a_gap_one_is_not() -> None:
+    up = {"probe": [1, 1, 0, 0, 0, 1, 1, 0, 1], "api": [1, 0, 1, 1, 1, 1, 1, 1, 1]}
+    [gap] = find_gaps(prometheus(up), T0, T0 + 9, {})
+    assert (gap.instance, gap.start - T0, gap.end - T0) == ("probe", 2, 4)
+    assert gap.metrics == {"harness_queue_depth", "harness_queue_inflight"}
+
+
+def test_downtime_a_fault_caused_is_excused() -> None:
+    up = {"worker-0": [1, 0, 0, 0, 0, 1], "load": [1, 1, 0, 0, 0, 0]}
+    excused = {"worker-0": [(T0 + 1, T0 + 5)], "load": [(T0 + 2, float("inf"))]}
+    assert find_gaps(prometheus(up), T0, T0 + 6, excused) == []
+    assert [g.instance for g in find_gaps(prometheus(up), T0, T0 + 6, {})] == ["worker-0", "load"]
+
+
+GAP = Gap("probe", T0 + 20, T0 + 38, frozenset({"harness_queue_depth"}))
+
+
+def test_a_check_that_reads_a_metric_with_a_gap_is_inconclusive_without_a_query() -> None:
+    fake = FakePrometheus(vector(({}, "812")))
+    promql = PromQL("http://prom.test", transport=httpx.MockTransport(fake))
+    check = ThresholdCheck.model_validate(
+        {"name": "b", "query": 'sum(harness_queue_depth{queue="jobs"})', "at": "fault.end",
+         "expect": "> 500"}
+    )  # fmt: skip
+    result = evaluate(check, Evidence(promql, MOMENTS, None, gaps=[GAP]))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.observed == (
+        "probe was not scraped from +20s to +38s (down or not answering), "
+        "and this check reads its harness_queue_depth"
+    )
+    assert fake.requests == []
+
+
+def test_a_gap_leaves_checks_on_other_metrics_alone() -> None:
+    fake = FakePrometheus(vector(({}, "812")))
+    promql = PromQL("http://prom.test", transport=httpx.MockTransport(fake))
+    check = ThresholdCheck.model_validate(
+        {"name": "b", "query": "sum(harness_queue_depth_total)", "at": "fault.end",
+         "expect": "> 500"}
+    )  # fmt: skip
+    assert evaluate(check, Evidence(promql, MOMENTS, None, gaps=[GAP])).verdict is Verdict.HELD
+    ledger = LedgerCheck.model_validate({"name": "l", "ledger": "lost", "expect": "== 0"})
+    assert "scraped" not in evaluate(ledger, Evidence(None, MOMENTS, None, gaps=[GAP])).observed
+
+
+def test_meant_down_spans_each_fault_on_replicas_until_its_heal(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.jsonl")
+    value: dict[str, Any] = {"label": "crash", "occurrence": 1, "replicas": ["worker-1"]}
+    log.now("fault.apply", "worker", Outcome.OK, T0 + 10, **value)
+    heal = log.now("fault.heal", "worker", Outcome.OK, T0 + 20, **value)
+    log.now("fault.apply", "worker", Outcome.OK, T0 + 30, **(value | {"occurrence": 2}))
+    log.now("fault.apply", "api->broker", Outcome.OK, T0 + 40, label="cut", occurrence=1)
+    log.close()
+    windows = meant_down(log.events, {"load.end": T0 + 60}, 3.0)
+    assert windows == {
+        "worker-1": [(T0 + 10, heal.t_complete + 3.0), (T0 + 30, math.inf)],
+        "load": [(T0 + 60, math.inf)],
+    }
