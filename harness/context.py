@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.deploy import leftovers
 from harness.deploy.ports import PortAllocator
+from harness.deploy.process import ManagedProcess
 from harness.journal import Event, EventLog, Outcome
 from harness.ledger import LedgerSummary
+from harness.observe.footprint import Footprint
 from harness.spec import Experiment
 from harness.state import FaultState
 
@@ -40,6 +42,11 @@ class RunContext:
     deployment: LocalDeployment | None = None
     promql: PromQL | None = None
     cleanup_errors: list[str] = field(default_factory=list)
+    infrastructure: dict[str, ManagedProcess] = field(default_factory=dict)  # prometheus, …
+    teardown_from: float | None = None
+
+    def __post_init__(self) -> None:
+        self.footprint = Footprint(self.running_pids)
 
     @classmethod
     def open(cls, experiment: Experiment, runs_dir: Path, seed: int) -> RunContext:
@@ -80,17 +87,32 @@ class RunContext:
         except Exception as exc:
             self.cleanup_errors.append(f"{what}: {exc}")
 
+    def processes(self) -> dict[str, ManagedProcess]:
+        deployed = self.deployment.processes if self.deployment else {}
+        return {**self.infrastructure, **deployed}
+
+    def running_pids(self) -> dict[str, int | None]:
+        return {name: p.running_pid() for name, p in self.processes().items()}
+
+    def torn_down(self) -> None:
+        """The last step of teardown: every process has been reaped."""
+        self.state.torn_down("teardown")
+        self.log.now("teardown", "run", Outcome.OK, self.teardown_from)
+
     def component_record(self) -> dict[str, dict[str, Any]]:
-        if self.deployment is None:
-            return {}
-        return {
-            i.name: {
-                "component": i.component,
-                "port": i.port,
-                "pid": self.deployment.processes[i.name].pid
-                if i.name in self.deployment.processes
-                else None,
-                "log": str(i.log_path),
+        """Each process: where it listened, its log, when it started, how soon it was ready
+        and the CPU it used, so that a slow run explains itself."""
+        instances = {i.name: i for i in self.deployment.instances} if self.deployment else {}
+        record = {}
+        for name, process in self.processes().items():
+            instance = instances.get(name)
+            record[name] = {
+                "component": instance.component if instance else name,
+                "port": instance.port if instance else None,
+                "pid": process.pid,
+                "log": str(process.log_path),
+                "started_at": process.started_at,
+                "ready_s": process.ready_s,
+                "cpu_s": self.footprint.cpu_s(name),
             }
-            for i in self.deployment.instances
-        }
+        return record

@@ -31,7 +31,8 @@ from harness.journal import Event, Outcome, write_json
 from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess
-from harness.observe.gaps import Gap, find_gaps, meant_down
+from harness.observe.footprint import own_cpu_s
+from harness.observe.gaps import Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import junit
@@ -80,14 +81,15 @@ def run(
     checks: list[CheckResult] = []
     with _signals_raise() as guard:
         try:
-            try:
-                with ExitStack() as teardown:
-                    guard.teardown = teardown
+            with ExitStack() as teardown:
+                teardown.callback(ctx.torn_down)  # registered first, so it runs last
+                guard.teardown = teardown
+                try:
                     checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, say)
-                    guard.quiet()
-                    say("tearing down")
-            finally:
-                ctx.state.torn_down("teardown")
+                finally:
+                    ctx.teardown_from = time.time()
+                guard.quiet()
+                say("tearing down")
         except HarnessError as exc:
             error = exc
             say(f"[red]{exc}[/red]")
@@ -121,6 +123,7 @@ def _execute(
     # Prometheus first: its first scrape comes about 5 s after start, whatever else we do.
     prometheus = Prometheus(prometheus_bin, prometheus_port, ctx.run_dir, scrape)
     prometheus.start()
+    ctx.infrastructure["prometheus"] = prometheus.process
     teardown.callback(ctx.safely, "stop prometheus", prometheus.stop)
     ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
     promql = PromQL(prometheus.url)
@@ -130,6 +133,7 @@ def _execute(
         toxiproxy_bin, toxiproxy_port, ctx.run_dir / "logs" / "toxiproxy.log"
     )
     toxiproxy.start()
+    ctx.infrastructure["toxiproxy"] = toxiproxy.process
     teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
     network = LinkNetwork(toxiproxy_port)
     for link, port in where.links.items():
@@ -167,6 +171,7 @@ def _execute(
         )
     )
     scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log, ctx.state)
+    ctx.infrastructure["load"] = load.process
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
     t_load = time.time()
@@ -187,7 +192,7 @@ def _execute(
         ctx.log.now("abort", "run", Outcome.INFO, reason=exc.reason)
         say(f"[magenta]{exc}; healing every fault and stopping the load[/magenta]")
         raise
-    return _judge(ctx, promql)
+    return _judge(ctx, promql, say)
 
 
 def _await_first_scrape(
@@ -220,6 +225,7 @@ def _drive(
     while True:
         watch.check()
         scheduler.run_due()
+        ctx.footprint.sample()
         for event in ctx.log.events[seen:]:
             if event.kind.startswith("fault."):
                 ctx.note_fault(event)
@@ -261,6 +267,7 @@ def _drain(
     outcome = Outcome.FAIL
     while time.monotonic() < deadline:
         watch.check()
+        ctx.footprint.sample()
         with contextlib.suppress(PromQLError):
             samples = promql.instant(drained.expr)
             if samples and all(drained.expectation.holds(s.value) for s in samples):
@@ -275,13 +282,14 @@ def _drain(
     say("drained" if outcome is Outcome.OK else f"[yellow]not drained after {limit_s:g}s[/yellow]")
 
 
-def _judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
+def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[CheckResult]:
+    ctx.footprint.sample(force=True)  # the last reading before teardown stops everything
     spec = ctx.experiment.spec
     ledger_dir = ctx.run_dir / "ledger"
     ctx.ledger = summarize(
         read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
     )
-    gaps = _scrape_gaps(ctx, promql)
+    gaps = _scrape_gaps(ctx, promql) + _saturation(ctx, promql, say)
     evidence = Evidence(promql, dict(ctx.moments), ctx.ledger, ctx.drained, gaps)
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
@@ -300,6 +308,22 @@ def _scrape_gaps(ctx: RunContext, promql: PromQL) -> list[Gap]:
             Event("observe.gap", gap.instance, gap.start, gap.end, Outcome.FAIL, metrics)
         )
     return gaps
+
+
+def _saturation(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[Gap]:
+    """Stretches when Locust used over 90 % of its core: its latency figures include its own
+    queueing, so the checks that read them are inconclusive."""
+    spans = ctx.footprint.saturated
+    if not spans:
+        return []
+    seconds = sum(end - start for start, end in spans)
+    say(f"[yellow]Locust used over 90 % of a core for {seconds:.0f}s: latency unreliable[/yellow]")
+    for start, end in spans:
+        ctx.log.record(Event("load.saturated", "load", start, end, Outcome.FAIL, {}))
+    try:
+        return saturation_gaps(promql, spans, ctx.moments["load.start"], ctx.moments["end"])
+    except PromQLError:
+        return []
 
 
 def _journal(
@@ -338,6 +362,7 @@ def _journal(
         "ledger": ctx.ledger.to_json() if ctx.ledger else None,
         "load": experiment.spec.load.model_dump(mode="json"),
         "components": ctx.component_record(),
+        "harness_cpu_s": round(own_cpu_s(), 3),
         "cleanup_errors": ctx.cleanup_errors,
     }
 

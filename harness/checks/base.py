@@ -43,9 +43,8 @@ class Evidence:
             if read := gap.touches(expr):
                 t0 = self.moments.get("load.start", gap.start)
                 raise Unmeasurable(
-                    f"{gap.instance} was not scraped from +{gap.start - t0:.0f}s to "
-                    f"+{gap.end - t0:.0f}s (down or not answering), and this check reads its "
-                    f"{', '.join(sorted(read))}"
+                    f"{gap.instance} {gap.why} from +{gap.start - t0:.0f}s to "
+                    f"+{gap.end - t0:.0f}s, and this check reads its {', '.join(sorted(read))}"
                 )
         return self.promql
 

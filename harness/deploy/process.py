@@ -51,6 +51,8 @@ class ManagedProcess:
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
+        self.started_at: float | None = None
+        self.ready_s: float | None = None  # from start until it first answered
 
     @property
     def pid(self) -> int | None:
@@ -59,6 +61,7 @@ class ManagedProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = leftovers.owned(self.env if self.env is not None else os.environ)
+        self.started_at = time.time()
         with self.log_path.open("ab") as log:
             try:
                 self.proc = subprocess.Popen(
@@ -76,6 +79,9 @@ class ManagedProcess:
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def running_pid(self) -> int | None:
+        return self.proc.pid if self.running() and self.proc else None
 
     def returncode(self) -> int | None:
         return self.proc.poll() if self.proc else None
@@ -97,6 +103,8 @@ class ManagedProcess:
             if code is not None:
                 raise ComponentFailed(self.name, f"exited with code {code} at start", self.tail())
             if port is None or _answers(port, http_path):
+                if self.started_at is not None:
+                    self.ready_s = round(time.time() - self.started_at, 3)
                 return
             if time.monotonic() > deadline:
                 raise ComponentFailed(

@@ -22,14 +22,18 @@ STEP_S = 1.0
 IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
 
+NOT_SCRAPED = "was not scraped (down or not answering)"
+
+
 @dataclass(frozen=True)
 class Gap:
-    """``instance`` (a replica, or ``load``) was not scraped from ``start`` to ``end``."""
+    """``instance`` (a replica, or ``load``) could not be trusted from ``start`` to ``end``."""
 
     instance: str
     start: float
     end: float
     metrics: frozenset[str]
+    why: str = NOT_SCRAPED
 
     def touches(self, query: str) -> set[str]:
         """The metrics of this target the query reads."""
@@ -79,6 +83,19 @@ def find_gaps(promql: PromQL, start: float, end: float, excused: Windows) -> lis
                 metrics = promql.metric_names(selector, start, end) - {"up"}
                 gaps.append(Gap(instance, first, last, frozenset(metrics)))
     return gaps
+
+
+SATURATED = "used over 90 % of a core (its latency includes its own queueing)"
+LATENCY = re.compile(r"latency|duration")
+
+
+def saturation_gaps(
+    promql: PromQL, spans: Sequence[tuple[float, float]], start: float, end: float
+) -> list[Gap]:
+    """The load generator's latency metrics, untrustworthy while it saturated its core."""
+    names = promql.metric_names('{instance_name="load"}', start, end)
+    latency = frozenset(n for n in names if LATENCY.search(n))
+    return [Gap("load", a, b, latency, SATURATED) for a, b in spans]
 
 
 def _stretches(times: Sequence[float]) -> list[tuple[float, float]]:

@@ -295,7 +295,7 @@ def test_after_a_sigkill_harness_down_removes_what_the_run_left(
     [
         ("/prometheus", "did not answer"),
         ("-m locust", "the load generator (Locust) exited"),
-        ("redis_streams/probe.py", "probe was not scraped from"),
+        ("redis_streams/probe.py", "probe was not scraped (down or not answering) from"),
     ],
 )
 def test_a_measurement_source_dying_mid_run_is_never_held(

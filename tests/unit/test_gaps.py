@@ -69,7 +69,7 @@ def test_a_check_that_reads_a_metric_with_a_gap_is_inconclusive_without_a_query(
     result = evaluate(check, Evidence(promql, MOMENTS, None, gaps=[GAP]))
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.observed == (
-        "probe was not scraped from +20s to +38s (down or not answering), "
+        "probe was not scraped (down or not answering) from +20s to +38s, "
         "and this check reads its harness_queue_depth"
     )
     assert fake.requests == []
