@@ -73,6 +73,14 @@ def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path:
     cases = ET.parse(Path(journal["run_dir"]) / "junit.xml").getroot().iter("testcase")
     assert len(list(cases)) == len(journal["checks"])
     assert "verdict: held" in result.stdout
+    # A slow run explains itself: every process's start, readiness and CPU is in the journal.
+    components = journal["components"]
+    assert {"prometheus", "toxiproxy", "load", "broker", "worker-0", "probe"} <= set(components)
+    for name, record in components.items():
+        assert record["started_at"] >= journal["moments"]["start"] - 60, name
+        assert record["ready_s"] is not None and record["cpu_s"] is not None, (name, record)
+    assert components["load"]["cpu_s"] > 0 and journal["harness_cpu_s"] > 0
+    assert [e["kind"] for e in journal["timeline"]][-1] == "teardown"
     assert not leftovers(Path(journal["run_dir"]), journal)
 
 

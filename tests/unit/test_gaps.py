@@ -14,13 +14,14 @@ import httpx
 
 from harness.checks import Evidence, evaluate
 from harness.journal import EventLog, Outcome
-from harness.observe.gaps import Gap, find_gaps, meant_down
+from harness.observe.gaps import Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL
 from harness.spec import LedgerCheck, ThresholdCheck
 from harness.verdict import Verdict
 from tests.unit.test_checks import MOMENTS, T0, FakePrometheus, vector
 
 PROBE_METRICS = ["harness_queue_depth", "harness_queue_inflight", "up"]
+LOAD_METRICS = ["harness_load_requests_total", "harness_load_request_duration_seconds_bucket"]
 
 
 def prometheus(up: dict[str, list[int]]) -> PromQL:
@@ -100,3 +101,19 @@ def test_meant_down_spans_each_fault_on_replicas_until_its_heal(tmp_path: Path) 
         "worker-1": [(T0 + 10, heal.t_complete + 3.0), (T0 + 30, math.inf)],
         "load": [(T0 + 60, math.inf)],
     }
+
+
+def test_a_saturated_load_generator_spoils_only_its_latency() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "success", "data": LOAD_METRICS})
+
+    promql = PromQL("http://prom.test", transport=httpx.MockTransport(answer))
+    [gap] = saturation_gaps(promql, [(T0 + 5, T0 + 9)], T0, T0 + 60)
+    assert gap.metrics == {"harness_load_request_duration_seconds_bucket"}
+    query = "histogram_quantile(0.95, rate(harness_load_request_duration_seconds_bucket[5s]))"
+    latency = ThresholdCheck.model_validate(
+        {"name": "p95", "at": "load.end", "expect": "< 1", "query": query}
+    )
+    result = evaluate(latency, Evidence(promql, MOMENTS, None, gaps=[gap]))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.observed.startswith("load used over 90 % of a core (its latency includes its")
