@@ -101,6 +101,9 @@ def one_run(experiment: str, extra: list[str]) -> dict[str, float]:
         with (run_dir / "ledger" / "sent.jsonl").open() as sent:
             first_request = json.loads(sent.readline())["t"]
         events = {e["kind"]: e for e in journal["timeline"]}
+    for check in journal["checks"]:
+        if check["verdict"] != "held":
+            print(f"  {check['verdict']}: {check['name']}: {check['observed']}", flush=True)
     moments = journal["moments"]
     declared = parse_duration(journal["load"]["duration"])
     drain = events["drain"]["t_complete"] - events["drain"]["t_invoke"]
