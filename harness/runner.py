@@ -168,10 +168,12 @@ def _execute(
             log_path=ctx.run_dir / "logs" / "load.log",
             users=load_spec.users,
             seed=ctx.seed,
+            workers=load_spec.workers,
+            master_port=ctx.ports.allocate() if load_spec.workers else None,
         )
     )
     scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log, ctx.state)
-    ctx.infrastructure["load"] = load.process
+    ctx.infrastructure.update((process.name, process) for process in load.processes)
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
     t_load = time.time()

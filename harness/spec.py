@@ -157,6 +157,12 @@ class LoadSpec(Model):
     rate: Rate
     duration: Duration = Field(gt=0)
     users: int | None = Field(None, ge=1, le=1000)
+    workers: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="0: Locust in one process; N: a Locust master and N worker processes",
+    )
 
 
 class SteadyState(Model):

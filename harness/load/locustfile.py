@@ -2,45 +2,36 @@
 
 Never import this module from the harness: Locust and gevent monkey-patch the interpreter.
 Locust imports it as a top-level module named ``locustfile``, so it must not import harness.
-Its whole configuration comes from the HARNESS_LOAD_* environment variables that
-``harness.load.process`` sets.
+Its whole configuration comes from the ``--harness-*`` options ``harness.load.process`` puts on
+Locust's command line; in a distributed run the master forwards them to its workers, so a
+worker needs nothing but the master's address.
 
 Ledger lines (JSON, one per line): ``{"id", "type": "invoke", "t"}`` before a send, then
 ``{"id", "type": "ok"|"fail"|"info", "t", "status", "error"}`` once its outcome is known.
+A process that sends (alone, or a worker) buffers its lines and observations; alone it writes
+them itself, as a worker it sends them to the master in batches, and the master, which owns
+the ledger file and the metrics endpoint, writes them. One ledger, one endpoint, however many
+workers and wherever they run.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 _FLUSH_EVERY_S = 0.2
 _ERROR_CHARS = 200
-
-
-def _env(name: str) -> str:
-    try:
-        return os.environ[name]
-    except KeyError:
-        raise SystemExit(f"{name} is not set: run this locustfile through harness.load") from None
-
-
-PATH = _env("HARNESS_LOAD_PATH")
-RATE = float(_env("HARNESS_LOAD_RATE"))
-USERS = int(_env("HARNESS_LOAD_USERS"))
-METRICS_PORT = int(_env("HARNESS_LOAD_METRICS_PORT"))
-LEDGER = _env("HARNESS_LOAD_LEDGER")
-SEED = int(_env("HARNESS_LOAD_SEED"))
-TIMEOUT_S = float(_env("HARNESS_LOAD_TIMEOUT"))
+_BATCH = "harness_batch"
 
 REQUESTS = Counter("harness_load_requests", "Sends by what the producer answered.", ["outcome"])
 DURATION = Histogram("harness_load_request_duration_seconds", "Time from send to outcome.")
@@ -48,46 +39,130 @@ RUNNING_USERS = Gauge("harness_load_users", "Locust users currently sending.")
 TARGET_RATE = Gauge("harness_load_target_rate", "Sends per second the run aims for.")
 
 
+@dataclass(frozen=True)
+class Config:
+    path: str
+    rate: float
+    users: int
+    seed: int
+    timeout_s: float
+    workers: int
+
+    @classmethod
+    def of(cls, options: Any) -> Config:
+        return cls(
+            options.harness_path,
+            options.harness_rate,
+            options.harness_users,
+            options.harness_seed,
+            options.harness_timeout,
+            max(1, options.expect_workers or 1) if options.harness_distributed else 1,
+        )
+
+
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
+def _options(parser: Any) -> None:
+    parser.add_argument("--harness-path", default="/jobs")
+    parser.add_argument("--harness-rate", type=float, default=1.0)
+    parser.add_argument("--harness-users", type=int, default=1)
+    parser.add_argument("--harness-seed", type=int, default=0)
+    parser.add_argument("--harness-timeout", type=float, default=5.0)
+    parser.add_argument("--harness-distributed", action="store_true", default=False)
+    # Only where the ledger is written (alone, or the master): not forwarded to workers.
+    parser.add_argument("--harness-ledger", default="")
+    parser.add_argument("--harness-metrics-port", type=int, default=0)
+
+
+class Batch:
+    """Ledger lines and metric observations, held in memory between flushes."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.outcomes: list[str] = []
+        self.durations: list[float] = []
+
+    def take(self) -> dict[str, list[Any]]:
+        # Swapping the buffers is safe: greenlets only switch on I/O.
+        taken: dict[str, list[Any]] = {
+            "lines": self.lines,
+            "outcomes": self.outcomes,
+            "durations": self.durations,
+        }
+        self.lines, self.outcomes, self.durations = [], [], []
+        return taken
+
+
 class Ledger:
-    """Ledger lines held in memory and appended in batches, so a send costs no disk write."""
+    """The ledger file and the metrics, written from batches: its own, or its workers'."""
 
     def __init__(self, path: str) -> None:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 -- open for the run
-        self._pending: list[str] = []
 
-    def record(self, **fields: Any) -> None:
-        self._pending.append(json.dumps(fields) + "\n")
-
-    def flush(self) -> None:
-        # Swapping the buffer before writing is safe: greenlets only switch on I/O.
-        lines, self._pending = self._pending, []
-        if lines:
-            self._file.write("".join(lines))
+    def write(self, batch: dict[str, list[Any]]) -> None:
+        for outcome in batch["outcomes"]:
+            REQUESTS.labels(outcome).inc()
+        for seconds in batch["durations"]:
+            DURATION.observe(seconds)
+        if batch["lines"]:
+            self._file.write("".join(batch["lines"]))
             self._file.flush()
 
-    def flush_forever(self) -> None:
-        while True:
-            gevent.sleep(_FLUSH_EVERY_S)
-            self.flush()
 
-
-ledger = Ledger(LEDGER)
+pending = Batch()
+ledger: Ledger | None = None  # alone or master
+config: Config | None = None
 # Locust stops a waiting user by killing it a moment later; a user that wakes in between would
 # start a send and be killed mid-request, leaving an indeterminate send for no reason.
 stopping = False
 
 
-def _on_init(**_kwargs: Any) -> None:
+def flush(environment: Environment) -> None:
+    batch = pending.take()
+    if isinstance(environment.runner, WorkerRunner):
+        if batch["lines"] or batch["outcomes"]:
+            environment.runner.send_message(_BATCH, batch)
+    elif ledger is not None:
+        ledger.write(batch)
+    if environment.runner is not None and not isinstance(environment.runner, WorkerRunner):
+        RUNNING_USERS.set(environment.runner.user_count)
+
+
+def _flush_forever(environment: Environment) -> None:
+    while True:
+        gevent.sleep(_FLUSH_EVERY_S)
+        flush(environment)
+
+
+def _on_init(environment: Environment, **_kwargs: Any) -> None:
     """Serve metrics before any user spawns: the harness waits for this port to call us ready."""
+    global ledger
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    options: Any = environment.parsed_options
+    port = options.harness_metrics_port
     try:
-        start_http_server(METRICS_PORT, addr="127.0.0.1")
+        start_http_server(port, addr="127.0.0.1")
     except OSError as error:
         # An exception here would only be logged; the harness must see the load step fail.
-        raise SystemExit(f"metrics port 127.0.0.1:{METRICS_PORT}: {error}") from None
-    TARGET_RATE.set(RATE)
+        raise SystemExit(f"metrics port 127.0.0.1:{port}: {error}") from None
+    TARGET_RATE.set(options.harness_rate)
     for outcome in ("ok", "fail", "info"):
         REQUESTS.labels(outcome)  # zero series exist from the start, so rate() sees them
-    gevent.spawn(ledger.flush_forever)
+    ledger = Ledger(options.harness_ledger)
+    if isinstance(environment.runner, MasterRunner):
+        receiver = ledger  # the message handler outlives this function's narrowing of ledger
+        environment.runner.register_message(_BATCH, lambda msg, **_: receiver.write(msg.data))
+    gevent.spawn(_flush_forever, environment)
+
+
+def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    """A worker learns the run from the options its master forwarded with the spawn."""
+    global config
+    config = Config.of(environment.parsed_options)
+    Producer.wait_time = constant_throughput(config.rate / config.users)
+    Producer.network_timeout = Producer.connection_timeout = config.timeout_s
+    if isinstance(environment.runner, WorkerRunner):
+        gevent.spawn(_flush_forever, environment)
 
 
 def _on_stopping(**_kwargs: Any) -> None:
@@ -95,22 +170,25 @@ def _on_stopping(**_kwargs: Any) -> None:
     stopping = True
 
 
-def _on_stop(**_kwargs: Any) -> None:
-    ledger.flush()
+def _on_stop(environment: Environment, **_kwargs: Any) -> None:
+    flush(environment)
 
 
 def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
     """Fail the run on a locustfile bug, which --exit-code-on-error 0 would otherwise hide."""
-    ledger.flush()
+    flush(environment)
     if environment.runner is not None and environment.runner.exceptions:
         environment.process_exit_code = 2
 
 
 # Locust's EventHook.add_listener carries no annotations, hence the ignores.
 events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
 events.test_stopping.add_listener(_on_stopping)  # type: ignore[no-untyped-call]
 # test_stop is the flush that matters: it fires once users finished their in-flight sends, also
-# on SIGTERM, which fires quitting first, while users may still be waiting for answers.
+# on SIGTERM, which fires quitting first, while users may still be waiting for answers. On a
+# worker it fires before the worker tells its master it stopped, so the master, which waits
+# for that, has every batch before its own test_stop.
 events.test_stop.add_listener(_on_stop)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
@@ -118,43 +196,41 @@ events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 class Producer(FastHttpUser):
     """A client of the producer, sending messages at an equal share of the target rate."""
 
-    wait_time = constant_throughput(RATE / USERS)
-    network_timeout = TIMEOUT_S
-    connection_timeout = TIMEOUT_S
+    wait_time = constant_throughput(1.0)  # each run's own is set at test start
     # A retried POST would be a duplicate caused by the load generator itself.
     max_retries = 0
 
     _numbers = itertools.count()
 
     def on_start(self) -> None:
-        self.number = next(self._numbers)
+        assert config is not None, "test_start sets the config before any user starts"
+        runner = self.environment.runner
+        worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        # Unique across the run: each worker's users interleave with the other workers'.
+        self.number = next(self._numbers) * config.workers + worker
         self.seq = itertools.count()
-        RUNNING_USERS.inc()
         # Users spawn together and constant_throughput paces each from its spawn, so every user
         # would send at once each period: stagger the first sends and restart the pacing clock
         # (Locust's private anchor; if it is ever renamed, arrivals only go back to bursts).
-        gevent.sleep((self.number % USERS) / RATE)
+        gevent.sleep((self.number % config.users) / config.rate)
         self._cp_last_run = time.perf_counter()
-
-    def on_stop(self) -> None:
-        RUNNING_USERS.dec()
 
     @task
     def send(self) -> None:
-        if stopping:
+        if stopping or config is None:
             raise StopUser
         seq = next(self.seq)
-        message_id = f"{SEED:08x}-{self.number}-{seq}"
-        ledger.record(id=message_id, type="invoke", t=time.time())
+        message_id = f"{config.seed:08x}-{self.number}-{seq}"
+        _record(id=message_id, type="invoke", t=time.time())
         started = time.perf_counter()
         with self.client.post(
-            PATH,
+            config.path,
             json={"id": message_id, "payload": {"seq": seq}},
             catch_response=True,
             # A followed redirect would POST the message a second time.
             allow_redirects=False,
         ) as response:
-            DURATION.observe(time.perf_counter() - started)
+            pending.durations.append(time.perf_counter() - started)
             status = response.status_code
             # Only a response standing in for a connection error carries .error.
             outcome, error = _outcome(status, getattr(response, "error", None))
@@ -162,10 +238,12 @@ class Producer(FastHttpUser):
                 response.success()
             else:
                 response.failure(error)
-        REQUESTS.labels(outcome).inc()
-        ledger.record(
-            id=message_id, type=outcome, t=time.time(), status=status or None, error=error
-        )
+        pending.outcomes.append(outcome)
+        _record(id=message_id, type=outcome, t=time.time(), status=status or None, error=error)
+
+
+def _record(**fields: Any) -> None:
+    pending.lines.append(json.dumps(fields) + "\n")
 
 
 def _outcome(status: int, error: BaseException | None) -> tuple[str, str | None]:

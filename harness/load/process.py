@@ -2,7 +2,11 @@
 
 Locust monkey-patches the interpreter with gevent on import, so it never runs inside the
 harness process: this module only spawns ``python -m locust`` on ``locustfile.py`` and talks
-to it through environment variables, its Prometheus port and the files it writes.
+to it through its command line, its Prometheus port and the ledger file it writes.
+
+With ``workers`` set, one Locust master and that many worker processes share the load: the
+master forwards the run's options to the workers, collects their ledger lines and metrics,
+and serves the one metrics endpoint; the workers send.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from harness.errors import ComponentFailed
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
+_LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
 _READY_TIMEOUT_S = 10.0
 _MSGS_PER_USER = 20.0
 _MAX_USERS = 200
@@ -37,19 +42,22 @@ class LoadPlan:
     users: int | None = None
     seed: int = 0
     timeout_s: float = 5.0
+    workers: int = 0  # 0: Locust alone in one process; N: a master and N workers
+    master_port: int | None = None  # where the master listens for its workers
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0 or self.timeout_s <= 0:
             raise ValueError("rate, duration_s and timeout_s must be positive")
         if self.users is not None and self.users < 1:
             raise ValueError("users must be at least 1")
+        if self.workers and self.master_port is None:
+            raise ValueError("a distributed load needs a master_port")
 
     @property
     def user_count(self) -> int:
         """Enough users that each paces about 20 msg/s: one user's sends are sequential."""
-        if self.users is not None:
-            return self.users
-        return min(_MAX_USERS, max(1, math.ceil(self.rate / _MSGS_PER_USER)))
+        wanted = self.users or min(_MAX_USERS, max(1, math.ceil(self.rate / _MSGS_PER_USER)))
+        return max(wanted, self.workers)  # every worker sends
 
 
 class LoadProcess:
@@ -58,30 +66,72 @@ class LoadProcess:
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
         plan.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
         # Locust reads locust.conf and pyproject.toml from its working directory.
-        self.process = ManagedProcess(
-            "load", self.command(), plan.log_path, self.environment(), cwd=plan.log_path.parent
-        )
+        folder = plan.log_path.parent
+        self.process = ManagedProcess("load", self.command(), plan.log_path, env, cwd=folder)
+        self.workers = [
+            ManagedProcess(
+                f"load-worker-{n}",
+                self.worker_command(),
+                plan.log_path.with_name(f"{plan.log_path.stem}-worker-{n}.log"),
+                env,
+                cwd=folder,
+            )
+            for n in range(1, plan.workers + 1)
+        ]
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [self.process, *self.workers]
 
     def start(self) -> None:
         """Spawn Locust and return once its metrics answer, so load is known to be flowing."""
-        self.process.start()
+        for process in self.processes:
+            process.start()
         try:
             self.process.wait_ready(_READY_TIMEOUT_S, "/metrics", self.plan.metrics_port)
         except ComponentFailed:
-            self.process.stop()
+            self.stop()
             raise
 
     def command(self) -> list[str]:
-        """The Locust command line; everything that shapes the run is on it."""
+        """The Locust command line (alone, or the master); everything that shapes the run is on
+        it, and a master forwards the ``--harness-*`` options to its workers."""
         plan = self.plan
         users = str(plan.user_count)
+        master = []
+        if plan.workers:
+            master = [
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(plan.master_port),
+                "--expect-workers",
+                str(plan.workers),
+                # A worker that never connects fails the load step instead of hanging it.
+                "--expect-workers-max-wait",
+                str(int(_READY_TIMEOUT_S)),
+                "--harness-distributed",
+            ]
         return [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
+            *_LOCUST,
+            *master,
+            "--harness-path",
+            plan.path,
+            "--harness-rate",
+            repr(plan.rate),
+            "--harness-users",
+            users,
+            "--harness-seed",
+            str(plan.seed),
+            "--harness-timeout",
+            repr(plan.timeout_s),
+            "--harness-ledger",
+            str(plan.ledger_path.resolve()),
+            "--harness-metrics-port",
+            str(plan.metrics_port),
             "--headless",
             "--users",
             users,
@@ -102,20 +152,15 @@ class LoadProcess:
             "0",
         ]
 
-    def environment(self) -> dict[str, str]:
-        """The caller's environment with the plan added and any LOCUST_* overrides removed."""
-        plan = self.plan
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-        env.update(
-            HARNESS_LOAD_PATH=plan.path,
-            HARNESS_LOAD_RATE=repr(plan.rate),
-            HARNESS_LOAD_USERS=str(plan.user_count),
-            HARNESS_LOAD_METRICS_PORT=str(plan.metrics_port),
-            HARNESS_LOAD_LEDGER=str(plan.ledger_path.resolve()),
-            HARNESS_LOAD_SEED=str(plan.seed),
-            HARNESS_LOAD_TIMEOUT=repr(plan.timeout_s),
-        )
-        return env
+    def worker_command(self) -> list[str]:
+        """A worker needs only its master's address: the run's options come with the spawn."""
+        port = str(self.plan.master_port)
+        return [*_LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", port]
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """The caller's environment without LOCUST_* overrides: the command line rules."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
 
     @property
     def pid(self) -> int | None:
@@ -129,5 +174,9 @@ class LoadProcess:
         return self.process.wait(timeout)
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """Ask Locust to finish in-flight sends and flush its ledger, then kill it if it lingers."""
-        self.process.stop(grace_s)
+        """Ask Locust to finish in-flight sends and flush its ledger, then kill it if it lingers.
+
+        The master first: it stops its workers and takes their last batches before it exits.
+        """
+        for process in self.processes:
+            process.stop(grace_s)

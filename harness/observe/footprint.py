@@ -48,11 +48,11 @@ class Footprint:
     """Samples the CPU of the processes ``pids`` names (name → pid, or None when not running)."""
 
     pids: Callable[[], Mapping[str, int | None]]
-    watched: str = "load"  # whose saturation to report
+    watched: str = "load"  # whose saturation to report: this process and its workers
     tracked: dict[str, _Tracked] = field(default_factory=dict)
     saturated: list[tuple[float, float]] = field(default_factory=list)
     _last: float = 0.0
-    _watched_before: tuple[float, float] | None = None  # (wall, cpu) at the previous sample
+    _before: dict[str, tuple[float, float]] = field(default_factory=dict)  # (wall, cpu)
 
     def sample(self, now: float | None = None, force: bool = False) -> None:
         """Read every process's CPU, at most once per ``SAMPLE_S`` unless forced."""
@@ -76,18 +76,25 @@ class Footprint:
         self._note_saturation(now)
 
     def _note_saturation(self, now: float) -> None:
-        entry = self.tracked.get(self.watched)
-        if entry is None or not entry.process.is_running():
-            self._watched_before = None
-            return
-        before, self._watched_before = self._watched_before, (now, entry.cpu_s)
-        if before is None or now <= before[0]:
-            return
-        if (entry.cpu_s - before[1]) / (now - before[0]) > SATURATED:
-            if self.saturated and before[0] - self.saturated[-1][1] <= SAMPLE_S * 1.5:
-                self.saturated[-1] = (self.saturated[-1][0], now)
-            else:
-                self.saturated.append((before[0], now))
+        for name, entry in self.tracked.items():
+            if name != self.watched and not name.startswith(f"{self.watched}-worker-"):
+                continue
+            before = self._before.pop(name, None)
+            if not entry.process.is_running():
+                continue
+            self._before[name] = (now, entry.cpu_s)
+            if before is None or now <= before[0] or entry.cpu_s < before[1]:
+                continue  # the first reading, or a new life
+            if (entry.cpu_s - before[1]) / (now - before[0]) > SATURATED:
+                self._saturated(before[0], now)
+
+    def _saturated(self, start: float, end: float) -> None:
+        """Add a span, joined to the last one when they touch (several workers, one stretch)."""
+        if self.saturated and start - self.saturated[-1][1] <= SAMPLE_S * 1.5:
+            last = self.saturated[-1]
+            self.saturated[-1] = (min(last[0], start), max(last[1], end))
+        else:
+            self.saturated.append((start, end))
 
     def cpu_s(self, name: str) -> float | None:
         entry = self.tracked.get(name)

@@ -247,3 +247,32 @@ def test_start_fails_when_the_metrics_port_is_taken(
     assert f"127.0.0.1:{port}" in failure.value.log_tail
     assert "exited with code" in failure.value.reason  # noticed the exit, not a timeout
     assert not started[0].running()
+
+
+def test_a_master_and_workers_share_the_load_into_one_ledger(
+    tmp_path: Path, started: list[LoadProcess]
+) -> None:
+    """Real Locust master and worker processes on loopback: the workers send, the master
+    collects every worker's ledger lines and counts into its one file and endpoint."""
+    with producer(202) as target:
+        plan = make_plan(tmp_path, target.url, workers=2, master_port=free_port(), users=4)
+        process = run(plan, started)
+        assert [p.name for p in process.processes] == ["load", "load-worker-1", "load-worker-2"]
+
+        def counted_ok() -> float:
+            return sample(scrape(plan.metrics_port), "harness_load_requests_total", 'outcome="ok"')
+
+        assert wait_until(lambda: (counted_ok() or 0) > 0, timeout_s=DURATION_S + 10)
+        assert process.wait(timeout=30) == 0
+        assert wait_until(lambda: not any(p.running() for p in process.processes), 15)
+
+    sends = read_sends(plan.ledger_path)
+    invoked = [line["id"] for line in ledger_lines(plan.ledger_path) if line["type"] == "invoke"]
+    assert len(invoked) == len(set(invoked)), "message ids repeat across workers"
+    assert set(sends.values()) == {SendOutcome.OK}
+    assert 60 <= len(sends) <= 180
+    assert sorted(target.received) == sorted(sends)
+    # Users are numbered worker by worker (number % workers is the worker): both sent.
+    assert {int(str(i).split("-")[1]) % 2 for i in invoked} == {0, 1}
+    for n in (1, 2):
+        assert (tmp_path / f"locust-worker-{n}.log").exists()
