@@ -68,6 +68,7 @@ def _options(parser: Any) -> None:
     parser.add_argument("--harness-seed", type=int, default=0)
     parser.add_argument("--harness-timeout", type=float, default=5.0)
     parser.add_argument("--harness-distributed", action="store_true", default=False)
+    parser.add_argument("--harness-duration", type=float, default=0.0)
     # Only where the ledger is written (alone, or the master): not forwarded to workers.
     parser.add_argument("--harness-ledger", default="")
     parser.add_argument("--harness-metrics-port", type=int, default=0)
@@ -163,6 +164,22 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     Producer.network_timeout = Producer.connection_timeout = config.timeout_s
     if isinstance(environment.runner, WorkerRunner):
         gevent.spawn(_flush_forever, environment)
+    elif isinstance(environment.runner, MasterRunner):
+        options: Any = environment.parsed_options
+        gevent.spawn_later(options.harness_duration, _end, environment)
+
+
+def _end(environment: Environment) -> None:
+    """A master's end of the run: stop the workers and wait until each has said it stopped,
+    which it does after sending its last batch, then let them and itself quit."""
+    runner = environment.runner
+    assert isinstance(runner, MasterRunner)
+    workers = [client.id for client in runner.clients.all]
+    runner.stop()
+    # A stopped worker is no longer the master's client, so quit() would not reach it.
+    for worker in workers:
+        runner.send_message("quit", client_id=worker)
+    runner.quit()
 
 
 def _on_stopping(**_kwargs: Any) -> None:

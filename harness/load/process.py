@@ -11,11 +11,15 @@ and serves the one metrics endpoint; the workers send.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from harness.deploy.process import ManagedProcess
 from harness.errors import ComponentFailed
@@ -86,23 +90,46 @@ class LoadProcess:
         return [self.process, *self.workers]
 
     def start(self) -> None:
-        """Spawn Locust and return once its metrics answer, so load is known to be flowing."""
+        """Spawn Locust and return once its users send: the run's clock starts with the load.
+
+        A master starts its users only once its workers connected, a second or two later.
+        """
         for process in self.processes:
             process.start()
         try:
             self.process.wait_ready(_READY_TIMEOUT_S, "/metrics", self.plan.metrics_port)
+            self._wait_for_users()
         except ComponentFailed:
             self.stop()
             raise
+
+    def _wait_for_users(self) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        url = f"http://127.0.0.1:{self.plan.metrics_port}/metrics"
+        while time.monotonic() < deadline:
+            code = self.process.returncode()
+            if code is not None:
+                raise ComponentFailed("load", f"exited with code {code} at start", self.tail())
+            with contextlib.suppress(httpx.HTTPError):
+                text = httpx.get(url, timeout=1.0, trust_env=False).text
+                if _users(text) > 0:
+                    return
+            time.sleep(0.05)
+        raise ComponentFailed(
+            "load", f"no user was sending after {_READY_TIMEOUT_S:g} s", self.tail()
+        )
+
+    def tail(self) -> str:
+        """The end of the master's log, and of each worker's."""
+        return "\n".join(p.tail() for p in self.processes)
 
     def command(self) -> list[str]:
         """The Locust command line (alone, or the master); everything that shapes the run is on
         it, and a master forwards the ``--harness-*`` options to its workers."""
         plan = self.plan
         users = str(plan.user_count)
-        master = []
         if plan.workers:
-            master = [
+            mode = [
                 "--master",
                 "--master-bind-host",
                 "127.0.0.1",
@@ -114,10 +141,17 @@ class LoadProcess:
                 "--expect-workers-max-wait",
                 str(int(_READY_TIMEOUT_S)),
                 "--harness-distributed",
+                # Not --run-time: at its end a headless master quits at once and drops the
+                # workers' last batches. The locustfile stops the workers first, then quits.
+                "--harness-duration",
+                repr(float(math.ceil(plan.duration_s))),
             ]
+        else:
+            # Locust only accepts whole seconds; rounding up never cuts the run short.
+            mode = ["--run-time", f"{math.ceil(plan.duration_s)}s"]
         return [
             *_LOCUST,
-            *master,
+            *mode,
             "--harness-path",
             plan.path,
             "--harness-rate",
@@ -137,9 +171,6 @@ class LoadProcess:
             users,
             "--spawn-rate",
             users,
-            # Locust only accepts whole seconds; rounding up never cuts the run short.
-            "--run-time",
-            f"{math.ceil(plan.duration_s)}s",
             "--host",
             plan.host,
             "--stop-timeout",
@@ -176,7 +207,16 @@ class LoadProcess:
     def stop(self, grace_s: float = 5.0) -> None:
         """Ask Locust to finish in-flight sends and flush its ledger, then kill it if it lingers.
 
-        The master first: it stops its workers and takes their last batches before it exits.
+        The workers first: each flushes its last batch to the master as it quits, and the
+        master stops by itself once the last worker is gone.
         """
-        for process in self.processes:
+        for process in [*self.workers, self.process]:
             process.stop(grace_s)
+
+
+def _users(metrics: str) -> float:
+    """The value of ``harness_load_users`` in Prometheus' text format, 0 if absent."""
+    for line in metrics.splitlines():
+        if line.startswith("harness_load_users "):
+            return float(line.split()[1])
+    return 0.0

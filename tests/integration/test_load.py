@@ -253,9 +253,10 @@ def test_a_master_and_workers_share_the_load_into_one_ledger(
     tmp_path: Path, started: list[LoadProcess]
 ) -> None:
     """Real Locust master and worker processes on loopback: the workers send, the master
-    collects every worker's ledger lines and counts into its one file and endpoint."""
-    with producer(202) as target:
-        plan = make_plan(tmp_path, target.url, workers=2, master_port=free_port(), users=4)
+    collects every worker's ledger lines and counts into its one file and endpoint. Slow
+    answers keep sends in flight at the end: their outcomes must reach the ledger too."""
+    with producer(202, delay_s=0.3) as target:
+        plan = make_plan(tmp_path, target.url, workers=2, master_port=free_port(), users=20)
         process = run(plan, started)
         assert [p.name for p in process.processes] == ["load", "load-worker-1", "load-worker-2"]
 

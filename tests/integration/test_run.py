@@ -84,6 +84,27 @@ def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path:
     assert not leftovers(Path(journal["run_dir"]), journal)
 
 
+def test_a_distributed_load_feeds_one_ledger_and_the_verdict_holds(
+    harness_cli, tmp_path: Path
+) -> None:
+    """A Locust master and two workers drive the real target; the master's one ledger is
+    complete, so the ledger checks hold exactly as with one Locust process."""
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
+        "--set", "load.workers=2",
+    )  # fmt: skip
+    journal = journal_of(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {"load", "load-worker-1", "load-worker-2"} <= set(journal["components"])
+    assert all(journal["components"][f"load-worker-{n}"]["cpu_s"] > 0 for n in (1, 2))
+    ledger = journal["ledger"]
+    assert ledger["acknowledged"] > 1000 and ledger["lost"] == ledger["unexpected"] == 0
+    assert ledger["indeterminate"] == 0
+    run_dir = Path(journal["run_dir"])
+    assert (run_dir / "logs" / "load-worker-2.log").exists()
+    assert not leftovers(run_dir, journal)
+
+
 def test_workers_too_slow_to_drain_fail_the_recovery_check(harness_cli, tmp_path: Path) -> None:
     result = harness_cli(
         "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
