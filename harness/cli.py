@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,8 +19,9 @@ from rich.table import Table
 
 from harness import components
 from harness.deploy import leftovers
-from harness.errors import HarnessError, Interrupted
+from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
+from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
 from harness.report import junit
 from harness.report.console import Progress, catalogue_table, shown, summary
@@ -55,6 +57,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
 
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     experiments = [load_experiment(path, args.set) for path in experiment_files(args.files)]
+    remote = _remote_load_workers(args)
     err = Console(stderr=True, highlight=False)
     _remove_leftovers(err)
     suites: list[junit.Suite] = []
@@ -68,6 +71,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                     seed=args.seed,
                     progress=Progress(err),
                     overrides=tuple(args.set),
+                    remote_load_workers=remote,
                 )
             except Interrupted:
                 raise
@@ -89,6 +93,28 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     if len(experiments) > 1:
         out.print(catalogue_table(rows))
     return merge(verdict for _, verdict, _ in rows).exit_code
+
+
+def _remote_load_workers(args: argparse.Namespace) -> RemoteWorkers | None:
+    if args.remote_load_workers is None and args.load_master is None:
+        return None
+    if args.remote_load_workers is None or args.load_master is None:
+        message = "--load-master HOST:PORT and --remote-load-workers N go together"
+        raise SpecError("command line", None, "", message)
+    try:
+        return RemoteWorkers.parse(args.remote_load_workers, args.load_master)
+    except ValueError as exc:
+        raise SpecError("command line", None, "--load-master", str(exc)) from None
+
+
+def _load_worker(args: argparse.Namespace, out: Console) -> int:
+    """Become a Locust worker of a master elsewhere; Locust's exit code is this command's."""
+    try:
+        remote = RemoteWorkers.parse(1, args.master)
+    except ValueError as exc:
+        raise SpecError("command line", None, "--master", str(exc)) from None
+    argv = worker_command(remote.host, remote.port)
+    os.execv(argv[0], argv)  # signals reach Locust directly, as if it had been started by hand
 
 
 def _validate(args: argparse.Namespace, out: Console) -> int:
@@ -221,6 +247,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--junit", metavar="PATH", help="also write one JUnit XML file for all the experiments"
     )
+    run.add_argument(
+        "--remote-load-workers",
+        type=int,
+        metavar="N",
+        help="also wait for N Locust workers started elsewhere with `harness load-worker`",
+    )
+    run.add_argument(
+        "--load-master",
+        metavar="HOST:PORT",
+        help="where the Locust master listens for remote workers (with --remote-load-workers)",
+    )
     run.set_defaults(command=_run)
 
     validate = commands.add_parser("validate", help="check experiment files without running them")
@@ -249,6 +286,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("kind", nargs="?", default="experiment", choices=("experiment", "topology"))
     schema.set_defaults(command=_schema)
+
+    worker = commands.add_parser(
+        "load-worker",
+        help="send load for a `harness run --remote-load-workers` elsewhere",
+        description="Run one Locust worker of the master a `harness run` started with "
+        "--load-master HOST:PORT. The run's settings come from the master; the sends go to the "
+        "address the master gives, and their ledger lines back to the master. Use the same "
+        "harness version on both sides.",
+    )
+    worker.add_argument("--master", required=True, metavar="HOST:PORT")
+    worker.set_defaults(command=_load_worker)
 
     down = commands.add_parser(
         "down", help="remove processes left by a harness that was killed (SIGKILL) mid-run"

@@ -15,6 +15,7 @@ from harness.deploy.ports import PortAllocator
 from harness.deploy.process import ManagedProcess
 from harness.journal import Event, EventLog, Outcome
 from harness.ledger import LedgerSummary
+from harness.load import RemoteWorkers
 from harness.observe.footprint import Footprint
 from harness.spec import Experiment
 from harness.state import FaultState
@@ -44,6 +45,7 @@ class RunContext:
     cleanup_errors: list[str] = field(default_factory=list)
     infrastructure: dict[str, ManagedProcess] = field(default_factory=dict)  # prometheus, …
     teardown_from: float | None = None
+    remote_load_workers: RemoteWorkers | None = None
 
     def __post_init__(self) -> None:
         self.footprint = Footprint(self.running_pids)

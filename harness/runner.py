@@ -30,7 +30,7 @@ from harness.faults import FaultTools
 from harness.journal import Event, Outcome, write_json
 from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
-from harness.load import LoadPlan, LoadProcess
+from harness.load import LoadPlan, LoadProcess, RemoteWorkers
 from harness.observe.footprint import own_cpu_s
 from harness.observe.gaps import Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.prometheus import Prometheus, ScrapeTarget
@@ -65,14 +65,20 @@ def run(
     seed: int | None = None,
     progress: Progress | None = None,
     overrides: tuple[str, ...] = (),
+    remote_load_workers: RemoteWorkers | None = None,
 ) -> RunResult:
-    """Run one experiment end to end; the verdict and journal come back even when it aborts."""
+    """Run one experiment end to end; the verdict and journal come back even when it aborts.
+
+    ``remote_load_workers``: Locust workers someone starts elsewhere with ``harness load-worker``;
+    the load waits for them (and for ``load.workers`` local ones) before it starts.
+    """
     say = (progress or Progress()).say
     toxiproxy_bin = components.find("toxiproxy-server")
     prometheus_bin = components.find("prometheus")
     ctx = RunContext.open(
         experiment, runs_dir, seed if seed is not None else random.randrange(2**31)
     )
+    ctx.remote_load_workers = remote_load_workers
     say(
         f"run {ctx.run_id}: experiment {experiment.name} on target {experiment.topology.name}, "
         f"seed {ctx.seed} (--seed {ctx.seed} replays its random choices)"
@@ -170,19 +176,31 @@ def _execute(
             seed=ctx.seed,
             workers=load_spec.workers,
             master_port=ctx.ports.allocate() if load_spec.workers else None,
+            remote=ctx.remote_load_workers,
         )
     )
     scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log, ctx.state)
     ctx.infrastructure.update((process.name, process) for process in load.processes)
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
-    t_load = time.time()
-    load.start()
+    if remote := ctx.remote_load_workers:
+        say(
+            f"waiting for {remote.count} load worker(s): run `harness load-worker --master "
+            f"{remote.host}:{remote.port}` where they should run"
+        )
+    t_invoke = time.time()
+    load.start()  # returns once users send: the run's clock starts with the load
     scheduler.start()
+    t_load = time.time()
     ctx.mark("start", t_load)
     ctx.mark("load.start", t_load)
     ctx.log.now(
-        "load.start", "load", Outcome.OK, t_load, rate=load_spec.rate, duration_s=load_spec.duration
+        "load.start",
+        "load",
+        Outcome.OK,
+        t_invoke,
+        rate=load_spec.rate,
+        duration_s=load_spec.duration,
     )
     say(f"load: {load_spec.rate:g} msg/s for {load_spec.duration:g}s")
     spec = experiment.spec

@@ -1,5 +1,5 @@
 """The load step: Locust driving messages at the producer, with a ledger of every send."""
 
-from harness.load.process import LoadPlan, LoadProcess
+from harness.load.process import LoadPlan, LoadProcess, RemoteWorkers, worker_command
 
-__all__ = ["LoadPlan", "LoadProcess"]
+__all__ = ["LoadPlan", "LoadProcess", "RemoteWorkers", "worker_command"]

@@ -28,8 +28,31 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 _LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
 _READY_TIMEOUT_S = 10.0
+_REMOTE_WAIT_S = 120.0  # someone starts the remote workers by hand, or a CI job does
 _MSGS_PER_USER = 20.0
 _MAX_USERS = 200
+
+
+@dataclass(frozen=True)
+class RemoteWorkers:
+    """Load workers started elsewhere with ``harness load-worker --master HOST:PORT``, and the
+    address the master listens on for them."""
+
+    count: int
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, count: int, master: str) -> RemoteWorkers:
+        host, _, port = master.rpartition(":")
+        if count < 1 or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT and at least one worker, got {master!r}")
+        return cls(count, host, int(port))
+
+
+def worker_command(master_host: str, master_port: int) -> list[str]:
+    """A worker needs only its master's address: the run's options come with the spawn."""
+    return [*_LOCUST, "--worker", "--master-host", master_host, "--master-port", str(master_port)]
 
 
 @dataclass(frozen=True)
@@ -48,20 +71,33 @@ class LoadPlan:
     timeout_s: float = 5.0
     workers: int = 0  # 0: Locust alone in one process; N: a master and N workers
     master_port: int | None = None  # where the master listens for its workers
+    remote: RemoteWorkers | None = None  # workers on other machines, and the master's address
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0 or self.timeout_s <= 0:
             raise ValueError("rate, duration_s and timeout_s must be positive")
         if self.users is not None and self.users < 1:
             raise ValueError("users must be at least 1")
-        if self.workers and self.master_port is None:
+        if self.workers and self.master_port is None and self.remote is None:
             raise ValueError("a distributed load needs a master_port")
+
+    @property
+    def expected_workers(self) -> int:
+        return self.workers + (self.remote.count if self.remote else 0)
+
+    @property
+    def master_address(self) -> tuple[str, int]:
+        """Where the master listens (the remote workers' address for it, when there are any)."""
+        if self.remote is not None:
+            return self.remote.host, self.remote.port
+        assert self.master_port is not None
+        return "127.0.0.1", self.master_port
 
     @property
     def user_count(self) -> int:
         """Enough users that each paces about 20 msg/s: one user's sends are sequential."""
         wanted = self.users or min(_MAX_USERS, max(1, math.ceil(self.rate / _MSGS_PER_USER)))
-        return max(wanted, self.workers)  # every worker sends
+        return max(wanted, self.expected_workers)  # every worker sends
 
 
 class LoadProcess:
@@ -69,6 +105,8 @@ class LoadProcess:
 
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
+        # Users start once every worker is connected: remote ones may take a while.
+        self.ready_timeout_s = _REMOTE_WAIT_S if plan.remote else _READY_TIMEOUT_S
         plan.ledger_path.parent.mkdir(parents=True, exist_ok=True)
         env = self.environment()
         # Locust reads locust.conf and pyproject.toml from its working directory.
@@ -104,7 +142,7 @@ class LoadProcess:
             raise
 
     def _wait_for_users(self) -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT_S
+        deadline = time.monotonic() + self.ready_timeout_s
         url = f"http://127.0.0.1:{self.plan.metrics_port}/metrics"
         while time.monotonic() < deadline:
             code = self.process.returncode()
@@ -116,7 +154,7 @@ class LoadProcess:
                     return
             time.sleep(0.05)
         raise ComponentFailed(
-            "load", f"no user was sending after {_READY_TIMEOUT_S:g} s", self.tail()
+            "load", f"no user was sending after {self.ready_timeout_s:g} s", self.tail()
         )
 
     def tail(self) -> str:
@@ -128,18 +166,19 @@ class LoadProcess:
         it, and a master forwards the ``--harness-*`` options to its workers."""
         plan = self.plan
         users = str(plan.user_count)
-        if plan.workers:
+        if plan.expected_workers:
+            host, port = plan.master_address
             mode = [
                 "--master",
                 "--master-bind-host",
-                "127.0.0.1",
+                host,
                 "--master-bind-port",
-                str(plan.master_port),
+                str(port),
                 "--expect-workers",
-                str(plan.workers),
+                str(plan.expected_workers),
                 # A worker that never connects fails the load step instead of hanging it.
                 "--expect-workers-max-wait",
-                str(int(_READY_TIMEOUT_S)),
+                str(int(self.ready_timeout_s)),
                 "--harness-distributed",
                 # Not --run-time: at its end a headless master quits at once and drops the
                 # workers' last batches. The locustfile stops the workers first, then quits.
@@ -184,9 +223,8 @@ class LoadProcess:
         ]
 
     def worker_command(self) -> list[str]:
-        """A worker needs only its master's address: the run's options come with the spawn."""
-        port = str(self.plan.master_port)
-        return [*_LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", port]
+        host, port = self.plan.master_address
+        return worker_command("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
 
     @staticmethod
     def environment() -> dict[str, str]:

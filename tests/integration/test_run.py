@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -82,27 +83,6 @@ def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path:
     assert components["load"]["cpu_s"] > 0 and journal["harness_cpu_s"] > 0
     assert [e["kind"] for e in journal["timeline"]][-1] == "teardown"
     assert not leftovers(Path(journal["run_dir"]), journal)
-
-
-def test_a_distributed_load_feeds_one_ledger_and_the_verdict_holds(
-    harness_cli, tmp_path: Path
-) -> None:
-    """A Locust master and two workers drive the real target; the master's one ledger is
-    complete, so the ledger checks hold exactly as with one Locust process."""
-    result = harness_cli(
-        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
-        "--set", "load.workers=2",
-    )  # fmt: skip
-    journal = journal_of(tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert {"load", "load-worker-1", "load-worker-2"} <= set(journal["components"])
-    assert all(journal["components"][f"load-worker-{n}"]["cpu_s"] > 0 for n in (1, 2))
-    ledger = journal["ledger"]
-    assert ledger["acknowledged"] > 1000 and ledger["lost"] == ledger["unexpected"] == 0
-    assert ledger["indeterminate"] == 0
-    run_dir = Path(journal["run_dir"])
-    assert (run_dir / "logs" / "load-worker-2.log").exists()
-    assert not leftovers(run_dir, journal)
 
 
 def test_workers_too_slow_to_drain_fail_the_recovery_check(harness_cli, tmp_path: Path) -> None:
@@ -397,3 +377,53 @@ def test_interrupted_anywhere_a_run_leaves_nothing_behind(harness_cli, tmp_path:
                 journal = json.loads((run_dir / "journal.json").read_text())
                 aborted = proc.returncode == 128 + signum
                 assert (journal["verdict"] == "aborted") == aborted, where
+
+
+REMOTE = """\
+name: remote-load
+target: {target}
+load: {{rate: 100/s, duration: 8s}}
+drain: 10s
+checks:
+  - {{name: nothing lost, ledger: lost, expect: "== 0"}}
+  - {{name: nothing unexpected, ledger: unexpected, expect: "== 0"}}
+"""
+
+
+def test_a_remote_load_worker_joins_the_run_through_the_master(harness_cli, tmp_path: Path) -> None:
+    """A master with one local worker and one `harness load-worker` started apart, as on
+    another machine (here on loopback), drives the real target: one complete ledger."""
+    experiment = tmp_path / "remote.yaml"
+    experiment.write_text(REMOTE.format(target=ROOT / "targets" / "redis-streams.yaml"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = subprocess.Popen(
+        harness_argv("run", str(experiment), "--runs-dir", str(tmp_path / "runs"),
+                     "--set", "load.workers=1",
+                     "--remote-load-workers", "1", "--load-master", f"127.0.0.1:{port}"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        harness_argv("load-worker", "--master", f"127.0.0.1:{port}"),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        out, err = run.communicate(timeout=120)
+        worker_err = worker.communicate(timeout=30)[1]
+    finally:
+        for proc in (run, worker):
+            if proc.poll() is None:
+                proc.kill()
+    assert run.returncode == 0, out + err
+    assert f"harness load-worker --master 127.0.0.1:{port}" in " ".join(err.split())
+    assert worker.returncode == 0, worker_err
+    journal = journal_of(tmp_path / "runs")
+    assert journal["components"]["load-worker-1"]["cpu_s"] > 0
+    assert "load-worker-2" not in journal["components"]  # the remote one is not the harness's
+    ledger = journal["ledger"]
+    assert 600 <= ledger["acknowledged"] <= 1000 and ledger["indeterminate"] == 0
+    # Both workers sent: user numbers are interleaved by worker (number % 2 is the worker).
+    sent = (Path(journal["run_dir"]) / "ledger" / "sent.jsonl").read_text().splitlines()
+    assert {int(json.loads(line)["id"].split("-")[1]) % 2 for line in sent} == {0, 1}
+    assert not leftovers(Path(journal["run_dir"]), journal)

@@ -49,6 +49,32 @@ def test_a_bad_set_is_bad_input_and_starts_nothing(harness_cli, tmp_path: Path) 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--remote-load-workers", "2"], "--load-master HOST:PORT and --remote-load-workers N go"),
+        (["--load-master", "10.0.0.5:5557"], "--load-master HOST:PORT and --remote-load-workers"),
+        (["--load-master", "10.0.0.5", "--remote-load-workers", "1"], "expected HOST:PORT"),
+        (["--load-master", "h:99999", "--remote-load-workers", "1"], "expected HOST:PORT"),
+        (["--load-master", "h:5557", "--remote-load-workers", "0"], "at least one worker"),
+    ],
+)
+def test_bad_remote_load_workers_are_bad_input_and_start_nothing(
+    harness_cli, tmp_path: Path, options: list[str], message: str
+) -> None:
+    runs = tmp_path / "runs"
+    result = harness_cli("run", "experiments/slow-consumer.yaml", "--runs-dir", str(runs), *options)
+    assert result.returncode == 3, result.stderr
+    assert "command line: " in result.stderr and message in result.stderr
+    assert not runs.exists()
+
+
+def test_a_load_worker_needs_a_master_address(harness_cli) -> None:
+    result = harness_cli("load-worker", "--master", "nowhere")
+    assert result.returncode == 3
+    assert "command line: --master: expected HOST:PORT" in result.stderr
+
+
 def test_doctor_lists_every_component(harness_cli) -> None:
     result = harness_cli("doctor")
     for name in ("redis-server", "prometheus", "toxiproxy-server", "locust"):
@@ -65,7 +91,16 @@ def test_report_of_a_folder_without_a_journal_is_bad_input(harness_cli, tmp_path
 def test_help_names_every_command(harness_cli) -> None:
     result = harness_cli("--help")
     assert result.returncode == 0
-    for command in ("run", "validate", "report", "schema", "doctor", "setup"):
+    for command in (
+        "run",
+        "validate",
+        "report",
+        "schema",
+        "down",
+        "load-worker",
+        "doctor",
+        "setup",
+    ):
         assert command in result.stdout
 
 
