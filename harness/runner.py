@@ -32,7 +32,7 @@ from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess, RemoteWorkers
 from harness.observe.footprint import own_cpu_s
-from harness.observe.gaps import Gap, find_gaps, meant_down, saturation_gaps
+from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import junit
@@ -331,13 +331,12 @@ def _scrape_gaps(ctx: RunContext, promql: PromQL) -> list[Gap]:
 
 
 def _saturation(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[Gap]:
-    """Stretches when Locust used over 90 % of its core: its latency figures include its own
-    queueing, so the checks that read them are inconclusive."""
+    """Stretches when Locust saturated its core: the checks on its latency are inconclusive."""
     spans = ctx.footprint.saturated
     if not spans:
         return []
     seconds = sum(end - start for start, end in spans)
-    say(f"[yellow]Locust used over 90 % of a core for {seconds:.0f}s: latency unreliable[/yellow]")
+    say(f"[yellow]Locust {WHY_SATURATED} for {seconds:.0f}s[/yellow]")
     for start, end in spans:
         ctx.log.record(Event("load.saturated", "load", start, end, Outcome.FAIL, {}))
     try:

@@ -35,7 +35,7 @@ class Evidence:
             raise Unmeasurable(f"{moment.anchor} never happened in this run")
         return self.moments[moment.anchor] + moment.offset_s
 
-    def query(self, expr: str) -> PromQL:
+    def prometheus_for(self, expr: str) -> PromQL:
         """Prometheus, to ask ``expr`` of; unless a metric it reads has a hole in the run."""
         if self.promql is None:
             raise Unmeasurable("Prometheus was not available")

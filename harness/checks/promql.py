@@ -17,7 +17,7 @@ def _number(value: float) -> str:
 
 def threshold(check: ThresholdCheck, evidence: Evidence) -> tuple[Verdict, str]:
     at = evidence.time(check.at)
-    samples = evidence.query(check.query).instant(check.query, at)
+    samples = evidence.prometheus_for(check.query).instant(check.query, at)
     if not samples:
         raise Unmeasurable(f"no data at {check.at}")
     failing = [s for s in samples if not check.expect.holds(s.value)]
@@ -33,7 +33,7 @@ def window(check: WindowCheck, evidence: Evidence) -> tuple[Verdict, str]:
     start, end = evidence.time(start_moment), evidence.time(end_moment)
     if start >= end:
         raise Unmeasurable(f"the window is empty: {start_moment} is not before {end_moment}")
-    series = evidence.query(check.query).range(check.query, start, end)
+    series = evidence.prometheus_for(check.query).range(check.query, start, end)
     if not series:
         raise Unmeasurable(f"no data from {start_moment} to {end_moment}")
     t0 = evidence.moments.get("load.start", start)
@@ -72,7 +72,7 @@ def recovery(check: RecoveryCheck, evidence: Evidence) -> tuple[Verdict, str]:
     after, end = evidence.time(check.after), evidence.time(END)
     if after >= end:
         raise Unmeasurable(f"{check.after} is not before the end of the run")
-    series = evidence.query(check.recovers.expr).range(check.recovers.expr, after, end)
+    series = evidence.prometheus_for(check.recovers.expr).range(check.recovers.expr, after, end)
     if not series:
         raise Unmeasurable(f"no data for {check.recovers.expr} after {check.after}")
     took = recovery_time(series, check.recovers.expectation, after)

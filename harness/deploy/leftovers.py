@@ -120,10 +120,10 @@ def _recorded_pids(entries: list[dict[str, object]]) -> set[int]:
     pids = set()
     for entry in entries:
         pid = entry.get("pid")
-        with contextlib.suppress(psutil.Error, ValueError, TypeError):
-            if isinstance(pid, int) and round(psutil.Process(pid).create_time(), 2) == entry.get(
-                "start"
-            ):
+        if not isinstance(pid, int):
+            continue  # a run folder, not a process
+        with contextlib.suppress(psutil.Error):
+            if round(psutil.Process(pid).create_time(), 2) == entry.get("start"):
                 pids.add(pid)
     return pids
 

@@ -118,14 +118,16 @@ stopping = False
 
 
 def flush(environment: Environment) -> None:
-    batch = pending.take()
-    if isinstance(environment.runner, WorkerRunner):
+    """A worker sends its batch to the master; alone or as the master, write it."""
+    batch, runner = pending.take(), environment.runner
+    if isinstance(runner, WorkerRunner):
         if batch["lines"] or batch["outcomes"]:
-            environment.runner.send_message(_BATCH, batch)
-    elif ledger is not None:
+            runner.send_message(_BATCH, batch)
+        return
+    if ledger is not None:
         ledger.write(batch)
-    if environment.runner is not None and not isinstance(environment.runner, WorkerRunner):
-        RUNNING_USERS.set(environment.runner.user_count)
+    if runner is not None:
+        RUNNING_USERS.set(runner.user_count)
 
 
 def _flush_forever(environment: Environment) -> None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from harness.observe.spans import merge
+
 SATURATED = 0.9  # share of one core; Locust (gevent) runs on one
 SAMPLE_S = 1.0
 
@@ -50,7 +52,7 @@ class Footprint:
     pids: Callable[[], Mapping[str, int | None]]
     watched: str = "load"  # whose saturation to report: this process and its workers
     tracked: dict[str, _Tracked] = field(default_factory=dict)
-    saturated: list[tuple[float, float]] = field(default_factory=list)
+    _busy: list[tuple[float, float]] = field(default_factory=list)  # each saturated interval
     _last: float = 0.0
     _before: dict[str, tuple[float, float]] = field(default_factory=dict)  # (wall, cpu)
 
@@ -86,15 +88,12 @@ class Footprint:
             if before is None or now <= before[0] or entry.cpu_s < before[1]:
                 continue  # the first reading, or a new life
             if (entry.cpu_s - before[1]) / (now - before[0]) > SATURATED:
-                self._saturated(before[0], now)
+                self._busy.append((before[0], now))
 
-    def _saturated(self, start: float, end: float) -> None:
-        """Add a span, joined to the last one when they touch (several workers, one stretch)."""
-        if self.saturated and start - self.saturated[-1][1] <= SAMPLE_S * 1.5:
-            last = self.saturated[-1]
-            self.saturated[-1] = (min(last[0], start), max(last[1], end))
-        else:
-            self.saturated.append((start, end))
+    @property
+    def saturated(self) -> list[tuple[float, float]]:
+        """The stretches when Locust or a worker was saturated, touching intervals joined."""
+        return merge(self._busy, SAMPLE_S * 1.5)
 
     def cpu_s(self, name: str) -> float | None:
         entry = self.tracked.get(name)

@@ -15,14 +15,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.journal import Event
+from harness.observe.footprint import SATURATED
 from harness.observe.promql import PromQL
+from harness.observe.spans import merge
 
 MIN_GAP_S = 3.0  # one missed scrape under heavy load is noise; three in a row is an outage
 STEP_S = 1.0
 IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
-
-NOT_SCRAPED = "was not scraped (down or not answering)"
+WHY_NOT_SCRAPED = "was not scraped (down or not answering)"
+WHY_SATURATED = (
+    f"used over {SATURATED * 100:.0f} % of a core (its latency includes its own queueing)"
+)
+LATENCY = re.compile(r"latency|duration")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class Gap:
     start: float
     end: float
     metrics: frozenset[str]
-    why: str = NOT_SCRAPED
+    why: str = WHY_NOT_SCRAPED
 
     def touches(self, query: str) -> set[str]:
         """The metrics of this target the query reads."""
@@ -77,16 +82,12 @@ def find_gaps(promql: PromQL, start: float, end: float, excused: Windows) -> lis
             for t, value in series.points
             if value == 0 and not any(a <= t <= b for a, b in allowed)
         ]
-        for first, last in _stretches(down):
+        for first, last in merge(((t, t) for t in down), STEP_S * 1.5):
             if last - first + STEP_S >= MIN_GAP_S:
                 selector = f'{{instance_name="{instance}"}}'
                 metrics = promql.metric_names(selector, start, end) - {"up"}
                 gaps.append(Gap(instance, first, last, frozenset(metrics)))
     return gaps
-
-
-SATURATED = "used over 90 % of a core (its latency includes its own queueing)"
-LATENCY = re.compile(r"latency|duration")
 
 
 def saturation_gaps(
@@ -95,15 +96,4 @@ def saturation_gaps(
     """The load generator's latency metrics, untrustworthy while it saturated its core."""
     names = promql.metric_names('{instance_name="load"}', start, end)
     latency = frozenset(n for n in names if LATENCY.search(n))
-    return [Gap("load", a, b, latency, SATURATED) for a, b in spans]
-
-
-def _stretches(times: Sequence[float]) -> list[tuple[float, float]]:
-    """Consecutive steps grouped into (first, last) stretches."""
-    stretches: list[tuple[float, float]] = []
-    for t in times:
-        if stretches and t - stretches[-1][1] <= STEP_S * 1.5:
-            stretches[-1] = (stretches[-1][0], t)
-        else:
-            stretches.append((t, t))
-    return stretches
+    return [Gap("load", a, b, latency, WHY_SATURATED) for a, b in spans]

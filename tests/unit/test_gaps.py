@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from harness.checks import Evidence, evaluate
+from harness.checks import CheckResult, Evidence, evaluate
 from harness.journal import EventLog, Outcome
 from harness.observe.gaps import Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL
@@ -60,14 +60,18 @@ def test_downtime_a_fault_caused_is_excused() -> None:
 GAP = Gap("probe", T0 + 20, T0 + 38, frozenset({"harness_queue_depth"}))
 
 
-def test_a_check_that_reads_a_metric_with_a_gap_is_inconclusive_without_a_query() -> None:
+def judged_with_the_gap(query: str) -> tuple[CheckResult, FakePrometheus]:
+    """A threshold check on ``query``, judged by a Prometheus that answers 812, beside GAP."""
     fake = FakePrometheus(vector(({}, "812")))
     promql = PromQL("http://prom.test", transport=httpx.MockTransport(fake))
     check = ThresholdCheck.model_validate(
-        {"name": "b", "query": 'sum(harness_queue_depth{queue="jobs"})', "at": "fault.end",
-         "expect": "> 500"}
-    )  # fmt: skip
-    result = evaluate(check, Evidence(promql, MOMENTS, None, gaps=[GAP]))
+        {"name": "b", "query": query, "at": "fault.end", "expect": "> 500"}
+    )
+    return evaluate(check, Evidence(promql, MOMENTS, None, gaps=[GAP])), fake
+
+
+def test_a_check_that_reads_a_metric_with_a_gap_is_inconclusive_without_a_query() -> None:
+    result, fake = judged_with_the_gap('sum(harness_queue_depth{queue="jobs"})')
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.observed == (
         "probe was not scraped (down or not answering) from +20s to +38s, "
@@ -77,13 +81,8 @@ def test_a_check_that_reads_a_metric_with_a_gap_is_inconclusive_without_a_query(
 
 
 def test_a_gap_leaves_checks_on_other_metrics_alone() -> None:
-    fake = FakePrometheus(vector(({}, "812")))
-    promql = PromQL("http://prom.test", transport=httpx.MockTransport(fake))
-    check = ThresholdCheck.model_validate(
-        {"name": "b", "query": "sum(harness_queue_depth_total)", "at": "fault.end",
-         "expect": "> 500"}
-    )  # fmt: skip
-    assert evaluate(check, Evidence(promql, MOMENTS, None, gaps=[GAP])).verdict is Verdict.HELD
+    result, _ = judged_with_the_gap("sum(harness_queue_depth_total)")
+    assert result.verdict is Verdict.HELD
     ledger = LedgerCheck.model_validate({"name": "l", "ledger": "lost", "expect": "== 0"})
     assert "scraped" not in evaluate(ledger, Evidence(None, MOMENTS, None, gaps=[GAP])).observed
 
