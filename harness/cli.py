@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -23,12 +24,21 @@ from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
 from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
-from harness.report import junit
-from harness.report.console import Progress, catalogue_table, shown, summary
+from harness.report import charts, dashboards, grafana, html, junit
+from harness.report.console import (
+    LiveProgress,
+    Progress,
+    QuietProgress,
+    catalogue_table,
+    shown,
+    summary,
+)
 from harness.spec import ExperimentSpec, TopologySpec
 from harness.verdict import Verdict, merge
 
 EXIT_BAD_INPUT = 3
+# What --json says of each run: the journal's judgement, not its whole history.
+JSON_FIELDS = ("experiment", "target", "verdict", "reason", "run_dir", "seed", "checks", "ledger")
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -58,10 +68,13 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     experiments = [load_experiment(path, args.set) for path in experiment_files(args.files)]
     remote = _remote_load_workers(args)
+    grafana_url = args.grafana_url or os.environ.get(grafana.URL_ENV)
+    grafana_api = grafana.connect(grafana_url) if grafana_url else None
     err = Console(stderr=True, highlight=False)
     _remove_leftovers(err)
     suites: list[junit.Suite] = []
     rows: list[tuple[str, Verdict, str]] = []
+    runs: list[dict[str, Any]] = []  # for --json
     try:
         for experiment in experiments:
             try:
@@ -69,9 +82,10 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                     experiment,
                     runs_dir=Path(args.runs_dir),
                     seed=args.seed,
-                    progress=Progress(err),
+                    progress=_progress(args, err),
                     overrides=tuple(args.set),
                     remote_load_workers=remote,
+                    grafana_api=grafana_api,
                 )
             except Interrupted:
                 raise
@@ -79,8 +93,12 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
                 suites.append(junit.Suite(experiment.name, [], 0.0, str(exc)))
                 rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
+                runs.append(
+                    {"experiment": experiment.name, "verdict": "inconclusive", "error": str(exc)}
+                )
                 continue
-            summary(out, result.journal)
+            _tell(args, out, result.journal)
+            runs.append({k: result.journal[k] for k in JSON_FIELDS})
             suites.append(junit.Suite.of(result.journal))
             rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
             if isinstance(result.error, Interrupted):
@@ -90,9 +108,30 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     finally:
         if args.junit and suites:
             junit.write(Path(args.junit), suites)
-    if len(experiments) > 1:
+    worst = merge(verdict for _, verdict, _ in rows)
+    if args.json:
+        document = {"verdict": worst.value, "exit_code": worst.exit_code, "runs": runs}
+        out.print(json.dumps(document), markup=False, highlight=False, soft_wrap=True)
+    elif len(experiments) > 1 and not args.quiet:
         out.print(catalogue_table(rows))
-    return merge(verdict for _, verdict, _ in rows).exit_code
+    return worst.exit_code
+
+
+def _progress(args: argparse.Namespace, err: Console) -> Progress:
+    if args.quiet or args.json:
+        return QuietProgress(err)
+    return LiveProgress(err) if err.is_terminal else Progress(err)
+
+
+def _tell(args: argparse.Namespace, out: Console, journal: dict[str, Any]) -> None:
+    """The end of one run: the full summary, one line (--quiet), or nothing yet (--json)."""
+    if args.json:
+        return
+    if args.quiet:
+        where = shown(Path(journal["run_dir"]))
+        out.print(f"{journal['experiment']}: {journal['verdict']} ({where})", markup=False)
+        return
+    summary(out, journal)
 
 
 def _remote_load_workers(args: argparse.Namespace) -> RemoteWorkers | None:
@@ -186,13 +225,31 @@ def _remove_leftovers(console: Console) -> bool:
 
 
 def _report(args: argparse.Namespace, out: Console) -> int:
-    journal = read_journal(Path(args.run_dir))
+    run_dir = Path(args.run_dir)
+    journal = read_journal(run_dir)
     console = Console(record=True, width=110, highlight=False) if args.svg else out
     summary(console, journal)
     if args.svg:
         Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal['run_id']}"))
         out.print(f"wrote {args.svg}")
+    page = html.write(run_dir, journal, charts.load(run_dir))
+    out.print(f"wrote {shown(page)}")
     return Verdict(journal["verdict"]).exit_code
+
+
+def _dashboards_build(args: argparse.Namespace, out: Console) -> int:
+    for path in dashboards.build(Path(args.out)):
+        out.print(f"wrote {shown(path)}")
+    return 0
+
+
+def _dashboards_push(args: argparse.Namespace, out: Console) -> int:
+    url = args.grafana_url
+    titles = grafana.push(grafana.connect(url), args.prometheus_url)
+    out.print(f"{url}: data source {dashboards.DATASOURCE_UID} -> {args.prometheus_url}")
+    for title in titles:
+        out.print(f"{url}: dashboard {title!r} created or updated")
+    return 0
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
@@ -206,7 +263,9 @@ def _doctor(args: argparse.Namespace, out: Console) -> int:
 
 
 def _setup(args: argparse.Namespace, out: Console) -> int:
-    statuses = components.setup(lambda line: out.print(f"[dim]$ {line}[/dim]"))
+    statuses = components.setup(
+        lambda line: out.print(line, style="dim", markup=False, soft_wrap=True)
+    )
     out.print(_status_table(statuses))
     return 0
 
@@ -258,6 +317,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="where the Locust master listens for remote workers (with --remote-load-workers)",
     )
+    run.add_argument(
+        "--grafana-url",
+        metavar="URL",
+        help=f"annotate this Grafana with the run's faults and phases (or set {grafana.URL_ENV}; "
+        "credentials from GRAFANA_TOKEN, or GRAFANA_USER and GRAFANA_PASSWORD)",
+    )
+    chatter = run.add_mutually_exclusive_group()
+    chatter.add_argument(
+        "--quiet", action="store_true", help="print one line per experiment: its verdict"
+    )
+    chatter.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document at the end (verdict, exit code, and each run's checks, "
+        "ledger and folder) and nothing while running",
+    )
     run.set_defaults(command=_run)
 
     validate = commands.add_parser("validate", help="check experiment files without running them")
@@ -275,11 +350,42 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     report = commands.add_parser(
-        "report", help="print a finished run's verdict table again, from its journal"
+        "report",
+        help="print a finished run's verdict table again and rewrite its report.html",
+        description="Print the verdict table from the run's journal.json and write "
+        "RUN_DIR/report.html again from the journal and the series the run saved (series.json).",
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, such as runs/<id>")
     report.add_argument("--svg", metavar="FILE", help="also save the table as an SVG picture")
     report.set_defaults(command=_report)
+
+    boards = commands.add_parser(
+        "dashboards", help="write the Grafana dashboards, or push them to a Grafana"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = boards.add_parser("build", help="write the dashboards' JSON (for importing by hand)")
+    build.add_argument("--out", default="dashboards", help="folder (default: dashboards)")
+    build.set_defaults(command=_dashboards_build)
+    push = boards.add_parser(
+        "push",
+        help="create or update the Prometheus data source and the dashboards in a Grafana",
+        description="Credentials come from the environment: GRAFANA_TOKEN (a service account "
+        "token), or GRAFANA_USER and GRAFANA_PASSWORD.",
+    )
+    push.add_argument(
+        "--grafana-url",
+        metavar="URL",
+        default=os.environ.get(grafana.URL_ENV),
+        required=grafana.URL_ENV not in os.environ,
+        help=f"the Grafana (default: ${grafana.URL_ENV})",
+    )
+    push.add_argument(
+        "--prometheus-url",
+        default="http://127.0.0.1:9090",
+        metavar="URL",
+        help="the Prometheus the data source reads, as Grafana reaches it "
+        "(default: http://127.0.0.1:9090)",
+    )
+    push.set_defaults(command=_dashboards_push)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of experiment or topology files, for editors"

@@ -26,6 +26,10 @@ from harness.errors import EnvironmentProblem, MissingComponent
 
 TOXIPROXY_VERSION = "2.12.0"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+# Prometheus 3.16.0, which its Go module numbers v0.316.0.
+PROMETHEUS_VERSION = "3.16.0"
+PROMETHEUS_MODULE_VERSION = "0.316.0"
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
 VERSION_TIMEOUT_S = 5.0
 # Generous, but a hung apt lock or a stalled download must still end a CI job.
 INSTALL_TIMEOUT_S = 900.0
@@ -46,6 +50,18 @@ Source = Literal["debian", "go", "python"]
 
 
 @dataclass(frozen=True)
+class GoBuild:
+    """How a Go component is built from the module proxy: pinned, stamped, and trimmed."""
+
+    version: str  # the module version, without the v
+    release: str  # the version the binary reports, which doctor shows
+    ldflags: str
+    tags: str = ""
+    # Where a machine without Go gets the same release, and what to run once it has it.
+    download: str = ""
+
+
+@dataclass(frozen=True)
 class Component:
     """One real component; its source decides how it is found, versioned and installed."""
 
@@ -55,12 +71,37 @@ class Component:
     package: str
     # Applied to ``<binary> --version``; group 1 is the version shown by doctor.
     version_pattern: str = r"version (\S+)"
+    go: GoBuild | None = None
 
 
 CATALOGUE: tuple[Component, ...] = (
     Component("redis-server", "debian", "redis-server", version_pattern=r"v=(\S+)"),
-    Component("prometheus", "debian", "prometheus"),
-    Component("toxiproxy-server", "go", f"{TOXIPROXY_MODULE}/cmd/server"),
+    Component(
+        "prometheus",
+        "go",
+        f"{PROMETHEUS_MODULE}/cmd/prometheus",
+        go=GoBuild(
+            PROMETHEUS_MODULE_VERSION,
+            PROMETHEUS_VERSION,
+            f"-s -w -X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION}",
+            # Static and file discovery only: the cloud SDKs would triple the build.
+            tags="remove_all_sd",
+            download="https://github.com/prometheus/prometheus/releases/download/"
+            f"v{PROMETHEUS_VERSION}/prometheus-{PROMETHEUS_VERSION}.{{goos}}-{{goarch}}.tar.gz",
+        ),
+    ),
+    Component(
+        "toxiproxy-server",
+        "go",
+        f"{TOXIPROXY_MODULE}/cmd/server",
+        go=GoBuild(
+            TOXIPROXY_VERSION,
+            TOXIPROXY_VERSION,
+            f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}",
+            download="https://github.com/Shopify/toxiproxy/releases/download/"
+            f"v{TOXIPROXY_VERSION}/toxiproxy-server-{{goos}}-{{goarch}}",
+        ),
+    ),
     Component("locust", "python", "locust"),
 )
 
@@ -110,7 +151,7 @@ def install_hint(name: str) -> str:
         sudo = "" if _is_root() else "sudo "
         return f"{sudo}apt-get update && {sudo}apt-get install -y {component.package}"
     if component.source == "go":
-        return _toxiproxy_hint()
+        return _go_hint(component)
     return "pip install -e ."
 
 
@@ -125,12 +166,20 @@ def setup(console_print: Callable[[str], None] = print) -> list[Status]:
     Each command is printed before it runs, so a silent call means nothing was installed.
     """
     statuses = doctor()
-    missing = {status.name for status in statuses if not status.found}
+    # A Go component at another version than the pin gets the pinned build in the harness bin
+    # dir, which is found first.
+    pins = {c.name: c.go.release for c in CATALOGUE if c.go is not None}
+    missing = {
+        status.name
+        for status in statuses
+        if not status.found or pins.get(status.name, status.version) != status.version
+    }
     if not missing:
         return statuses
     # Go first: it needs no root, so a non-root user is left with a single sudo command.
-    if "toxiproxy-server" in missing:
-        _install_toxiproxy(console_print)
+    for component in CATALOGUE:
+        if component.source == "go" and component.name in missing:
+            _go_install(component, console_print)
     packages = [c.package for c in CATALOGUE if c.source == "debian" and c.name in missing]
     if packages:
         _apt_install(packages, console_print)
@@ -194,48 +243,58 @@ def _go() -> str | None:
     return str(GO_FALLBACK) if GO_FALLBACK.is_file() else None
 
 
-def _go_install_argv(go: str) -> list[str]:
-    # Stamp the version the way upstream release builds do; a plain `go install` says "git".
-    ldflags = f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}"
-    component = _component("toxiproxy-server")
-    return [go, "install", f"-ldflags={ldflags}", f"{component.package}@v{TOXIPROXY_VERSION}"]
+def _go_install_argv(component: Component, go: str) -> list[str]:
+    build = _build(component)
+    tags = [f"-tags={build.tags}"] if build.tags else []
+    return [
+        go, "install", "-trimpath", *tags, f"-ldflags={build.ldflags}",
+        f"{component.package}@v{build.version}",
+    ]  # fmt: skip
 
 
-def _release_url() -> str:
+def _build(component: Component) -> GoBuild:
+    assert component.go is not None, f"{component.name} is not built with Go"
+    return component.go
+
+
+def _built_name(component: Component) -> str:
+    """What ``go install`` calls the binary: the last element of the package path."""
+    return component.package.rsplit("/", 1)[-1]
+
+
+def _release_url(component: Component) -> str:
     machine = platform.machine().lower()
     goos = sys.platform.rstrip("0123456789")
-    return (
-        "https://github.com/Shopify/toxiproxy/releases/download/"
-        f"v{TOXIPROXY_VERSION}/toxiproxy-server-{goos}-{_GOARCH.get(machine, machine)}"
-    )
+    return _build(component).download.format(goos=goos, goarch=_GOARCH.get(machine, machine))
 
 
-def _toxiproxy_hint() -> str:
+def _go_hint(component: Component) -> str:
     target = bin_dir()
-    binary = shlex.quote(str(target / "toxiproxy-server"))
+    binary = shlex.quote(str(target / component.name))
     go = _go()
     if go is not None:
-        built = shlex.quote(str(target / "server"))
-        install = shlex.join(_go_install_argv(go))
-        return f"GOBIN={shlex.quote(str(target))} {install} && mv {built} {binary}"
+        built = shlex.quote(str(target / _built_name(component)))
+        install = shlex.join(_go_install_argv(component, go))
+        move = f" && mv {built} {binary}" if _built_name(component) != component.name else ""
+        return f"GOBIN={shlex.quote(str(target))} {install}{move}"
     return (
-        f"mkdir -p {shlex.quote(str(target))} && curl -fsSL -o {binary} {_release_url()}"
-        f" && chmod +x {binary}  (or install Go from https://go.dev/dl/ and run harness setup)"
+        f"download {_release_url(component)} and put its {component.name} binary at {binary}"
+        " (or install Go from https://go.dev/dl/ and run harness setup)"
     )
 
 
-def _install_toxiproxy(console_print: Callable[[str], None]) -> None:
+def _go_install(component: Component, console_print: Callable[[str], None]) -> None:
     go = _go()
     if go is None:
         raise EnvironmentProblem(
-            f"toxiproxy-server is missing and Go is not installed; run: {_toxiproxy_hint()}"
+            f"{component.name} is missing and Go is not installed; {_go_hint(component)}"
         )
     target = bin_dir()
     target.mkdir(parents=True, exist_ok=True)
     # Build beside the bin dir so the final move is an atomic rename on one filesystem.
     with tempfile.TemporaryDirectory(dir=target.parent, prefix="go-install-") as scratch:
-        _run(_go_install_argv(go), {"GOBIN": scratch}, console_print)
-        os.replace(Path(scratch) / "server", target / "toxiproxy-server")
+        _run(_go_install_argv(component, go), {"GOBIN": scratch}, console_print)
+        os.replace(Path(scratch) / _built_name(component), target / component.name)
 
 
 def _apt_install(packages: Sequence[str], console_print: Callable[[str], None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from harness.journal import Event, EventLog, Outcome
 from harness.ledger import LedgerSummary
 from harness.load import RemoteWorkers
 from harness.observe.footprint import Footprint
+from harness.report.charts import Chart
+from harness.report.html import EXPERIMENT_COPY
 from harness.spec import Experiment
 from harness.state import FaultState
 
@@ -46,6 +49,7 @@ class RunContext:
     infrastructure: dict[str, ManagedProcess] = field(default_factory=dict)  # prometheus, …
     teardown_from: float | None = None
     remote_load_workers: RemoteWorkers | None = None
+    charts: list[Chart] = field(default_factory=list)  # the key series, saved for the report
 
     def __post_init__(self) -> None:
         self.footprint = Footprint(self.running_pids)
@@ -65,6 +69,7 @@ class RunContext:
         run_dir = run_dir.resolve()
         log = EventLog(run_dir / "events.jsonl")
         leftovers.record_run(run_dir)
+        shutil.copyfile(experiment.file, run_dir / EXPERIMENT_COPY)
         return cls(experiment, run_dir.name, run_dir, seed, log, FaultState(run_dir), now)
 
     def mark(self, moment: str, t: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -48,6 +49,8 @@ class EventLog:
         self.path = path
         self.events: list[Event] = []
         self._lock = threading.Lock()
+        # Told of every event once it is on disk (Grafana's annotations); must not block.
+        self.listeners: list[Callable[[Event], None]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
 
@@ -56,6 +59,8 @@ class EventLog:
             self.events.append(event)
             self._file.write(json.dumps(event.to_json()) + "\n")
             self._file.flush()
+        for listener in self.listeners:
+            listener(event)
         return event
 
     def now(

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from grafana_client.api import GrafanaApi
+
 from harness import components
 from harness.abort import AbortWatch
 from harness.checks import CheckResult, Evidence, evaluate, steady_state_checks
@@ -33,18 +35,19 @@ from harness.ledger_io import read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess, RemoteWorkers
 from harness.observe.footprint import own_cpu_s
 from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
+from harness.observe.live import LiveNumbers
 from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
-from harness.report import junit
-from harness.report.console import Progress
+from harness.report import charts, grafana, html, junit, panels
+from harness.report.console import Plan, Progress
 from harness.spec import Experiment
-from harness.timeline import Scheduler, expand
+from harness.timeline import FaultStep, Scheduler, expand, plan
 from harness.units import Condition
 from harness.verdict import Verdict, merge
 
 FIRST_SCRAPE_TIMEOUT_S = 20.0
-# Prometheus scrapes for the first time about 6 s after it starts; a fault earlier than this
-# after load start would find no steady state to compare with, so the load waits for it.
+# A fault earlier than this after load start might find no scrape yet to measure the steady
+# state before it, so the load first waits until every component has been scraped once.
 FIRST_SCRAPE_MARGIN_S = 8.0
 POLL_S = 0.05
 # A replica a fault restarted is scraped again within a scrape or two of its heal.
@@ -66,19 +69,23 @@ def run(
     progress: Progress | None = None,
     overrides: tuple[str, ...] = (),
     remote_load_workers: RemoteWorkers | None = None,
+    grafana_api: GrafanaApi | None = None,
 ) -> RunResult:
     """Run one experiment end to end; the verdict and journal come back even when it aborts.
 
     ``remote_load_workers``: Locust workers someone starts elsewhere with ``harness load-worker``;
     the load waits for them (and for ``load.workers`` local ones) before it starts.
+    ``grafana_api``: a Grafana to annotate with the run's faults and phases as they happen.
     """
-    say = (progress or Progress()).say
+    progress = progress or Progress()
+    say = progress.say
     toxiproxy_bin = components.find("toxiproxy-server")
     prometheus_bin = components.find("prometheus")
     ctx = RunContext.open(
         experiment, runs_dir, seed if seed is not None else random.randrange(2**31)
     )
     ctx.remote_load_workers = remote_load_workers
+    annotator = _annotator(grafana_api, ctx, say)
     say(
         f"run {ctx.run_id}: experiment {experiment.name} on target {experiment.topology.name}, "
         f"seed {ctx.seed} (--seed {ctx.seed} replays its random choices)"
@@ -91,7 +98,7 @@ def run(
                 teardown.callback(ctx.torn_down)  # registered first, so it runs last
                 guard.teardown = teardown
                 try:
-                    checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, say)
+                    checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, progress)
                 finally:
                     ctx.teardown_from = time.time()
                 guard.quiet()
@@ -99,11 +106,27 @@ def run(
         except HarnessError as exc:
             error = exc
             say(f"[red]{exc}[/red]")
+    if annotator is not None:
+        annotator.close()
     journal = _journal(ctx, checks, error, overrides)
     write_json(ctx.run_dir / "journal.json", journal)
     junit.write(ctx.run_dir / "junit.xml", [junit.Suite.of(journal)])
+    html.write(ctx.run_dir, journal, ctx.charts)
     ctx.log.close()
     return RunResult(ctx.run_dir, Verdict(journal["verdict"]), journal, error)
+
+
+def _annotator(
+    api: GrafanaApi | None, ctx: RunContext, say: Callable[[str], None]
+) -> grafana.Annotator | None:
+    if api is None:
+        return None
+    topology = ctx.experiment.topology
+    run = {"run_id": ctx.run_id, "experiment": ctx.experiment.name, "target": topology.name}
+    annotator = grafana.Annotator(api, run, lambda text: say(f"[yellow]{text}[/yellow]"))
+    ctx.log.listeners.append(annotator)
+    say(f"annotating Grafana at {api.url}")
+    return annotator
 
 
 def _execute(
@@ -111,8 +134,9 @@ def _execute(
     teardown: ExitStack,
     toxiproxy_bin: Path,
     prometheus_bin: Path,
-    say: Callable[[str], None],
+    progress: Progress,
 ) -> list[CheckResult]:
+    say = progress.say
     experiment, topology = ctx.experiment, ctx.experiment.topology
     where = local.layout(topology, ctx.ports)
     ctx.layout = where
@@ -125,8 +149,10 @@ def _execute(
         if i.metrics
     ]
     scrape.append(ScrapeTarget("load", load_port, "/metrics", {"instance_name": "load"}))
+    for each in scrape:  # the dashboards' $target variable
+        each.labels["target"] = topology.name
 
-    # Prometheus first: its first scrape comes about 5 s after start, whatever else we do.
+    # Prometheus first: its first scrape comes about 0.7 s after start, while the rest starts.
     prometheus = Prometheus(prometheus_bin, prometheus_port, ctx.run_dir, scrape)
     prometheus.start()
     ctx.infrastructure["prometheus"] = prometheus.process
@@ -134,6 +160,9 @@ def _execute(
     ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
     promql = PromQL(prometheus.url)
     ctx.promql = promql
+    # Runs once everything else has stopped, and before Prometheus does: even an aborted run
+    # keeps its series for the report.
+    teardown.callback(ctx.safely, "save series for the report", lambda: _save_series(ctx, promql))
 
     toxiproxy = ToxiproxyServer(
         toxiproxy_bin, toxiproxy_port, ctx.run_dir / "logs" / "toxiproxy.log"
@@ -203,16 +232,32 @@ def _execute(
         duration_s=load_spec.duration,
     )
     say(f"load: {load_spec.rate:g} msg/s for {load_spec.duration:g}s")
+    numbers = LiveNumbers(promql, topology.queue)
+    numbers.start()
+    teardown.callback(numbers.stop)
+    teardown.callback(progress.end)
+    progress.begin(_console_plan(steps, load_spec.duration, numbers))
     spec = experiment.spec
     watch = AbortWatch(spec.abort_if, promql, time.monotonic(), spec.time_limit_s)
     try:
-        _drive(ctx, scheduler, load, watch, say)
-        _drain(ctx, promql, topology.drained, spec.drain, watch, say)
+        _drive(ctx, scheduler, load, watch, progress)
+        progress.enter("drain")
+        _drain(ctx, promql, topology.drained, spec.drain, watch, progress)
+        progress.end()
     except Aborted as exc:
         ctx.log.now("abort", "run", Outcome.INFO, reason=exc.reason)
         say(f"[magenta]{exc}; healing every fault and stopping the load[/magenta]")
         raise
     return _judge(ctx, promql, say)
+
+
+def _console_plan(steps: list[FaultStep], duration_s: float, numbers: LiveNumbers) -> Plan:
+    events = [
+        (item.t_s, f"{item.action.value} {item.step.label} ({item.step.kind})")
+        for item in plan(steps)
+    ]
+    events.append((duration_s, "load ends"))
+    return Plan(duration_s, tuple(sorted(events)), numbers.values)
 
 
 def _await_first_scrape(
@@ -237,15 +282,17 @@ def _drive(
     scheduler: Scheduler,
     load: LoadProcess,
     watch: AbortWatch,
-    say: Callable[[str], None],
+    progress: Progress,
 ) -> None:
     """Apply and heal faults on time until the load is over and every fault is healed."""
+    say = progress.say
     seen = len(ctx.log.events)
     load_code: int | None = None
     while True:
         watch.check()
         scheduler.run_due()
         ctx.footprint.sample()
+        progress.tick()
         for event in ctx.log.events[seen:]:
             if event.kind.startswith("fault."):
                 ctx.note_fault(event)
@@ -279,15 +326,17 @@ def _drain(
     drained: Condition,
     limit_s: float,
     watch: AbortWatch,
-    say: Callable[[str], None],
+    progress: Progress,
 ) -> None:
     """Wait for the backlog to empty (at most ``limit_s``); the run's end is when it did."""
+    say = progress.say
     t_invoke = time.time()
     deadline = time.monotonic() + limit_s
     outcome = Outcome.FAIL
     while time.monotonic() < deadline:
         watch.check()
         ctx.footprint.sample()
+        progress.tick()
         with contextlib.suppress(PromQLError):
             samples = promql.instant(drained.expr)
             if samples and all(drained.expectation.holds(s.value) for s in samples):
@@ -313,6 +362,20 @@ def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[
     evidence = Evidence(promql, dict(ctx.moments), ctx.ledger, ctx.drained, gaps)
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
+
+
+def _save_series(ctx: RunContext, promql: PromQL) -> None:
+    """The key series of the run, from the load's start (less a lead) to the drain's end."""
+    start = ctx.moments.get("load.start")
+    if start is None:
+        return
+    topology = ctx.experiment.topology
+    end = ctx.moments.get("end", time.time())
+    ctx.charts = charts.fetch(
+        promql, panels.for_target(topology.name), topology.name, topology.queue,
+        start - charts.LEAD_S, end,
+    )  # fmt: skip
+    charts.save(ctx.run_dir, ctx.charts)
 
 
 def _scrape_gaps(ctx: RunContext, promql: PromQL) -> list[Gap]:

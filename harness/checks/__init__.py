@@ -15,6 +15,7 @@ from harness.checks.base import (
 )
 from harness.observe.promql import PromQLError
 from harness.spec import Check, LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
+from harness.units import Moment
 from harness.verdict import Verdict
 
 __all__ = ["CheckResult", "Evidence", "evaluate", "steady_state_checks"]
@@ -34,4 +35,23 @@ def evaluate(check: Check, evidence: Evidence) -> CheckResult:
         verdict, observed = judge(check, evidence)
     except (Unmeasurable, PromQLError) as exc:
         verdict, observed = Verdict.INCONCLUSIVE, str(exc)
-    return CheckResult(check.name, kind, verdict, describe_expected(check), observed)
+    return CheckResult(
+        check.name, kind, verdict, describe_expected(check), observed, _moments(check, evidence)
+    )
+
+
+def _moments(check: Check, evidence: Evidence) -> tuple[float, ...]:
+    """When the check looks: its moment, or the edges of its window; none for the ledger."""
+    moments: tuple[Moment, ...]
+    if isinstance(check, ThresholdCheck):
+        moments = (check.at,)
+    elif isinstance(check, WindowCheck):
+        moments = check.window
+    elif isinstance(check, RecoveryCheck):
+        moments = (check.after,)
+    else:
+        return ()
+    try:
+        return tuple(round(evidence.time(moment), 3) for moment in moments)
+    except Unmeasurable:
+        return ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.ledger import LedgerSummary
 from harness.observe.gaps import Gap
@@ -60,14 +61,17 @@ class CheckResult:
     verdict: Verdict
     expected: str
     observed: str
+    # Unix times the check looked at (its moment, or its window's edges), for the charts.
+    at: tuple[float, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
             "verdict": self.verdict.value,
             "expected": self.expected,
             "observed": self.observed,
+            "at": list(self.at),
         }
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from harness.verdict import Verdict
@@ -16,15 +19,110 @@ from harness.verdict import Verdict
 STYLES = {"held": "green", "failed": "red", "inconclusive": "yellow", "aborted": "magenta"}
 
 
-class Progress:
-    """Prints what the run is doing, with seconds since the run started."""
+@dataclass(frozen=True)
+class Plan:
+    """What the console shows a run against: the load's length and the faults' times."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    duration_s: float
+    # (seconds after load start, what happens then), in order.
+    events: tuple[tuple[float, str], ...]
+    numbers: Mapping[str, float | None]  # read live, by another thread
+
+
+class Progress:
+    """Prints what the run is doing, one line at a time, with seconds since the run started;
+    while the load runs, a status line every ``every_s`` (for CI logs and pipes)."""
+
+    def __init__(self, console: Console | None = None, every_s: float = 10.0) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.t0 = time.monotonic()
+        self.every_s = every_s
+        self.plan: Plan | None = None
+        self.load_t0 = 0.0
+        self.phase = "starting"
+        self._last_status = 0.0
 
     def say(self, text: str) -> None:
         self.console.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/dim]  {text}")
+
+    def begin(self, plan: Plan) -> None:
+        """The load has started: from now, the timeline runs."""
+        self.plan, self.load_t0, self.phase = plan, time.monotonic(), "load"
+        self._last_status = self.load_t0
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+
+    def tick(self) -> None:
+        """Called often from the run loop; prints a status line when one is due."""
+        now = time.monotonic()
+        if self.plan is not None and now - self._last_status >= self.every_s:
+            self._last_status = now
+            self.say(f"[dim]{status_text(self.plan, now - self.load_t0, self.phase)}[/dim]")
+
+    def end(self) -> None:
+        self.plan = None
+
+
+class LiveProgress(Progress):
+    """For a terminal: a bar over the timeline with the phase, the next event and live
+    numbers, redrawn every second below the lines already printed."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        super().__init__(console)
+        self._live: Live | None = None
+
+    def begin(self, plan: Plan) -> None:
+        super().begin(plan)
+        self._live = Live(_Status(self), console=self.console, refresh_per_second=1, transient=True)
+        self._live.start()
+
+    def tick(self) -> None:
+        pass  # the live display redraws itself
+
+    def end(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        super().end()
+
+
+class QuietProgress(Progress):
+    """Says nothing: for --quiet and --json."""
+
+    def say(self, text: str) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+
+class _Status:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def __rich__(self) -> Table:
+        progress = self.progress
+        plan = progress.plan
+        grid = Table.grid(padding=(0, 1))
+        if plan is None:
+            return grid
+        elapsed = time.monotonic() - progress.load_t0
+        bar = ProgressBar(total=plan.duration_s, completed=min(elapsed, plan.duration_s), width=40)
+        grid.add_row(bar, status_text(plan, elapsed, progress.phase))
+        return grid
+
+
+def status_text(plan: Plan, elapsed_s: float, phase: str) -> str:
+    """``+12s/60s load; next: heal slow-link in 3s; sent/s 200 depth 1200 lag 1200 errors/s 0``."""
+    parts = [f"+{elapsed_s:.0f}s/{plan.duration_s:g}s {phase}"]
+    upcoming = next(((t, what) for t, what in plan.events if t > elapsed_s), None)
+    if upcoming is not None:
+        parts.append(f"next: {upcoming[1]} in {upcoming[0] - elapsed_s:.0f}s")
+    numbers = " ".join(
+        f"{name} {'-' if value is None else f'{value:.0f}'}" for name, value in plan.numbers.items()
+    )
+    return "; ".join([*parts, numbers]) if numbers else "; ".join(parts)
 
 
 def verdict_table(checks: Sequence[Mapping[str, Any]]) -> Table:
@@ -59,7 +157,8 @@ def summary(console: Console, journal: Mapping[str, Any]) -> None:
     style = STYLES.get(verdict, "")
     reason = f" ({journal['reason']})" if journal.get("reason") else ""
     console.print(f"verdict: [bold {style}]{verdict}[/bold {style}]{reason}")
-    console.print(f"run folder: {shown(Path(journal['run_dir']))} (seed {journal['seed']})")
+    run_dir = shown(Path(journal["run_dir"]))
+    console.print(f"run folder: {run_dir} (seed {journal['seed']}); open {run_dir}/report.html")
 
 
 def summary_text(journal: Mapping[str, Any], width: int = 110) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +18,9 @@ import psutil
 import pytest
 
 from harness import components
+from harness.report import panels
 from tests.conftest import ROOT, harness_argv
+from tests.integration import browser
 from tests.integration.quick_experiments import write_sound_and_weak
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -83,16 +86,52 @@ def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path:
     assert components["load"]["cpu_s"] > 0 and journal["harness_cpu_s"] > 0
     assert [e["kind"] for e in journal["timeline"]][-1] == "teardown"
     assert not leftovers(Path(journal["run_dir"]), journal)
+    report_shows_the_run(harness_cli, Path(journal["run_dir"]), journal, tmp_path)
+
+
+def report_shows_the_run(
+    harness_cli, run_dir: Path, journal: dict[str, Any], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """report.html opens offline in a real browser, every chart drew data, nothing complained;
+    and every panel's query (the dashboards' too) answered from the run's real Prometheus."""
+    saved = json.loads((run_dir / "series.json").read_text())
+    assert [chart["title"] for chart in saved] == [
+        p.title for p in panels.for_target("redis-streams")
+    ]
+    for chart in saved:
+        assert chart["lines"] and all(len(line["points"]) > 20 for line in chart["lines"]), chart
+    page = run_dir / "report.html"
+    # Self-contained: nothing to fetch, so it opens offline.
+    assert not re.search(r"""(src|href)=["']?[a-z]+:""", page.read_text())
+    rendered = browser.render(page, tmp_path / "report.png", tmp_path / "chromium")
+    assert rendered.console == []
+    assert (tmp_path / "report.png").stat().st_size > 50_000
+    assert rendered.dom.count('class="chart"') == len(saved)
+    drawn = [int(n) for n in re.findall(r'class="series" data-points="(\d+)"', rendered.dom)]
+    assert len(drawn) >= len(saved) and min(drawn) > 20
+    assert rendered.dom.count('class="fault"') == len(saved)  # the one fault, on every chart
+    assert all(c["name"] in rendered.dom for c in journal["checks"])
+    # The report comes back from the journal and the saved series alone.
+    page.unlink()
+    again = harness_cli("report", str(run_dir))
+    assert again.returncode == 0 and page.is_file(), again.stderr
+    assert page.read_text().count('class="series"') == len(drawn)
 
 
 def test_workers_too_slow_to_drain_fail_the_recovery_check(harness_cli, tmp_path: Path) -> None:
     result = harness_cli(
         "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
-        "--set", "worker.env.PROCESS_MS=40", "--set", "drain=8s",
+        "--set", "worker.env.PROCESS_MS=40", "--set", "drain=8s", "--json",
     )  # fmt: skip
     journal = journal_of(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert journal["verdict"] == "failed"
+    # --json: one document on stdout for scripts, and no progress chatter on stderr.
+    document = json.loads(result.stdout)
+    assert (document["verdict"], document["exit_code"]) == ("failed", 1)
+    assert document["runs"][0]["checks"] == journal["checks"]
+    assert document["runs"][0]["run_dir"] == journal["run_dir"]
+    assert result.stderr == ""
     recovery = check(journal, "backlog drains within 20 s of heal")
     assert recovery["verdict"] == "failed"
     assert "never recovered" in recovery["observed"]
@@ -235,7 +274,7 @@ def test_an_abort_condition_heals_the_fault_and_stops_the_run(harness_cli, tmp_p
     result = harness_cli(
         "run", "experiments/paused-consumer.yaml", "--runs-dir", str(tmp_path),
         "--set", "timeline.0.at=3s", "--set", "timeline.0.count=2",
-        "--set", "abort_if=['sum(harness_queue_depth{queue=\"jobs\"}) > 300']",
+        "--set", "abort_if=['sum(harness_queue_depth{queue=\"jobs\"}) > 300']", "--quiet",
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     journal = journal_of(tmp_path)
@@ -248,7 +287,9 @@ def test_an_abort_condition_heals_the_fault_and_stops_the_run(harness_cli, tmp_p
     # The run stopped when the backlog passed 300, while the load was still running.
     assert "load.end" not in journal["moments"]
     assert not leftovers(Path(journal["run_dir"]), journal)
-    assert "verdict: aborted" in result.stdout
+    # --quiet: the verdict in one line, and nothing while running.
+    assert result.stdout.strip() == f"paused-consumer: aborted ({journal['run_dir']})"
+    assert "load:" not in result.stderr
 
 
 def owned_by(pid: int) -> list[str]:

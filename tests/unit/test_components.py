@@ -10,6 +10,7 @@ import pytest
 from harness import components
 from harness.components import (
     CATALOGUE,
+    PROMETHEUS_VERSION,
     TOXIPROXY_VERSION,
     bin_dir,
     doctor,
@@ -49,6 +50,7 @@ def test_doctor_reports_a_version_for_every_component() -> None:
         assert status.version, status
     versions = {status.name: status.version for status in statuses}
     assert versions["toxiproxy-server"] == TOXIPROXY_VERSION
+    assert versions["prometheus"] == PROMETHEUS_VERSION
 
 
 def test_bin_dir_follows_harness_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,14 @@ import io
 
 from rich.console import Console
 
-from harness.report.console import catalogue_table, summary_text
+from harness.report.console import (
+    Plan,
+    Progress,
+    QuietProgress,
+    catalogue_table,
+    status_text,
+    summary_text,
+)
 from harness.verdict import Verdict
 
 JOURNAL = {
@@ -38,3 +45,42 @@ def test_the_catalogue_table_has_a_line_per_experiment() -> None:
     assert len(lines) == 2
     assert "sound" in lines[0] and "held" in lines[0]
     assert "weak" in lines[1] and "failed" in lines[1]
+
+
+PLAN = Plan(
+    60.0,
+    ((15.0, "apply slow-link (latency)"), (35.0, "heal slow-link (latency)"), (60.0, "load ends")),
+    {"sent/s": 199.6, "depth": 1234.0, "lag": None},
+)
+
+
+def test_the_status_line_shows_progress_phase_next_event_and_live_numbers() -> None:
+    text = status_text(PLAN, 20.2, "load")
+    assert text.startswith("+20s/60s load")
+    assert "next: heal slow-link (latency) in 15s" in text
+    assert "sent/s 200 depth 1234 lag -" in text
+
+
+def test_after_the_last_event_there_is_no_next() -> None:
+    assert "next" not in status_text(PLAN, 61, "drain")
+
+
+def test_plain_progress_prints_a_status_line_when_one_is_due() -> None:
+    out = io.StringIO()
+    progress = Progress(Console(file=out, width=200, color_system=None), every_s=0.0)
+    progress.tick()  # before the load: nothing to show
+    progress.begin(PLAN)
+    progress.tick()
+    progress.end()
+    progress.tick()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "+0s/60s load" in lines[0]
+
+
+def test_quiet_progress_says_nothing() -> None:
+    out = io.StringIO()
+    progress = QuietProgress(Console(file=out), every_s=0.0)
+    progress.say("deployed")
+    progress.begin(PLAN)
+    progress.tick()
+    assert out.getvalue() == ""
