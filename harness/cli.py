@@ -13,18 +13,18 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from harness import components
+from harness import components, up
 from harness.deploy import leftovers
 from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
 from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
-from harness.report import charts, dashboards, grafana, html, junit
+from harness.report import charts, dashboards, html, junit
 from harness.report.console import (
     LiveProgress,
     Progress,
@@ -33,8 +33,12 @@ from harness.report.console import (
     shown,
     summary,
 )
+from harness.report.dashboards import GRAFANA_URL_ENV
 from harness.spec import ExperimentSpec, TopologySpec
 from harness.verdict import Verdict, merge
+
+if TYPE_CHECKING:
+    from grafana_client.api import GrafanaApi
 
 EXIT_BAD_INPUT = 3
 # What --json says of each run: the journal's judgement, not its whole history.
@@ -68,8 +72,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     experiments = [load_experiment(path, args.set) for path in experiment_files(args.files)]
     remote = _remote_load_workers(args)
-    grafana_url = args.grafana_url or os.environ.get(grafana.URL_ENV)
-    grafana_api = grafana.connect(grafana_url) if grafana_url else None
+    grafana_api = _grafana(args)
     err = Console(stderr=True, highlight=False)
     _remove_leftovers(err)
     suites: list[junit.Suite] = []
@@ -129,9 +132,20 @@ def _tell(args: argparse.Namespace, out: Console, journal: dict[str, Any]) -> No
         return
     if args.quiet:
         where = shown(Path(journal["run_dir"]))
-        out.print(f"{journal['experiment']}: {journal['verdict']} ({where})", markup=False)
+        line = f"{journal['experiment']}: {journal['verdict']} ({where})"
+        out.print(line, markup=False, soft_wrap=True)
         return
     summary(out, journal)
+
+
+def _grafana(args: argparse.Namespace) -> GrafanaApi | None:
+    """The Grafana of --grafana-url or $HARNESS_GRAFANA_URL, connected; None without one."""
+    url = args.grafana_url or os.environ.get(GRAFANA_URL_ENV)
+    if not url:
+        return None
+    from harness.report import grafana  # grafana-client takes 0.15 s to import
+
+    return grafana.connect(url)
 
 
 def _remote_load_workers(args: argparse.Namespace) -> RemoteWorkers | None:
@@ -197,9 +211,45 @@ def _schema(args: argparse.Namespace, out: Console) -> int:
 
 
 def _down(args: argparse.Namespace, out: Console) -> int:
+    for stand in up.stop_all():
+        where = shown(Path(stand.run_dir))
+        out.print(f"stopped the standing {stand.target} ({where})", soft_wrap=True)
     if not _remove_leftovers(out):
         out.print("nothing left behind: no process of a killed harness run is running")
     return 0
+
+
+def _up(args: argparse.Namespace, out: Console) -> int:
+    experiment = load_experiment(Path(args.file), args.set)
+    grafana_api = _grafana(args)
+    if args.foreground:
+        from harness.runner import Standing, stand  # the runner pulls in every step
+
+        def ready(standing: Standing, run_dir: Path) -> None:
+            _tell_stand(out, up.record(standing, experiment, run_dir), grafana_api)
+
+        stand(experiment, Path(args.runs_dir), args.prometheus_port, ready, Progress(out))
+        return 0
+    argv = ["up", args.file, "--foreground", "--runs-dir", args.runs_dir]
+    argv += ["--prometheus-port", str(args.prometheus_port)]
+    for override in args.set:
+        argv += ["--set", override]
+    log = components.home() / "standing" / f"up-{os.getpid()}.log"
+    _tell_stand(out, up.start_detached(argv, log), grafana_api)
+    out.print("`harness down` stops it all")
+    return 0
+
+
+def _tell_stand(out: Console, stand: up.Stand, grafana_api: GrafanaApi | None) -> None:
+    where = shown(Path(stand.run_dir))
+    out.print(f"{stand.target} stands, pid {stand.pid}, run folder {where}", soft_wrap=True)
+    for name, url in stand.urls.items():
+        out.print(f"  {name}: {url}", soft_wrap=True)
+    if grafana_api is not None:
+        from harness.report import grafana
+
+        for title in grafana.push(grafana_api, stand.urls["prometheus"]):
+            out.print(f"  grafana: dashboard {title!r} at {grafana_api.url}")
 
 
 def _remove_leftovers(console: Console) -> bool:
@@ -244,6 +294,8 @@ def _dashboards_build(args: argparse.Namespace, out: Console) -> int:
 
 
 def _dashboards_push(args: argparse.Namespace, out: Console) -> int:
+    from harness.report import grafana
+
     url = args.grafana_url
     titles = grafana.push(grafana.connect(url), args.prometheus_url)
     out.print(f"{url}: data source {dashboards.DATASOURCE_UID} -> {args.prometheus_url}")
@@ -320,7 +372,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--grafana-url",
         metavar="URL",
-        help=f"annotate this Grafana with the run's faults and phases (or set {grafana.URL_ENV}; "
+        help=f"annotate this Grafana with the run's faults and phases (or set {GRAFANA_URL_ENV}; "
         "credentials from GRAFANA_TOKEN, or GRAFANA_USER and GRAFANA_PASSWORD)",
     )
     chatter = run.add_mutually_exclusive_group()
@@ -374,9 +426,9 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--grafana-url",
         metavar="URL",
-        default=os.environ.get(grafana.URL_ENV),
-        required=grafana.URL_ENV not in os.environ,
-        help=f"the Grafana (default: ${grafana.URL_ENV})",
+        default=os.environ.get(GRAFANA_URL_ENV),
+        required=GRAFANA_URL_ENV not in os.environ,
+        help=f"the Grafana (default: ${GRAFANA_URL_ENV})",
     )
     push.add_argument(
         "--prometheus-url",
@@ -404,8 +456,34 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--master", required=True, metavar="HOST:PORT")
     worker.set_defaults(command=_load_worker)
 
+    stand = commands.add_parser(
+        "up",
+        help="deploy an experiment's target, its links and a Prometheus, and leave them running",
+        description="Deploy the target of FILE (with --set overrides), a Toxiproxy proxy per "
+        "link and a Prometheus scraping everything, print their URLs, and leave them running "
+        "for the dashboards and for exploring by hand: no load, no fault. `harness down` stops "
+        "them.",
+    )
+    stand.add_argument("file", metavar="FILE", help="an experiment file; its target stands")
+    stand.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    stand.add_argument("--runs-dir", default="runs", help="where its folder goes (default: runs)")
+    stand.add_argument(
+        "--prometheus-port", type=int, default=9090, help="Prometheus' port (default: 9090)"
+    )
+    stand.add_argument(
+        "--grafana-url",
+        metavar="URL",
+        help=f"push the dashboards there, reading this Prometheus (or set {GRAFANA_URL_ENV})",
+    )
+    stand.add_argument(
+        "--foreground", action="store_true", help="stay in this terminal until Ctrl-C instead"
+    )
+    stand.set_defaults(command=_up)
+
     down = commands.add_parser(
-        "down", help="remove processes left by a harness that was killed (SIGKILL) mid-run"
+        "down",
+        help="stop what `harness up` left standing, and remove processes left by a harness "
+        "that was killed (SIGKILL) mid-run",
     )
     down.set_defaults(command=_down)
 

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-from grafana_client.api import GrafanaApi
+from typing import TYPE_CHECKING, Any
 
 from harness import components
 from harness.abort import AbortWatch
@@ -38,12 +36,17 @@ from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, satu
 from harness.observe.live import LiveNumbers
 from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
-from harness.report import charts, grafana, html, junit, panels
+from harness.report import charts, html, junit, panels
 from harness.report.console import Plan, Progress
 from harness.spec import Experiment
 from harness.timeline import FaultStep, Scheduler, expand, plan
 from harness.units import Condition
 from harness.verdict import Verdict, merge
+
+if TYPE_CHECKING:
+    from grafana_client.api import GrafanaApi
+
+    from harness.report.grafana import Annotator
 
 FIRST_SCRAPE_TIMEOUT_S = 20.0
 # A fault earlier than this after load start might find no scrape yet to measure the steady
@@ -79,8 +82,7 @@ def run(
     """
     progress = progress or Progress()
     say = progress.say
-    toxiproxy_bin = components.find("toxiproxy-server")
-    prometheus_bin = components.find("prometheus")
+    _find_infrastructure()
     ctx = RunContext.open(
         experiment, runs_dir, seed if seed is not None else random.randrange(2**31)
     )
@@ -98,7 +100,7 @@ def run(
                 teardown.callback(ctx.torn_down)  # registered first, so it runs last
                 guard.teardown = teardown
                 try:
-                    checks = _execute(ctx, teardown, toxiproxy_bin, prometheus_bin, progress)
+                    checks = _execute(ctx, teardown, progress)
                 finally:
                     ctx.teardown_from = time.time()
                 guard.quiet()
@@ -116,32 +118,75 @@ def run(
     return RunResult(ctx.run_dir, Verdict(journal["verdict"]), journal, error)
 
 
+def stand(
+    experiment: Experiment,
+    runs_dir: Path,
+    prometheus_port: int,
+    ready: Callable[[Standing, Path], None],
+    progress: Progress | None = None,
+) -> Path:
+    """Deploy the experiment's target, its links and a Prometheus, and keep them until SIGTERM
+    or Ctrl-C: no load, no fault. ``ready`` is told once everything answers."""
+    say = (progress or Progress()).say
+    _find_infrastructure()
+    ctx = RunContext.open(experiment, runs_dir, 0)
+    # The first signal ends the wait; teardown then runs with signals ignored.
+    with _signals_raise() as guard, contextlib.suppress(Interrupted), ExitStack() as teardown:
+        teardown.callback(ctx.torn_down)
+        guard.teardown = teardown
+        ready(_deploy(ctx, teardown, say, prometheus_port), ctx.run_dir)
+        while True:
+            time.sleep(1)
+    ctx.log.close()
+    return ctx.run_dir
+
+
+def _find_infrastructure() -> None:
+    """Fail on a missing component before a run folder exists."""
+    for name in ("toxiproxy-server", "prometheus"):
+        components.find(name)
+
+
 def _annotator(
     api: GrafanaApi | None, ctx: RunContext, say: Callable[[str], None]
-) -> grafana.Annotator | None:
+) -> Annotator | None:
     if api is None:
         return None
+    from harness.report.grafana import Annotator  # grafana-client takes 0.15 s to import
+
     topology = ctx.experiment.topology
     run = {"run_id": ctx.run_id, "experiment": ctx.experiment.name, "target": topology.name}
-    annotator = grafana.Annotator(api, run, lambda text: say(f"[yellow]{text}[/yellow]"))
+    annotator = Annotator(api, run, lambda text: say(f"[yellow]{text}[/yellow]"))
     ctx.log.listeners.append(annotator)
     say(f"annotating Grafana at {api.url}")
     return annotator
 
 
-def _execute(
+@dataclass(frozen=True)
+class Standing:
+    """What deploying leaves running: the target behind its links, watched by Prometheus."""
+
+    prometheus: Prometheus
+    promql: PromQL
+    network: LinkNetwork
+    deployment: local.LocalDeployment
+    where: local.Layout
+    scraped: int  # components Prometheus scrapes, the load aside
+    load_port: int
+
+
+def _deploy(
     ctx: RunContext,
     teardown: ExitStack,
-    toxiproxy_bin: Path,
-    prometheus_bin: Path,
-    progress: Progress,
-) -> list[CheckResult]:
-    say = progress.say
+    say: Callable[[str], None],
+    prometheus_port: int | None = None,
+) -> Standing:
+    """Prometheus, Toxiproxy with a proxy per link, then the target; each undone by teardown."""
     experiment, topology = ctx.experiment, ctx.experiment.topology
     where = local.layout(topology, ctx.ports)
     ctx.layout = where
     layers = local.plan(topology, experiment.topology_file.parent, ctx.run_dir, where)
-    load_port, toxiproxy_port, prometheus_port = (ctx.ports.allocate() for _ in range(3))
+    load_port, toxiproxy_port = ctx.ports.allocate(), ctx.ports.allocate()
     scrape = [
         ScrapeTarget(i.component, i.port, i.metrics, {"instance_name": i.name})
         for layer in layers
@@ -153,11 +198,15 @@ def _execute(
         each.labels["target"] = topology.name
 
     # Prometheus first: its first scrape comes about 0.7 s after start, while the rest starts.
-    prometheus = Prometheus(prometheus_bin, prometheus_port, ctx.run_dir, scrape)
+    prometheus = Prometheus(
+        components.find("prometheus"),
+        prometheus_port or ctx.ports.allocate(),
+        ctx.run_dir,
+        scrape,
+    )
     prometheus.start()
     ctx.infrastructure["prometheus"] = prometheus.process
     teardown.callback(ctx.safely, "stop prometheus", prometheus.stop)
-    ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
     promql = PromQL(prometheus.url)
     ctx.promql = promql
     # Runs once everything else has stopped, and before Prometheus does: even an aborted run
@@ -165,7 +214,7 @@ def _execute(
     teardown.callback(ctx.safely, "save series for the report", lambda: _save_series(ctx, promql))
 
     toxiproxy = ToxiproxyServer(
-        toxiproxy_bin, toxiproxy_port, ctx.run_dir / "logs" / "toxiproxy.log"
+        components.find("toxiproxy-server"), toxiproxy_port, ctx.run_dir / "logs" / "toxiproxy.log"
     )
     toxiproxy.start()
     ctx.infrastructure["toxiproxy"] = toxiproxy.process
@@ -185,10 +234,23 @@ def _execute(
         lambda i: ctx.log.now("component.ready", i.name, Outcome.OK, t_deploy, port=i.port)
     )
     say(f"deployed {len(deployment.instances)} processes of {topology.name}")
+    prometheus.wait_ready()  # long since, as a rule: it started first
+    ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
+    return Standing(prometheus, promql, network, deployment, where, len(scrape) - 1, load_port)
+
+
+def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[CheckResult]:
+    say = progress.say
+    experiment, topology = ctx.experiment, ctx.experiment.topology
+    standing = _deploy(ctx, teardown, say)
+    promql, network, deployment, where = (
+        standing.promql, standing.network, standing.deployment, standing.where,
+    )  # fmt: skip
+    load_port = standing.load_port
 
     steps = expand(experiment, random.Random(ctx.seed))
     if any(step.at_s < FIRST_SCRAPE_MARGIN_S for step in steps):
-        _await_first_scrape(promql, len(scrape) - 1, ctx, say)
+        _await_first_scrape(promql, standing.scraped, ctx, say)
 
     load_spec = experiment.spec.load
     target = where.ports[topology.load.component][0]

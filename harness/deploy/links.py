@@ -69,6 +69,7 @@ class LinkNetwork:
     def __init__(self, api_port: int) -> None:
         toxiproxy.api.APIConsumer.host = "127.0.0.1"
         toxiproxy.api.APIConsumer.port = api_port
+        self.api_port = api_port
         self.server = Toxiproxy()
         self.proxies: dict[str, Proxy] = {}
 

@@ -71,8 +71,11 @@ class Prometheus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def start(self) -> None:
+        """Start, without waiting: it gets ready while the target deploys."""
         self.process.start()
+
+    def wait_ready(self, timeout_s: float = 15.0) -> None:
         self.process.wait_ready(timeout_s, "/-/ready", self.port)
 
     def stop(self) -> None:

@@ -108,7 +108,7 @@ class _Status:
         if plan is None:
             return grid
         elapsed = time.monotonic() - progress.load_t0
-        bar = ProgressBar(total=plan.duration_s, completed=min(elapsed, plan.duration_s), width=40)
+        bar = ProgressBar(total=plan.duration_s, completed=min(elapsed, plan.duration_s), width=20)
         grid.add_row(bar, status_text(plan, elapsed, progress.phase))
         return grid
 

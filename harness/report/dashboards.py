@@ -15,6 +15,8 @@ from typing import Any
 from harness.report.panels import BROKERS, OVERVIEW, Panel
 
 DATASOURCE_UID = "harness-prometheus"
+# Where `harness run`, `up` and `dashboards push` look for a Grafana when no --grafana-url.
+GRAFANA_URL_ENV = "HARNESS_GRAFANA_URL"
 # Annotations the harness posts carry this tag; the dashboards draw every one of them.
 ANNOTATION_TAG = "harness"
 _DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

@@ -21,7 +21,6 @@ from harness.errors import EnvironmentProblem
 from harness.journal import Event, Outcome
 from harness.report.dashboards import ANNOTATION_TAG, DATASOURCE_UID, all_dashboards
 
-URL_ENV = "HARNESS_GRAFANA_URL"
 TIMEOUT_S = 5.0
 # What a run annotates: faults as they apply and heal, and the phases around them.
 ANNOTATED = {"load.start", "load.end", "drain", "abort", "fault.apply", "fault.heal"}

@@ -32,6 +32,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[PromQL, Gauge]]:
         [ScrapeTarget("app", app_port, labels={"instance_name": "app"})],
     )
     prom.start()
+    prom.wait_ready()
     client = PromQL(prom.url)
     try:
         yield client, depth
