@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.integration.redis_streams_stack import free_port
 
 TARGET = ROOT / "targets" / "redis-streams.yaml"
 
@@ -100,8 +101,37 @@ def test_help_names_every_command(harness_cli) -> None:
         "load-worker",
         "doctor",
         "setup",
+        "dashboards",
+        "up",
     ):
         assert command in result.stdout
+
+
+def test_pushing_dashboards_without_credentials_says_which_variables_to_set(
+    harness_cli,
+) -> None:
+    env = {"GRAFANA_TOKEN": "", "GRAFANA_USER": "", "GRAFANA_PASSWORD": ""}
+    result = harness_cli("dashboards", "push", "--grafana-url", "http://127.0.0.1:1", env=env)
+    assert result.returncode == 2
+    assert "GRAFANA_TOKEN" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_grafana_is_one_clear_error(harness_cli) -> None:
+    secret = "do-not-print-me"
+    result = harness_cli(
+        "dashboards", "push", "--grafana-url", f"http://127.0.0.1:{free_port()}",
+        env={"GRAFANA_TOKEN": secret},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: Grafana:") and "Traceback" not in result.stderr
+    assert secret not in result.stdout + result.stderr
+
+
+def test_dashboards_build_writes_what_the_repository_ships(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli("dashboards", "build", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in ("overview.json", "redis-streams.json"):
+        assert (tmp_path / name).read_text() == (ROOT / "dashboards" / name).read_text()
 
 
 def test_validate_takes_a_folder_and_reports_every_file(harness_cli, tmp_path: Path) -> None:
