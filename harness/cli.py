@@ -235,7 +235,12 @@ def _up(args: argparse.Namespace, out: Console) -> int:
     for override in args.set:
         argv += ["--set", override]
     log = components.home() / "standing" / f"up-{os.getpid()}.log"
-    _tell_stand(out, up.start_detached(argv, log), grafana_api)
+    standing = up.start_detached(argv, log)
+    try:
+        _tell_stand(out, standing, grafana_api)
+    except HarnessError:
+        up.stop(standing)  # a half-provisioned stand is not left behind
+        raise
     out.print("`harness down` stops it all")
     return 0
 

@@ -97,19 +97,21 @@ def start_detached(argv: Sequence[str], log: Path) -> Stand:
 
 def stop_all() -> list[Stand]:
     """SIGTERM every standing deployment and wait for each to tear down; what was stopped."""
-    stopped = []
-    for path in sorted(_records().glob("*.json")) if _records().is_dir() else []:
-        stand = _read(path)
-        process = _alive(stand)
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except psutil.TimeoutExpired:
-                process.kill()  # what it left is then a leftover, which down removes next
-            stopped.append(stand)
-        path.unlink(missing_ok=True)
-    return stopped
+    records = sorted(_records().glob("*.json")) if _records().is_dir() else []
+    return [stand for stand in map(_read, records) if stop(stand)]
+
+
+def stop(stand: Stand) -> bool:
+    """SIGTERM one stand and wait for its teardown; False when it was no longer running."""
+    process = _alive(stand)
+    if process is not None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except psutil.TimeoutExpired:
+            process.kill()  # what it left is then a leftover, which down removes next
+    (_records() / f"{stand.pid}.json").unlink(missing_ok=True)
+    return process is not None
 
 
 def _read(path: Path) -> Stand:

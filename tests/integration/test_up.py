@@ -54,3 +54,19 @@ def test_up_stands_the_target_with_prometheus_until_down(harness_cli, tmp_path: 
         httpx.get(f"{urls['prometheus']}/-/ready", timeout=2)
     again = harness_cli("down")
     assert "stopped" not in again.stdout
+
+
+def test_a_stand_whose_dashboards_cannot_be_pushed_is_not_left_standing(
+    harness_cli, tmp_path: Path
+) -> None:
+    result = harness_cli(
+        "up", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path),
+        "--prometheus-port", str(free_port()), "--set", "worker.replicas=1",
+        "--grafana-url", f"http://127.0.0.1:{free_port()}",
+        env={"GRAFANA_TOKEN": "t"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: Grafana:" in result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    assert not leftovers(run_dir)
+    assert "stopped" not in harness_cli("down").stdout
