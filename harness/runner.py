@@ -243,24 +243,21 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
     say = progress.say
     experiment, topology = ctx.experiment, ctx.experiment.topology
     standing = _deploy(ctx, teardown, say)
-    promql, network, deployment, where = (
-        standing.promql, standing.network, standing.deployment, standing.where,
-    )  # fmt: skip
-    load_port = standing.load_port
+    promql = standing.promql
 
     steps = expand(experiment, random.Random(ctx.seed))
     if any(step.at_s < FIRST_SCRAPE_MARGIN_S for step in steps):
         _await_first_scrape(promql, standing.scraped, ctx, say)
 
     load_spec = experiment.spec.load
-    target = where.ports[topology.load.component][0]
+    target = standing.where.ports[topology.load.component][0]
     load = LoadProcess(
         LoadPlan(
             host=f"http://127.0.0.1:{target}",
             path=topology.load.path,
             rate=load_spec.rate,
             duration_s=load_spec.duration,
-            metrics_port=load_port,
+            metrics_port=standing.load_port,
             ledger_path=ctx.run_dir / "ledger" / "sent.jsonl",
             log_path=ctx.run_dir / "logs" / "load.log",
             users=load_spec.users,
@@ -270,7 +267,8 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
             remote=ctx.remote_load_workers,
         )
     )
-    scheduler = Scheduler(steps, FaultTools(network, deployment), ctx.log, ctx.state)
+    tools = FaultTools(standing.network, standing.deployment)
+    scheduler = Scheduler(steps, tools, ctx.log, ctx.state)
     ctx.infrastructure.update((process.name, process) for process in load.processes)
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
@@ -294,7 +292,7 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
         duration_s=load_spec.duration,
     )
     say(f"load: {load_spec.rate:g} msg/s for {load_spec.duration:g}s")
-    numbers = LiveNumbers(promql, topology.queue)
+    numbers = LiveNumbers(promql.base_url, topology.queue)
     numbers.start()
     teardown.callback(numbers.stop)
     teardown.callback(progress.end)

@@ -25,9 +25,10 @@ def queries(queue: str) -> dict[str, str]:
 class LiveNumbers:
     """The latest value of each number; None until Prometheus has one."""
 
-    def __init__(self, promql: PromQL, queue: str) -> None:
+    def __init__(self, prometheus_url: str, queue: str) -> None:
         self._queries = queries(queue)
-        self._promql = PromQL(promql.base_url, timeout_s=INTERVAL_S)
+        # A client of its own, with a short timeout: the run's client stays on its thread.
+        self._promql = PromQL(prometheus_url, timeout_s=INTERVAL_S)
         self.values: dict[str, float | None] = dict.fromkeys(self._queries)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="live-numbers", daemon=True)
