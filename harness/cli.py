@@ -30,6 +30,7 @@ from harness.report.console import (
     Progress,
     QuietProgress,
     catalogue_table,
+    matrix_table,
     shown,
     summary,
 )
@@ -70,7 +71,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     from harness.runner import run  # the runner pulls in every step; validate need not
 
     # Every file is loaded before anything starts: bad input in the last one costs no run.
-    experiments = [load_experiment(path, args.set) for path in experiment_files(args.files)]
+    experiments = [(load_experiment(path, sets), sets) for path, sets in _variants(args)]
     remote = _remote_load_workers(args)
     grafana_api = _grafana(args)
     err = Console(stderr=True, highlight=False)
@@ -78,15 +79,16 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     suites: list[junit.Suite] = []
     rows: list[tuple[str, Verdict, str]] = []
     runs: list[dict[str, Any]] = []  # for --json
+    journals: list[dict[str, Any]] = []  # for the table of several targets
     try:
-        for experiment in experiments:
+        for experiment, sets in experiments:
             try:
                 result = run(
                     experiment,
                     runs_dir=Path(args.runs_dir),
                     seed=args.seed,
                     progress=_progress(args, err),
-                    overrides=tuple(args.set),
+                    overrides=tuple(sets),
                     remote_load_workers=remote,
                     grafana_api=grafana_api,
                 )
@@ -101,6 +103,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 )
                 continue
             _tell(args, out, result.journal)
+            journals.append(result.journal)
             runs.append({k: result.journal[k] for k in JSON_FIELDS})
             suites.append(junit.Suite.of(result.journal))
             rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
@@ -115,9 +118,30 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         document = {"verdict": worst.value, "exit_code": worst.exit_code, "runs": runs}
         out.print(json.dumps(document), markup=False, highlight=False, soft_wrap=True)
+    elif len(_targets(args)) > 1 and not args.quiet:
+        out.print(matrix_table(journals))
     elif len(experiments) > 1 and not args.quiet:
         out.print(catalogue_table(rows))
     return worst.exit_code
+
+
+def _targets(args: argparse.Namespace) -> list[str]:
+    """The names of --target a,b,c (repeatable), in order, once each."""
+    names = [name.strip() for given in args.target or [] for name in given.split(",")]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _override_sets(args: argparse.Namespace) -> list[list[str]]:
+    """The overrides of each variant of an experiment: one, or one per --target."""
+    targets = _targets(args)
+    if not targets:
+        return [list(args.set)]
+    return [[*args.set, f"target={target}"] for target in targets]
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[Path, list[str]]]:
+    """Each experiment file with each set of overrides."""
+    return [(path, sets) for path in experiment_files(args.files) for sets in _override_sets(args)]
 
 
 def _progress(args: argparse.Namespace, err: Console) -> Progress:
@@ -178,9 +202,9 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
         except HarnessError as exc:
             worst = max(worst, _invalid(exc))
             continue
-        for path in paths:
+        for path, sets in ((path, sets) for path in paths for sets in _override_sets(args)):
             try:
-                experiment = load_experiment(path, args.set)
+                experiment = load_experiment(path, sets)
             except HarnessError as exc:
                 worst = max(worst, _invalid(exc))
                 continue
@@ -397,6 +421,14 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(command=_validate)
 
     for sub in (run, validate):
+        sub.add_argument(
+            "--target",
+            action="append",
+            metavar="NAME[,NAME...]",
+            help="run on this target instead of the experiment's (a name in targets/ or a "
+            "topology file); several, comma-separated or repeated, run it on each in turn and "
+            "end with a table of every check's observed value on every target",
+        )
         sub.add_argument(
             "--set",
             action="append",

@@ -71,11 +71,20 @@ class Component:
     package: str
     # Applied to ``<binary> --version``; group 1 is the version shown by doctor.
     version_pattern: str = r"version (\S+)"
+    # Asked instead of ``<binary> --version``, for a server that would start on any argument.
+    version_command: tuple[str, ...] = ()
     go: GoBuild | None = None
 
 
 CATALOGUE: tuple[Component, ...] = (
     Component("redis-server", "debian", "redis-server", version_pattern=r"v=(\S+)"),
+    Component(
+        "rabbitmq-server",
+        "debian",
+        "rabbitmq-server",
+        version_pattern=r"^(\S+)$",
+        version_command=("rabbitmqctl", "version"),
+    ),
     Component(
         "prometheus",
         "go",
@@ -221,7 +230,7 @@ def _version(component: Component, path: Path) -> str | None:
             return None
     try:
         result = subprocess.run(
-            [str(path), "--version"],
+            list(component.version_command) or [str(path), "--version"],
             capture_output=True,
             text=True,
             timeout=VERSION_TIMEOUT_S,

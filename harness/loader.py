@@ -192,6 +192,11 @@ def _check_topology(topology: TopologySpec, source: Source) -> None:
         for loc, text in texts:
             for match in PLACEHOLDER.finditer(text):
                 _check_placeholder(match, topology, source, loc)
+        if component.metrics_port is not None and component.metrics_port not in component.ports:
+            raise source.error(
+                ("components", name, "metrics_port"),
+                _no_such("port", component.metrics_port, component.ports),
+            )
     try:
         topology.layers()
     except ValueError as exc:
@@ -206,17 +211,33 @@ def _check_placeholder(
         return
     if kind == "link" and arg in topology.links:
         return
-    if kind == "addr" and arg in topology.components:
+    if kind == "addr" and arg is not None:
+        other, _, port = arg.partition(":")
+        if other not in topology.components:
+            raise source.error(loc, _no_such("component", other, topology.components))
+        ports = topology.components[other].ports
+        if port and port not in ports:
+            raise source.error(loc, f"{other} has {_no_such('port', port, ports)}")
         return
-    if kind == "var" and arg in topology.components[str(loc[1])].vars:  # loc: components.NAME
+    own = topology.components[str(loc[1])]  # loc: components.NAME...
+    if kind == "var" and arg in own.vars:
         return
+    if kind == "port" and arg in own.ports:
+        return
+    if kind == "port":
+        raise source.error(loc, _no_such("port", str(arg), own.ports))
     if kind == "var":
-        raise source.error(loc, _no_such("var", str(arg), topology.components[str(loc[1])].vars))
+        raise source.error(loc, _no_such("var", str(arg), own.vars))
     if kind == "link":
         raise source.error(loc, _no_such("link", str(arg), topology.links))
-    if kind == "addr":
-        raise source.error(loc, _no_such("component", str(arg), topology.components))
-    known = [*sorted(SIMPLE_PLACEHOLDERS), "link:A->B", "addr:NAME", "var:NAME"]
+    known = [
+        *sorted(SIMPLE_PLACEHOLDERS),
+        "link:A->B",
+        "addr:NAME",
+        "addr:NAME:PORT",
+        "var:NAME",
+        "port:NAME",
+    ]
     raise source.error(loc, f"unknown placeholder {match.group(0)}; known: {', '.join(known)}")
 
 

@@ -188,7 +188,7 @@ def _deploy(
     layers = local.plan(topology, experiment.topology_file.parent, ctx.run_dir, where)
     load_port, toxiproxy_port = ctx.ports.allocate(), ctx.ports.allocate()
     scrape = [
-        ScrapeTarget(i.component, i.port, i.metrics, {"instance_name": i.name})
+        ScrapeTarget(i.component, i.metrics_port, i.metrics, {"instance_name": i.name})
         for layer in layers
         for i in layer
         if i.metrics
@@ -419,7 +419,9 @@ def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[
         read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
     )
     gaps = _scrape_gaps(ctx, promql) + _saturation(ctx, promql, say)
-    evidence = Evidence(promql, dict(ctx.moments), ctx.ledger, ctx.drained, gaps)
+    evidence = Evidence(
+        promql, dict(ctx.moments), ctx.ledger, ctx.drained, gaps, ctx.experiment.topology.lacks
+    )
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
 

@@ -94,8 +94,14 @@ class ComponentSpec(Model):
     )
     replicas: int = Field(1, ge=1, le=64)
     port: int | None = Field(None, ge=1, le=65535, description="a fixed port; default: a free one")
+    ports: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(
+        [], description="more ports it listens on, each picked free at deploy: {port:NAME}"
+    )
     ready: Ready = Ready(http=None)
     metrics: str | None = Field(None, description="path Prometheus scrapes on the port")
+    metrics_port: str | None = Field(
+        None, description="the name (in ports) of the port to scrape instead of its port"
+    )
 
 
 class LoadTarget(Model):
@@ -112,6 +118,10 @@ class TopologySpec(Model):
     components: dict[str, ComponentSpec] = Field(min_length=1)
     links: list[Annotated[str, Field(pattern=LINK_PATTERN)]] = []
     load: LoadTarget
+    lacks: dict[str, str] = Field(
+        {},
+        description="metrics it cannot export, and why; checks that read them are not applicable",
+    )
     drained: ConditionField = Field(
         Condition.parse("sum(harness_queue_depth) + sum(harness_queue_inflight) == 0"),
         description="true once the backlog is empty; the run waits for it after the load",
@@ -131,8 +141,9 @@ class TopologySpec(Model):
         for name, spec in self.components.items():
             for text in [*spec.command, *spec.env.values()]:
                 for match in PLACEHOLDER.finditer(text):
-                    if match.group(1) == "addr" and match.group(2) != name:
-                        needs[name].add(str(match.group(2)))
+                    other = str(match.group(2)).split(":")[0]
+                    if match.group(1) == "addr" and other != name:
+                        needs[name].add(other)
         return needs
 
     def layers(self) -> list[list[str]]:

@@ -9,6 +9,7 @@ from harness.checks import ledger, promql
 from harness.checks.base import (
     CheckResult,
     Evidence,
+    NotApplicable,
     Unmeasurable,
     describe_expected,
     steady_state_checks,
@@ -29,12 +30,15 @@ KINDS: dict[type[Any], tuple[str, Callable[[Any, Evidence], tuple[Verdict, str]]
 
 
 def evaluate(check: Check, evidence: Evidence) -> CheckResult:
-    """Judge one check; no data or an unreachable source makes it inconclusive."""
+    """Judge one check; no data or an unreachable source makes it inconclusive, a metric the
+    target lacks not applicable."""
     kind, judge = KINDS[type(check)]
     try:
         verdict, observed = judge(check, evidence)
     except (Unmeasurable, PromQLError) as exc:
         verdict, observed = Verdict.INCONCLUSIVE, str(exc)
+    except NotApplicable as exc:
+        verdict, observed = Verdict.NOT_APPLICABLE, str(exc)
     return CheckResult(
         check.name, kind, verdict, describe_expected(check), observed, _moments(check, evidence)
     )

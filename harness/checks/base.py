@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.ledger import LedgerSummary
-from harness.observe.gaps import Gap
+from harness.observe.gaps import IDENTIFIER, Gap
 from harness.observe.promql import PromQL
 from harness.spec import (
     Check,
@@ -30,6 +30,7 @@ class Evidence:
     ledger: LedgerSummary | None
     drained: bool = True  # False: messages may still be on their way, so the ledger is unsure
     gaps: Sequence[Gap] = ()
+    lacks: Mapping[str, str] = field(default_factory=dict)  # the target's: metric → why
 
     def time(self, moment: Moment) -> float:
         if moment.anchor not in self.moments:
@@ -38,6 +39,8 @@ class Evidence:
 
     def prometheus_for(self, expr: str) -> PromQL:
         """Prometheus, to ask ``expr`` of; unless a metric it reads has a hole in the run."""
+        for metric in sorted(set(IDENTIFIER.findall(expr)) & set(self.lacks)):
+            raise NotApplicable(f"the target has no {metric}: {self.lacks[metric]}")
         if self.promql is None:
             raise Unmeasurable("Prometheus was not available")
         for gap in self.gaps:
@@ -52,6 +55,10 @@ class Evidence:
 
 class Unmeasurable(Exception):
     """The check could not be measured: its verdict is inconclusive, never held."""
+
+
+class NotApplicable(Exception):
+    """The target cannot honour the check as written: its verdict says so, and why."""
 
 
 @dataclass(frozen=True)

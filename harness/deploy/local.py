@@ -36,6 +36,7 @@ class Instance:
     ready_http: str | None
     ready_timeout_s: float
     metrics: str | None
+    metrics_port: int  # the port Prometheus scrapes: its own, or one of its named ports
     log_path: Path
 
 
@@ -45,9 +46,12 @@ class Layout:
 
     ports: dict[str, list[int]]  # component → one port per replica
     links: dict[str, int]  # link → its proxy's listening port
+    named: dict[str, list[dict[str, int]]]  # component → per replica, its named ports
 
     def addr(self, component: str) -> str:
-        return f"127.0.0.1:{self.ports[component][0]}"
+        """``NAME`` (its port) or ``NAME:PORT`` (one of its named ports), of its first replica."""
+        name, _, port = component.partition(":")
+        return f"127.0.0.1:{self.named[name][0][port] if port else self.ports[name][0]}"
 
 
 def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
@@ -65,7 +69,11 @@ def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
                 allocator.reserve(port)
         else:
             ports[name] = [allocator.allocate() for _ in range(spec.replicas)]
-    return Layout(ports, {link: allocator.allocate() for link in topology.links})
+    named = {
+        name: [{port: allocator.allocate() for port in spec.ports} for _ in range(spec.replicas)]
+        for name, spec in topology.components.items()
+    }
+    return Layout(ports, {link: allocator.allocate() for link in topology.links}, named)
 
 
 def plan(
@@ -89,8 +97,12 @@ def plan(
             }
             (run_dir / "data" / label).mkdir(parents=True, exist_ok=True)
 
+            named = where.named[name][replica]
+            own = {f"var:{k}": v for k, v in spec.vars.items()}
+            own.update({f"port:{k}": str(v) for k, v in named.items()})
+
             def fill(
-                text: str, values: Mapping[str, str] = values, own: Mapping[str, str] = spec.vars
+                text: str, values: Mapping[str, str] = values, own: Mapping[str, str] = own
             ) -> str:
                 return PLACEHOLDER.sub(
                     lambda m: _value(m.group(1), m.group(2), values, own, where), text
@@ -111,6 +123,7 @@ def plan(
                     spec.ready.http,
                     spec.ready.timeout,
                     spec.metrics,
+                    named[spec.metrics_port] if spec.metrics_port else port,
                     run_dir / "logs" / f"{label}.log",
                 )
             )
@@ -120,8 +133,8 @@ def plan(
 def _value(
     kind: str, arg: str | None, values: Mapping[str, str], own: Mapping[str, str], where: Layout
 ) -> str:
-    if kind == "var" and arg is not None:
-        return own[arg]
+    if kind in ("var", "port") and arg is not None:
+        return own[f"{kind}:{arg}"]
     if kind == "link" and arg is not None:
         return f"127.0.0.1:{where.links[arg]}"
     if kind == "addr" and arg is not None:

@@ -11,12 +11,19 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from harness.verdict import Verdict
 
-STYLES = {"held": "green", "failed": "red", "inconclusive": "yellow", "aborted": "magenta"}
+STYLES = {
+    "held": "green",
+    "failed": "red",
+    "inconclusive": "yellow",
+    "aborted": "magenta",
+    "not-applicable": "dim",
+}
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,44 @@ def catalogue_table(rows: Sequence[tuple[str, Verdict, str]]) -> Table:
         style = STYLES.get(verdict.value, "")
         table.add_row(name, f"[{style}]{verdict.value}[/{style}]", where)
     return table
+
+
+def matrix_table(journals: Sequence[Mapping[str, Any]]) -> Table:
+    """Check by target, for the same experiments run on several targets: each cell is what the
+    check observed there, coloured by its verdict; each experiment's first row its verdicts."""
+    targets = list(dict.fromkeys(j["target"] for j in journals))
+    runs = {(j["experiment"], j["target"]): j for j in journals}
+    table = Table(header_style="bold", title="checks by target", show_lines=False)
+    table.add_column("experiment / check")
+    for target in targets:
+        table.add_column(target)
+    for experiment in dict.fromkeys(j["experiment"] for j in journals):
+        cells = []
+        for target in targets:
+            verdict = runs[(experiment, target)]["verdict"] if (experiment, target) in runs else ""
+            cells.append(_styled(verdict, verdict or "-"))
+        table.add_row(f"[bold]{experiment}[/bold]", *cells)
+        names = [
+            c["name"] for t in targets for c in runs.get((experiment, t), {}).get("checks", [])
+        ]
+        for name in dict.fromkeys(names):
+            cells = []
+            for target in targets:
+                checks = runs.get((experiment, target), {}).get("checks", [])
+                check = next((c for c in checks if c["name"] == name), None)
+                if check is None:
+                    cells.append("-")
+                elif check["verdict"] == Verdict.NOT_APPLICABLE.value:
+                    cells.append(_styled(check["verdict"], "n/a"))
+                else:
+                    cells.append(_styled(check["verdict"], check["observed"]))
+            table.add_row(f"  {name}", *cells)
+    return table
+
+
+def _styled(verdict: str, text: str) -> str:
+    style = STYLES.get(verdict, "")
+    return f"[{style}]{escape(text)}[/{style}]" if style else escape(text)
 
 
 def shown(path: Path) -> Path:

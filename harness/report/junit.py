@@ -47,6 +47,7 @@ def _suite(run: Suite) -> ET.Element:
         tests=str(len(checks) + bool(run.error)),
         failures=str(failures),
         errors=str(errors),
+        skipped=str(sum(1 for c in checks if c["verdict"] == "not-applicable")),
         time=f"{run.duration_s:.3f}",
     )
     for check in checks:
@@ -54,6 +55,8 @@ def _suite(run: Suite) -> ET.Element:
         message = f"expected {check['expected']}; observed {check['observed']}"
         if check["verdict"] == "failed":
             ET.SubElement(case, "failure", message=message, type="failed").text = message
+        elif check["verdict"] == "not-applicable":
+            ET.SubElement(case, "skipped", message=check["observed"])
         elif check["verdict"] != "held":
             ET.SubElement(case, "error", message=message, type=check["verdict"]).text = message
         else:

@@ -24,10 +24,12 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import service
 
-log = common.setup_logging("probe")
-errors_log = common.Throttled(log, interval=5.0)
+log = service.setup_logging("probe")
+errors_log = service.Throttled(log, interval=5.0)
 
 DEFAULT_QUEUES = "jobs:workers,notifications:relay"
 
@@ -141,18 +143,18 @@ def parse_queues(text: str) -> list[tuple[str, str]]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         stream, sep, group = item.rpartition(":")
         if not sep or not stream or not group:
-            common.fail(f"QUEUES item {item!r} is not stream:group")
+            service.fail(f"QUEUES item {item!r} is not stream:group")
         queues.append((stream, group))
     if not queues:
-        common.fail("QUEUES names no stream:group")
+        service.fail("QUEUES names no stream:group")
     return queues
 
 
 def main() -> int:
     host, port = common.redis_addr()
-    queues = parse_queues(common.env_str("QUEUES", DEFAULT_QUEUES))
-    metrics_port = common.env_int("METRICS_PORT")
-    stop = common.install_stop_handler(interrupt=False)
+    queues = parse_queues(service.env_str("QUEUES", DEFAULT_QUEUES))
+    metrics_port = service.env_int("METRICS_PORT")
+    stop = service.install_stop_handler(interrupt=False)
     client = common.connect(host, port, socket_timeout=1, connect_timeout=1)
     REGISTRY.register(StreamCollector(client, queues))
     start_http_server(metrics_port, addr="127.0.0.1")  # daemon threads: no need to stop them

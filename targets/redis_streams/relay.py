@@ -24,10 +24,12 @@ from prometheus_client import Counter, start_http_server
 from redis.exceptions import RedisError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import service
 
-log = common.setup_logging("relay")
-errors_log = common.Throttled(log)
+log = service.setup_logging("relay")
+errors_log = service.Throttled(log)
 
 RELAYED = Counter(
     "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
@@ -61,16 +63,16 @@ class Config:
         return cls(
             redis_host=host,
             redis_port=port,
-            stream=common.env_str("STREAM", "notifications"),
-            group=common.env_str("GROUP", "relay"),
-            consumer=common.env_str("CONSUMER", f"relay-{os.getpid()}"),
-            notifier_url=common.env_str("NOTIFIER_URL").rstrip("/"),
-            metrics_port=common.env_int("METRICS_PORT"),
-            batch=common.env_int("BATCH", 50),
-            block_ms=common.env_int("BLOCK_MS", 500),
-            claim_idle_ms=common.env_int("CLAIM_IDLE_MS", 5000),
-            retry_base_ms=common.env_int("RETRY_BASE_MS", 100),
-            retry_max_ms=common.env_int("RETRY_MAX_MS", 2000),
+            stream=service.env_str("STREAM", "notifications"),
+            group=service.env_str("GROUP", "relay"),
+            consumer=service.env_str("CONSUMER", f"relay-{os.getpid()}"),
+            notifier_url=service.env_str("NOTIFIER_URL").rstrip("/"),
+            metrics_port=service.env_int("METRICS_PORT"),
+            batch=service.env_int("BATCH", 50),
+            block_ms=service.env_int("BLOCK_MS", 500),
+            claim_idle_ms=service.env_int("CLAIM_IDLE_MS", 5000),
+            retry_base_ms=service.env_int("RETRY_BASE_MS", 100),
+            retry_max_ms=service.env_int("RETRY_MAX_MS", 2000),
         )
 
 
@@ -96,7 +98,7 @@ class Relay:
             except httpx.HTTPError as exc:
                 attempt += 1
                 self.failures.inc()
-                delay = common.backoff_seconds(
+                delay = service.backoff_seconds(
                     attempt, self.cfg.retry_base_ms, self.cfg.retry_max_ms
                 )
                 errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
@@ -137,7 +139,7 @@ class Relay:
 
 def main() -> int:
     cfg = Config.from_env()
-    stop = common.install_stop_handler(interrupt=True)
+    stop = service.install_stop_handler(interrupt=True)
     relay: Relay | None = None
     try:
         start_http_server(cfg.metrics_port, addr="127.0.0.1")
@@ -154,7 +156,7 @@ def main() -> int:
         )
         relay = Relay(cfg, stop)
         relay.run()
-    except common.Shutdown:
+    except service.Shutdown:
         pass
     if relay is not None:
         relay.close()

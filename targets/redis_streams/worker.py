@@ -24,36 +24,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
-from typing import Any
 
 import httpx
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import service
+import work
 
-log = common.setup_logging("worker")
-errors_log = common.Throttled(log)
-failures_log = common.Throttled(log)
-
-HANDLED = Counter(
-    "harness_worker_messages_total", "Messages this worker handed to the sink", ["queue"]
-)
-FAILED = Counter(
-    "harness_messages_failed_total",
-    "Failed attempts: processing raised, or the sink refused the message",
-    ["queue"],
-)
-RETRIED = Counter(
-    "harness_messages_retried_total",
-    "Retries scheduled, and messages claimed from another or a dead consumer",
-    ["queue"],
-)
-DEAD_LETTERED = Counter(
-    "harness_dlq_messages_total", "Messages moved to the dead-letter stream", ["queue"]
-)
-BATCH_SECONDS = Histogram("harness_worker_batch_seconds", "Time to handle one batch")
+log = service.setup_logging("worker")
+errors_log = service.Throttled(log)
+failures_log = service.Throttled(log)
 
 MOVE_EVERY_SECONDS = 0.1
 MOVE_MAX = 100  # due retries moved by one script call
@@ -72,10 +56,6 @@ for _, member in ipairs(due) do
 end
 return #due
 """
-
-
-class ProcessingError(Exception):
-    """Processing a message failed; it is retried later, or dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -103,20 +83,20 @@ class Config:
         return cls(
             redis_host=host,
             redis_port=port,
-            stream=common.env_str("STREAM", "jobs"),
-            group=common.env_str("GROUP", "workers"),
-            consumer=common.env_str("CONSUMER", f"worker-{os.getpid()}"),
-            sink_url=common.env_str("SINK_URL").rstrip("/"),
-            metrics_port=common.env_int("METRICS_PORT"),
-            process_ms=common.env_int("PROCESS_MS", 2),
-            batch=common.env_int("BATCH", 10),
-            block_ms=common.env_int("BLOCK_MS", 500),
-            claim_idle_ms=common.env_int("CLAIM_IDLE_MS", 5000),
-            ack_after=common.env_choice("ACK_MODE", "after", ("after", "before")) == "after",
-            retry_base_ms=common.env_int("RETRY_BASE_MS", 200),
-            retry_max_ms=common.env_int("RETRY_MAX_MS", 2000),
-            max_attempts=max(1, common.env_int("MAX_ATTEMPTS", 4)),
-            dlq=common.env_flag("DLQ", True),
+            stream=service.env_str("STREAM", "jobs"),
+            group=service.env_str("GROUP", "workers"),
+            consumer=service.env_str("CONSUMER", f"worker-{os.getpid()}"),
+            sink_url=service.env_str("SINK_URL").rstrip("/"),
+            metrics_port=service.env_int("METRICS_PORT"),
+            process_ms=service.env_int("PROCESS_MS", 2),
+            batch=service.env_int("BATCH", 10),
+            block_ms=service.env_int("BLOCK_MS", 500),
+            claim_idle_ms=service.env_int("CLAIM_IDLE_MS", 5000),
+            ack_after=service.env_choice("ACK_MODE", "after", ("after", "before")) == "after",
+            retry_base_ms=service.env_int("RETRY_BASE_MS", 200),
+            retry_max_ms=service.env_int("RETRY_MAX_MS", 2000),
+            max_attempts=max(1, service.env_int("MAX_ATTEMPTS", 4)),
+            dlq=service.env_flag("DLQ", True),
         )
 
     @property
@@ -136,15 +116,10 @@ class Worker:
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
         self.reader = common.GroupReader(self.redis, cfg)
         self.http = httpx.Client(timeout=5.0)  # keep-alive: one post per message stays cheap
-        self.handled = HANDLED.labels(queue=cfg.stream)
-        self.failed = FAILED.labels(queue=cfg.stream)
-        self.retried = RETRIED.labels(queue=cfg.stream)
-        self.dead_lettered = DEAD_LETTERED.labels(queue=cfg.stream)
-
-    def process(self, fields: dict[str, str]) -> None:
-        time.sleep(self.cfg.process_ms / 1000)
-        if fields.get("poison") == "1":
-            raise ProcessingError("poison message")
+        self.handled = work.HANDLED.labels(queue=cfg.stream)
+        self.failed = work.FAILED.labels(queue=cfg.stream)
+        self.retried = work.RETRIED.labels(queue=cfg.stream)
+        self.dead_lettered = work.DEAD_LETTERED.labels(queue=cfg.stream)
 
     def handle(self, entries: list[common.Entry]) -> None:
         cfg = self.cfg
@@ -161,14 +136,13 @@ class Worker:
         sink_failed = False
         for index, (sid, fields) in enumerate(live):
             try:
-                self.process(fields)
-            except ProcessingError as exc:
+                work.process(fields, cfg.process_ms)
+            except work.ProcessingError as exc:
                 self.retry_later(sid, fields, exc)
                 continue
-            message = describe(sid, fields, cfg.consumer)
+            message = work.describe(sid, fields, cfg.consumer, common.stream_id_seconds(sid))
             try:
-                answer = self.http.post(f"{cfg.sink_url}/processed", json={"messages": [message]})
-                answer.raise_for_status()
+                work.record(self.http, cfg.sink_url, message)
             except httpx.HTTPError as exc:
                 self.failed.inc()
                 fate = "left pending" if cfg.ack_after else "lost (acknowledged before)"
@@ -179,7 +153,7 @@ class Worker:
             self.handled.inc()
         if cfg.ack_after and done:
             self.redis.xack(cfg.stream, cfg.group, *done)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
+        work.BATCH_SECONDS.observe(time.perf_counter() - started)
         if sink_failed:
             self.stop.wait(0.2)
 
@@ -188,7 +162,7 @@ class Worker:
         transaction, so that it is neither lost nor scheduled twice."""
         cfg = self.cfg
         self.failed.inc()
-        attempt = attempt_of(fields)
+        attempt = work.attempt_of(fields)
         rest = {k: v for k, v in fields.items() if k != "attempt"}
         pipe = self.redis.pipeline(transaction=True)
         dead = cfg.dlq and attempt >= cfg.max_attempts
@@ -196,7 +170,7 @@ class Worker:
             pipe.xadd(cfg.dead_letters, {**rest, "attempts": str(attempt), "error": str(exc)})
             outcome = f"dead-lettered to {cfg.dead_letters}"
         else:
-            delay = common.backoff_seconds(attempt, cfg.retry_base_ms, cfg.retry_max_ms)
+            delay = service.backoff_seconds(attempt, cfg.retry_base_ms, cfg.retry_max_ms)
             member = json.dumps({**rest, "attempt": str(attempt + 1)}, sort_keys=True)
             pipe.zadd(cfg.delayed, {member: time.time() + delay})
             outcome = f"retry in {delay:.3f}s"
@@ -245,25 +219,9 @@ def move_due_retries(cfg: Config, stop: Event) -> None:
     client.close()
 
 
-def attempt_of(fields: dict[str, str]) -> int:
-    try:
-        return max(1, int(fields.get("attempt", "1")))
-    except ValueError:
-        return 1
-
-
-def describe(stream_id: str, fields: dict[str, str], consumer: str) -> dict[str, Any]:
-    """The sink's view of one message; tolerant of entries not written by api.py."""
-    try:
-        enqueued_at = float(fields["enqueued_at"])
-    except (KeyError, ValueError):
-        enqueued_at = common.stream_id_seconds(stream_id)
-    return {"id": fields.get("id") or stream_id, "enqueued_at": enqueued_at, "consumer": consumer}
-
-
 def main() -> int:
     cfg = Config.from_env()
-    stop = common.install_stop_handler(interrupt=True)
+    stop = service.install_stop_handler(interrupt=True)
     worker: Worker | None = None
     mover = threading.Thread(target=move_due_retries, args=(cfg, stop), daemon=True)
     try:
@@ -289,7 +247,7 @@ def main() -> int:
         mover.start()
         worker = Worker(cfg, stop)
         worker.run()
-    except common.Shutdown:
+    except service.Shutdown:
         pass
     stop.set()
     if worker is not None:

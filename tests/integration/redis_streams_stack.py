@@ -21,7 +21,8 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-TARGETS = Path(__file__).resolve().parents[2] / "targets" / "redis_streams"
+TARGETS = Path(__file__).resolve().parents[2] / "targets"
+SHARED = ("sink", "notifier")  # broker-neutral services, in targets/services
 HTTP_SERVICES = ("api", "sink", "notifier")  # the others serve only /metrics, on METRICS_PORT
 Q = {"queue": "jobs"}
 T = TypeVar("T")
@@ -112,7 +113,7 @@ class Stack:
             self.redis_proc = None
 
     def start(self, name: str, port: int | None = None, **env: str) -> Service:
-        """Start ``targets/redis_streams/<name>.py`` on a free port (not waiting for it)."""
+        """Start the reference service ``<name>.py`` on a free port (not waiting for it)."""
         port = port or free_port()
         http = name in HTTP_SERVICES
         full_env = {
@@ -123,8 +124,9 @@ class Stack:
             **env,
         }
         log = self.tmp / f"{name}-{len(self.services)}.log"
+        folder = "services" if name in SHARED else "redis_streams"
         proc = subprocess.Popen(
-            [sys.executable, str(TARGETS / f"{name}.py")],
+            [sys.executable, str(TARGETS / folder / f"{name}.py")],
             env=full_env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,

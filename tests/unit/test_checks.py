@@ -63,9 +63,13 @@ def matrix(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> dict[str,
     return {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
 
-def evidence(prometheus: FakePrometheus, moments: dict[str, float] = MOMENTS) -> Evidence:
+def evidence(
+    prometheus: FakePrometheus,
+    moments: dict[str, float] = MOMENTS,
+    lacks: dict[str, str] | None = None,
+) -> Evidence:
     promql = PromQL("http://prom.test", transport=httpx.MockTransport(prometheus))
-    return Evidence(promql=promql, moments=moments, ledger=None)
+    return Evidence(promql=promql, moments=moments, ledger=None, lacks=lacks or {})
 
 
 THRESHOLD = ThresholdCheck.model_validate(
@@ -165,6 +169,27 @@ def test_no_prometheus_is_inconclusive() -> None:
         Verdict.INCONCLUSIVE,
         "Prometheus was not available",
     )
+
+
+@pytest.mark.parametrize("check", [THRESHOLD, RECOVERY], ids=["threshold", "recovery"])
+def test_a_check_reading_a_metric_the_target_lacks_is_not_applicable_with_why(
+    check: ThresholdCheck | RecoveryCheck,
+) -> None:
+    prometheus = FakePrometheus(vector(({}, "812")))
+    lacks = {"q": "this broker cannot tell"}
+    result = evaluate(check, evidence(prometheus, lacks=lacks))
+    assert (result.verdict, result.observed) == (
+        Verdict.NOT_APPLICABLE,
+        "the target has no q: this broker cannot tell",
+    )
+    assert prometheus.requests == []
+
+
+def test_a_lacked_metric_leaves_checks_that_do_not_read_it_alone() -> None:
+    prometheus = FakePrometheus(vector(({}, "812")))
+    lacks = {"qq": "a metric whose name starts the same is another metric"}
+    result = evaluate(THRESHOLD, evidence(prometheus, lacks=lacks))
+    assert result.verdict is Verdict.HELD
 
 
 # ------------------------------------------------------------------ window

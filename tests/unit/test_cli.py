@@ -21,6 +21,26 @@ def test_validate_accepts_the_shipped_experiment(harness_cli) -> None:
     assert "ok experiments/slow-consumer.yaml: slow-consumer on redis-streams" in result.stdout
 
 
+def test_validate_with_targets_loads_the_experiment_on_each(harness_cli) -> None:
+    result = harness_cli(
+        "validate", "experiments/crashed-workers.yaml", "--target", "redis-streams,rabbitmq"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("crashed-workers on redis-streams") == 1
+    assert result.stdout.count("crashed-workers on rabbitmq") == 1
+
+
+def test_an_unknown_target_is_bad_input_and_starts_nothing(harness_cli, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--target", "rabbitmq,kafak",
+        "--runs-dir", str(runs),
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "no target 'kafak'" in result.stderr and "(from --set target=kafak)" in result.stderr
+    assert not runs.exists()
+
+
 def test_malformed_yaml_is_bad_input_with_its_line(harness_cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntarget: redis-streams\nload: {rate: 10/s\n")

@@ -11,6 +11,7 @@ from harness.report.console import (
     Progress,
     QuietProgress,
     catalogue_table,
+    matrix_table,
     status_text,
     summary_text,
 )
@@ -45,6 +46,32 @@ def test_the_catalogue_table_has_a_line_per_experiment() -> None:
     assert len(lines) == 2
     assert "sound" in lines[0] and "held" in lines[0]
     assert "weak" in lines[1] and "failed" in lines[1]
+
+
+def test_the_matrix_shows_every_check_observed_on_every_target() -> None:
+    def journal(target: str, verdict: str, checks: list[tuple[str, str, str]]) -> dict:
+        return {
+            "experiment": "paused-consumer",
+            "target": target,
+            "verdict": verdict,
+            "checks": [{"name": n, "verdict": v, "observed": o} for n, v, o in checks],
+        }
+
+    journals = [
+        journal("redis-streams", "held", [("oldest", "held", "9.1"), ("lost", "held", "0")]),
+        journal(
+            "rabbitmq", "failed", [("oldest", "not-applicable", "why"), ("lost", "failed", "7")]
+        ),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(matrix_table(journals))
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if "redis-streams" in line)
+    assert header.index("redis-streams") < header.index("rabbitmq")
+    row = {line.split("│")[1].strip(): line.split("│")[2:4] for line in lines if "│" in line}
+    assert [cell.strip() for cell in row["paused-consumer"]] == ["held", "failed"]
+    assert [cell.strip() for cell in row["oldest"]] == ["9.1", "n/a"]
+    assert [cell.strip() for cell in row["lost"]] == ["0", "7"]
 
 
 PLAN = Plan(

@@ -43,6 +43,7 @@ def test_one_testcase_per_check_with_counts(tmp_path: Path) -> None:
         "tests": "4",
         "failures": "1",
         "errors": "2",
+        "skipped": "0",
         "time": "95.500",
     }
     cases = suite.findall("testcase")
@@ -134,3 +135,13 @@ def test_one_file_holds_a_suite_per_experiment(tmp_path: Path) -> None:
         ("a", "1", "0"),
         ("b", "5", "3"),
     ]
+
+
+def test_a_check_not_applicable_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    why = "the target has no harness_oldest_message_age_seconds: RabbitMQ cannot tell"
+    checks = [check("oldest", "not-applicable", observed=why), check("ok", "held")]
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", checks, 1)])
+    suite = suite_of(tmp_path / "j.xml")
+    assert (suite.get("skipped"), suite.get("failures"), suite.get("errors")) == ("1", "0", "0")
+    skipped = suite.findall("testcase")[0].find("skipped")
+    assert skipped is not None and skipped.get("message") == why

@@ -240,6 +240,13 @@ TOPOLOGY_CASES = [
         "links[1]", "wrker", "no component 'wrker'; components are api, broker, worker"),
     case("addr-of-missing-component", "{link:api->broker}", "{addr:nosuch}",
         "components.api.env.REDIS_ADDR", "nosuch", "no component 'nosuch'"),
+    case("undeclared-named-port", '"{port}"]', '"{port:admin}"]', "components.broker.command[2]",
+        "{port:admin}", "no port 'admin'; ports are (none)"),
+    case("addr-of-undeclared-port", "{link:api->broker}", "{addr:broker:admin}",
+        "components.api.env.REDIS_ADDR", "broker:admin",
+        "broker has no port 'admin'; ports are (none)"),
+    case("metrics-port-not-declared", '--port, "{port}"]', '--port, "{port}"]\n    metrics_port: x',
+        "components.broker.metrics_port", "metrics_port: x", "no port 'x'"),
 ]  # fmt: skip
 
 

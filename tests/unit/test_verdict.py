@@ -54,4 +54,17 @@ def test_exit_codes(verdict: Verdict, code: int) -> None:
 
 
 def test_verdicts_are_written_as_lowercase_words() -> None:
-    assert [v.value for v in Verdict] == ["held", "failed", "inconclusive", "aborted"]
+    assert [v.value for v in Verdict] == [
+        "held",
+        "failed",
+        "inconclusive",
+        "aborted",
+        "not-applicable",
+    ]
+
+
+def test_a_check_not_applicable_is_left_out_of_the_merge() -> None:
+    assert merge([Verdict.HELD, Verdict.NOT_APPLICABLE]) is Verdict.HELD
+    assert merge([Verdict.FAILED, Verdict.NOT_APPLICABLE]) is Verdict.FAILED
+    # Nothing the target could honour: nothing was proven.
+    assert merge([Verdict.NOT_APPLICABLE]) is Verdict.INCONCLUSIVE

@@ -25,9 +25,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+import service
 
-log = common.setup_logging("sink")
+log = service.setup_logging("sink")
 
 PROCESSED = Counter(
     "harness_messages_processed_total", "Processings applied (written to the ledger)", ["queue"]
@@ -141,16 +141,16 @@ def build_app(ledger: Ledger, queue: str) -> Starlette:
     routes = [
         Route("/processed", post_processed, methods=["POST"]),
         Route("/ledger", get_ledger),
-        *common.basic_routes(),
+        *service.basic_routes(),
     ]
     return Starlette(routes=routes)
 
 
 def main() -> int:
-    port = common.env_int("PORT")
-    path = Path(common.env_str("LEDGER_FILE"))
-    queue = common.env_str("QUEUE", "jobs")
-    ledger = Ledger(path, common.env_flag("IDEMPOTENT", True))
+    port = service.env_int("PORT")
+    path = Path(service.env_str("LEDGER_FILE"))
+    queue = service.env_str("QUEUE", "jobs")
+    ledger = Ledger(path, service.env_flag("IDEMPOTENT", True))
     log.info(
         "sink listening on http://127.0.0.1:%d, ledger %s (%d lines already there), queue=%s, "
         "idempotent=%s",
@@ -161,7 +161,7 @@ def main() -> int:
         ledger.idempotent,
     )
     try:
-        common.serve_asgi(build_app(ledger, queue), port)
+        service.serve_asgi(build_app(ledger, queue), port)
     finally:
         ledger.file.close()
     log.info("sink stopped")

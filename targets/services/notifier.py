@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+import service
 
-log = common.setup_logging("notifier")
+log = service.setup_logging("notifier")
 
 RECEIVED = Counter("harness_notifications_received_total", "Distinct job ids notified", ["queue"])
 
@@ -76,15 +76,15 @@ def build_app(queue: str, seen: dict[str, None], state: TextIO | None) -> Starle
     routes = [
         Route("/notify", post_notify, methods=["POST"]),
         Route("/notifications", get_notifications),
-        *common.basic_routes(),
+        *service.basic_routes(),
     ]
     return Starlette(routes=routes)
 
 
 def main() -> int:
-    port = common.env_int("PORT")
-    queue = common.env_str("QUEUE", "jobs")
-    path = common.env_str("STATE_FILE", "")
+    port = service.env_int("PORT")
+    queue = service.env_str("QUEUE", "jobs")
+    path = service.env_str("STATE_FILE", "")
     seen, state = load_state(Path(path) if path else None)
     log.info(
         "notifier listening on http://127.0.0.1:%d, queue=%s, state %s (%d ids already there)",
@@ -94,7 +94,7 @@ def main() -> int:
         len(seen),
     )
     try:
-        common.serve_asgi(build_app(queue, seen, state), port)
+        service.serve_asgi(build_app(queue, seen, state), port)
     finally:
         if state is not None:
             state.close()

@@ -1,0 +1,103 @@
+"""Relay: owns delivering the API's outbox (the quorum queue NOTIFY_QUEUE) to the notifier.
+
+Takes up to PREFETCH notifications at a time, POSTs each id to NOTIFIER_URL/notify and
+acknowledges it once the notifier took it. A failed post is retried, same message, after an
+exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it
+takes: the notifier being down delays notifications, it never loses them nor affects the API.
+At least once: the notifier counts distinct ids.
+Env: AMQP_ADDR, QUEUE (default ``notifications``), NOTIFIER_URL (required), METRICS_PORT
+(required), PREFETCH, HEARTBEAT, RETRY_BASE_MS (default 100), RETRY_MAX_MS (default 2000).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import Counter, start_http_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
+import common
+import service
+
+log = service.setup_logging("relay")
+errors_log = service.Throttled(log)
+
+RELAYED = Counter(
+    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
+)
+FAILURES = Counter(
+    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
+)
+
+
+class Relay(common.Consumer):
+    def __init__(self, stop: threading.Event) -> None:
+        queue = service.env_str("QUEUE", "notifications")
+        super().__init__(
+            queue, service.env_int("PREFETCH", 50), False, service.env_int("HEARTBEAT", 4), stop
+        )
+        self.notifier_url = service.env_str("NOTIFIER_URL").rstrip("/")
+        self.retry_base_ms = service.env_int("RETRY_BASE_MS", 100)
+        self.retry_max_ms = service.env_int("RETRY_MAX_MS", 2000)
+        self.http = httpx.Client(timeout=2.0)
+        self.relayed = RELAYED.labels(queue=queue)
+        self.failures = FAILURES.labels(queue=queue)
+
+    def declare(self, channel: Any) -> None:
+        channel.queue_declare(self.queue, durable=True, arguments={"x-queue-type": "quorum"})
+
+    def handle(self, method: Any, properties: Any, body: bytes) -> None:
+        job_id = common.decode(body).get("id")
+        attempt = 0
+        while job_id:
+            try:
+                answer = self.http.post(f"{self.notifier_url}/notify", json={"id": job_id})
+                answer.raise_for_status()
+                self.relayed.inc()
+                break
+            except httpx.HTTPError as exc:
+                attempt += 1
+                self.failures.inc()
+                delay = service.backoff_seconds(attempt, self.retry_base_ms, self.retry_max_ms)
+                errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
+                if self.stop.is_set():
+                    return  # unacknowledged: delivered again later
+                self.wait(delay)
+        self.acknowledge(method.delivery_tag)
+
+
+def main() -> int:
+    stop = service.install_stop_handler(interrupt=True)
+    relay: Relay | None = None
+    try:
+        metrics_port = service.env_int("METRICS_PORT")
+        relay = Relay(stop)
+        start_http_server(metrics_port, addr="127.0.0.1")
+        host, port = common.amqp_addr()
+        log.info(
+            "relay consuming rabbitmq %s:%d queue=%s, notifier %s, metrics on "
+            "http://127.0.0.1:%d/metrics",
+            host,
+            port,
+            relay.queue,
+            relay.notifier_url,
+            metrics_port,
+        )
+        relay.run()
+    except service.Shutdown:
+        pass
+    stop.set()
+    if relay is not None:
+        relay.close()
+        relay.http.close()
+    log.info("relay stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

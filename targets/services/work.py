@@ -1,0 +1,66 @@
+"""What every worker does, whatever its broker: process a job, post it to the sink, count.
+
+The broker's worker owns consuming, acknowledging, retrying and dead-lettering; this module owns
+the job itself, so that a job costs the same and is recorded the same on every broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import httpx
+from prometheus_client import Counter, Histogram
+
+HANDLED = Counter(
+    "harness_worker_messages_total", "Messages this worker handed to the sink", ["queue"]
+)
+FAILED = Counter(
+    "harness_messages_failed_total",
+    "Failed attempts: processing raised, or the sink refused the message",
+    ["queue"],
+)
+RETRIED = Counter(
+    "harness_messages_retried_total",
+    "Retries scheduled, and messages redelivered from another or a dead consumer",
+    ["queue"],
+)
+DEAD_LETTERED = Counter(
+    "harness_dlq_messages_total", "Messages moved to the dead-letter queue", ["queue"]
+)
+BATCH_SECONDS = Histogram("harness_worker_batch_seconds", "Time to handle one batch")
+
+
+class ProcessingError(Exception):
+    """Processing a message failed; it is retried later, or dead-lettered."""
+
+
+def process(fields: dict[str, str], process_ms: int) -> None:
+    """The job: PROCESS_MS of work; a poison job always fails."""
+    time.sleep(process_ms / 1000)
+    if fields.get("poison") == "1":
+        raise ProcessingError("poison message")
+
+
+def attempt_of(fields: dict[str, str]) -> int:
+    try:
+        return max(1, int(fields.get("attempt", "1")))
+    except ValueError:
+        return 1
+
+
+def describe(
+    broker_id: str, fields: dict[str, str], consumer: str, enqueued_at: float
+) -> dict[str, Any]:
+    """The sink's view of one message; tolerant of messages not written by the API, whose
+    enqueue time falls back on ``enqueued_at`` (the broker's own)."""
+    with contextlib.suppress(KeyError, ValueError):
+        enqueued_at = float(fields["enqueued_at"])
+    return {"id": fields.get("id") or broker_id, "enqueued_at": enqueued_at, "consumer": consumer}
+
+
+def record(http: httpx.Client, sink_url: str, message: dict[str, Any]) -> None:
+    """Post one processed message to the sink; raises httpx.HTTPError if it did not take it."""
+    answer = http.post(f"{sink_url}/processed", json={"messages": [message]})
+    answer.raise_for_status()

@@ -1,0 +1,84 @@
+"""Every broker target, deployed for real, under a worker kill and a partition, against its ledger.
+
+One short experiment (below) runs on each broker: the workers are cut off the broker, so that a
+backlog builds, and right after they are back one of them is killed while it holds a share of
+that backlog. As shipped (acknowledgement after processing) nothing acknowledged is lost and the
+killed worker's messages are delivered again; with acknowledgement before processing the killed
+worker takes what it held with it, and the harness reports the lost ids.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_catalogue import assert_exact_ledger, verdicts
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BROKERS = ["rabbitmq"]
+
+KILL_AND_CUT = """\
+name: kill-and-cut
+description: the workers lose the broker for 4 s, then one of them is killed holding a backlog
+target: redis-streams
+overrides:
+  worker: {env: {PROCESS_MS: 10}}
+load: {rate: 100/s, duration: 20s}
+drain: 30s
+timeline:
+  - {name: cut, at: 4s, for: 4s, fault: partition, link: worker->broker}
+  - {name: crash, at: 9s, for: 4s, fault: kill, component: worker, count: 1}
+checks:
+  - name: the killed worker's messages are delivered again
+    query: 'sum(harness_messages_retried_total{queue="jobs"})'
+    at: end
+    expect: "> 0"
+  - name: the backlog is gone within 20 s of the crash
+    recovers: >-
+      sum(harness_queue_depth{queue="jobs"}) + sum(harness_queue_inflight{queue="jobs"}) < 20
+    after: crash.end
+    within: 20s
+  - {name: nothing acknowledged is lost, ledger: lost, expect: "== 0"}
+  - {name: no effect is applied twice, ledger: duplicated, expect: "== 0"}
+"""
+
+
+def run_on(harness_cli, broker: str, tmp_path: Path, *extra: str) -> tuple[Any, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    experiment = tmp_path / "kill-and-cut.yaml"
+    experiment.write_text(KILL_AND_CUT)
+    runs = tmp_path / "runs"
+    result = harness_cli(
+        "run", str(experiment), "--target", broker, "--runs-dir", str(runs), *extra,
+        timeout=240,
+    )  # fmt: skip
+    (run_dir,) = runs.iterdir()
+    return result, json.loads((run_dir / "journal.json").read_text())
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_nothing_acknowledged_is_lost_through_a_kill_and_a_partition(
+    harness_cli, tmp_path: Path, broker: str
+) -> None:
+    result, journal = run_on(harness_cli, broker, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert journal["target"] == broker
+    assert set(verdicts(journal).values()) == {"held"}, journal["checks"]
+    ledger = journal["ledger"]
+    assert ledger["acknowledged"] > 1500 and ledger["processed"] >= ledger["acknowledged"]
+    assert_exact_ledger(ledger)
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_acknowledging_before_processing_loses_what_the_killed_worker_held(
+    harness_cli, tmp_path: Path, broker: str
+) -> None:
+    result, journal = run_on(harness_cli, broker, tmp_path, "--set", "worker.env.ACK_MODE=before")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert verdicts(journal)["nothing acknowledged is lost"] == "failed", journal["checks"]
+    ledger = journal["ledger"]
+    assert ledger["lost"] > 0 and ledger["examples"]["lost"]
+    assert_exact_ledger(ledger)
