@@ -1,6 +1,6 @@
-"""Benchmark: the highest message rate the Redis Streams target sustains end to end.
+"""Benchmark: the highest message rate a target (default redis-streams) sustains end to end.
 
-Everything on one machine: Locust, the API, Redis, the workers and the sink, every link through
+Everything on one machine: Locust, the API, the broker, the workers and the sink, every link through
 Toxiproxy, Prometheus and the probe scraping. For each rate, in rising order, a 30 s run
 without faults; a rate holds when Locust offered it (at least 95 % of the rate acknowledged
 per second), the sink processed it (at least 95 %), the backlog stayed under one second's
@@ -9,6 +9,7 @@ the first rate that does not hold; each sweep reports the highest rate that held
 
     .venv/bin/python bench/capacity.py --sweeps 3
     .venv/bin/python bench/capacity.py --rates 500,1000 --set worker.replicas=4
+    .venv/bin/python bench/capacity.py --target rabbitmq --rates 200,300,400
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ checks:
 """
 
 
-def holds(rate: int, extra: list[str]) -> tuple[bool, str]:
+def holds(rate: int, extra: list[str], target: str = "redis-streams") -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="harness-capacity-") as tmp:
         experiment = Path(tmp) / "capacity.yaml"
         experiment.write_text(
             EXPERIMENT.format(
-                rate=rate, offered=0.95 * rate, target=ROOT / "targets" / "redis-streams.yaml"
+                rate=rate, offered=0.95 * rate, target=ROOT / "targets" / f"{target}.yaml"
             )
         )
         runs = Path(tmp) / "runs"
@@ -66,10 +67,10 @@ def holds(rate: int, extra: list[str]) -> tuple[bool, str]:
     return journal["verdict"] == "held", observed
 
 
-def sweep(rates: list[int], extra: list[str]) -> int:
+def sweep(rates: list[int], extra: list[str], target: str = "redis-streams") -> int:
     best = 0
     for rate in rates:
-        held, observed = holds(rate, extra)
+        held, observed = holds(rate, extra, target)
         print(f"  {rate}/s: {'held' if held else 'not held'}: {observed}", flush=True)
         if not held:
             break
@@ -80,6 +81,7 @@ def sweep(rates: list[int], extra: list[str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=3)
+    parser.add_argument("--target", default="redis-streams", help="a name in targets/")
     parser.add_argument("--rates", default="500,750,1000,1250,1500,2000,2500,3000")
     parser.add_argument(
         "--set",
@@ -93,7 +95,7 @@ def main() -> None:
     results = []
     for index in range(args.sweeps):
         print(f"sweep {index + 1}:", flush=True)
-        results.append(sweep(rates, extra))
+        results.append(sweep(rates, extra, args.target))
     print(f"highest rate held, per sweep: {results}; median {statistics.median(results):g}/s")
 
 

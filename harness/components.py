@@ -30,6 +30,7 @@ TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 PROMETHEUS_VERSION = "3.16.0"
 PROMETHEUS_MODULE_VERSION = "0.316.0"
 PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+KAFKA_VERSION = "4.1.1"
 VERSION_TIMEOUT_S = 5.0
 # Generous, but a hung apt lock or a stalled download must still end a CI job.
 INSTALL_TIMEOUT_S = 900.0
@@ -46,7 +47,7 @@ _GOARCH = {
     "armv6l": "armv6",
 }
 
-Source = Literal["debian", "go", "python"]
+Source = Literal["debian", "go", "python", "maven"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,19 @@ class GoBuild:
 
 
 @dataclass(frozen=True)
+class MavenFetch:
+    """A Java program fetched from Maven Central with its dependencies, and run with the
+    machine's Java through a launcher script in the harness bin dir."""
+
+    version: str
+    main: str  # the class the launcher runs
+    # More artifacts (group:artifact:version) to put on the class path, such as a log binding.
+    extra: tuple[str, ...] = ()
+    # A first argument that makes the launcher run another class instead, such as a tool.
+    tools: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Component:
     """One real component; its source decides how it is found, versioned and installed."""
 
@@ -74,6 +88,7 @@ class Component:
     # Asked instead of ``<binary> --version``, for a server that would start on any argument.
     version_command: tuple[str, ...] = ()
     go: GoBuild | None = None
+    maven: MavenFetch | None = None
 
 
 CATALOGUE: tuple[Component, ...] = (
@@ -82,8 +97,9 @@ CATALOGUE: tuple[Component, ...] = (
         "rabbitmq-server",
         "debian",
         "rabbitmq-server",
-        version_pattern=r"^(\S+)$",
-        version_command=("rabbitmqctl", "version"),
+        version_pattern=r"^([\d.]+)",
+        # Not rabbitmqctl version: it leaves an epmd daemon running.
+        version_command=("dpkg-query", "--show", "--showformat=${Version}", "rabbitmq-server"),
     ),
     Component(
         "prometheus",
@@ -109,6 +125,19 @@ CATALOGUE: tuple[Component, ...] = (
             f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}",
             download="https://github.com/Shopify/toxiproxy/releases/download/"
             f"v{TOXIPROXY_VERSION}/toxiproxy-server-{{goos}}-{{goarch}}",
+        ),
+    ),
+    Component("nats-server", "debian", "nats-server", version_pattern=r" v(\S+)"),
+    Component(
+        "kafka-server",
+        "maven",
+        "org.apache.kafka:kafka_2.13",
+        version_pattern=r"^(\S+)$",
+        maven=MavenFetch(
+            KAFKA_VERSION,
+            "kafka.Kafka",
+            extra=("org.apache.logging.log4j:log4j-slf4j-impl:2.24.3",),
+            tools=(("storage", "kafka.tools.StorageTool"),),
         ),
     ),
     Component("locust", "python", "locust"),
@@ -161,6 +190,8 @@ def install_hint(name: str) -> str:
         return f"{sudo}apt-get update && {sudo}apt-get install -y {component.package}"
     if component.source == "go":
         return _go_hint(component)
+    if component.source == "maven":
+        return "harness setup (it fetches the jars from Maven Central with mvn; needs Java and mvn)"
     return "pip install -e ."
 
 
@@ -178,6 +209,7 @@ def setup(console_print: Callable[[str], None] = print) -> list[Status]:
     # A Go component at another version than the pin gets the pinned build in the harness bin
     # dir, which is found first.
     pins = {c.name: c.go.release for c in CATALOGUE if c.go is not None}
+    pins.update({c.name: c.maven.version for c in CATALOGUE if c.maven is not None})
     missing = {
         status.name
         for status in statuses
@@ -189,6 +221,9 @@ def setup(console_print: Callable[[str], None] = print) -> list[Status]:
     for component in CATALOGUE:
         if component.source == "go" and component.name in missing:
             _go_install(component, console_print)
+    for component in CATALOGUE:
+        if component.source == "maven" and component.name in missing:
+            _maven_install(component, console_print)
     packages = [c.package for c in CATALOGUE if c.source == "debian" and c.name in missing]
     if packages:
         _apt_install(packages, console_print)
@@ -304,6 +339,61 @@ def _go_install(component: Component, console_print: Callable[[str], None]) -> N
     with tempfile.TemporaryDirectory(dir=target.parent, prefix="go-install-") as scratch:
         _run(_go_install_argv(component, go), {"GOBIN": scratch}, console_print)
         os.replace(Path(scratch) / _built_name(component), target / component.name)
+
+
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>harness</groupId>
+  <artifactId>{name}</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{dependencies}
+  </dependencies>
+</project>
+"""
+DEPENDENCY = """    <dependency>
+      <groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version>
+    </dependency>"""
+LAUNCHER = """#!/bin/sh
+# {name} {version}, fetched from Maven Central by harness setup; run with the machine's Java.
+main={main}
+case "${{1:-}}" in
+{tools}
+esac
+exec java ${{JAVA_HEAP_OPTS:--Xmx512m}} ${{JAVA_OPTS:-}} -cp '{libs}/*' "$main" "$@"
+"""
+
+
+def _maven_install(component: Component, console_print: Callable[[str], None]) -> None:
+    """Fetch the jars into the harness home (one folder per version), then write the launcher."""
+    fetch = component.maven
+    assert fetch is not None
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise EnvironmentProblem(
+            f"{component.name} is fetched with Maven and run with Java; install them "
+            "(on Debian: apt-get install -y maven default-jre-headless), then harness setup again"
+        )
+    libs = home() / "lib" / f"{component.name}-{fetch.version}"
+    coordinates = [f"{component.package}:{fetch.version}", *fetch.extra]
+    dependencies = "\n".join(DEPENDENCY.format(*c.split(":")) for c in coordinates)
+    with tempfile.TemporaryDirectory(prefix="maven-fetch-") as scratch:
+        pom = Path(scratch) / "pom.xml"
+        pom.write_text(POM.format(name=component.name, dependencies=dependencies))
+        _run(
+            ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+            {}, console_print,
+        )  # fmt: skip
+    tools = "\n".join(f"  {word}) main={main}; shift ;;" for word, main in fetch.tools)
+    launcher = bin_dir() / component.name
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(
+        LAUNCHER.format(
+            name=component.name, version=fetch.version, main=fetch.main, tools=tools, libs=libs
+        )
+    )
+    launcher.chmod(0o755)
 
 
 def _apt_install(packages: Sequence[str], console_print: Callable[[str], None]) -> None:

@@ -221,8 +221,7 @@ def _deploy(
     teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
     network = LinkNetwork(toxiproxy_port)
     for link, port in where.links.items():
-        upstream = link.split("->")[1]
-        network.create(LinkAddress(link, port, where.ports[upstream][0]))
+        network.create(LinkAddress(link, port, where.upstream(link)))
     teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
     say(f"toxiproxy: {len(where.links)} links behind proxies; prometheus at {prometheus.url}")
 

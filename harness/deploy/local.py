@@ -48,6 +48,12 @@ class Layout:
     links: dict[str, int]  # link → its proxy's listening port
     named: dict[str, list[dict[str, int]]]  # component → per replica, its named ports
 
+    def upstream(self, link: str) -> int:
+        """Where link ``A->B`` leads: B's port named A if B has one (a broker that must tell
+        each client its own address, as Kafka does, listens for it there), else B's port."""
+        source, dest = link.split("->")
+        return self.named[dest][0].get(source, self.ports[dest][0])
+
     def addr(self, component: str) -> str:
         """``NAME`` (its port) or ``NAME:PORT`` (one of its named ports), of its first replica."""
         name, _, port = component.partition(":")

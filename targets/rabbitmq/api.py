@@ -65,7 +65,7 @@ class RabbitBroker:
             *(
                 channel.default_exchange.publish(
                     aio_pika.Message(
-                        common.encode(body),
+                        service.encode(body),
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         message_id=body["id"],
                     ),

@@ -12,7 +12,6 @@ Each script of this folder puts it on ``sys.path`` and imports this module as ``
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from typing import Any
@@ -74,21 +73,6 @@ def declare(channel: Any, queue: str) -> None:
     channel.queue_declare(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue))
     channel.queue_declare(f"{queue}.delayed", durable=True, arguments=delayed_arguments(queue))
-
-
-def encode(fields: dict[str, str]) -> bytes:
-    return json.dumps(fields, separators=(",", ":")).encode()
-
-
-def decode(body: bytes) -> dict[str, str]:
-    """A message's fields; a body that is not a JSON object becomes its ``payload``."""
-    try:
-        fields = json.loads(body)
-    except ValueError:
-        return {"payload": body.decode(errors="replace")}
-    if not isinstance(fields, dict):
-        return {"payload": json.dumps(fields)}
-    return {str(k): str(v) for k, v in fields.items()}
 
 
 class Consumer:

@@ -52,7 +52,7 @@ class Relay(common.Consumer):
         channel.queue_declare(self.queue, durable=True, arguments={"x-queue-type": "quorum"})
 
     def handle(self, method: Any, properties: Any, body: bytes) -> None:
-        job_id = common.decode(body).get("id")
+        job_id = service.decode(body).get("id")
         attempt = 0
         while job_id:
             try:

@@ -85,7 +85,7 @@ class Worker(common.Consumer):
 
     def handle(self, method: Any, properties: Any, body: bytes) -> None:
         cfg = self.cfg
-        fields = common.decode(body)
+        fields = service.decode(body)
         if method.redelivered:
             self.retried.inc()
         started = time.perf_counter()
@@ -139,7 +139,7 @@ class Worker(common.Consumer):
             message_id=fields.get("id"),
             expiration=None if expire_s is None else str(max(1, int(expire_s * 1000))),
         )
-        self.channel.basic_publish("", queue, common.encode(fields), properties, mandatory=True)
+        self.channel.basic_publish("", queue, service.encode(fields), properties, mandatory=True)
 
 
 def main() -> int:

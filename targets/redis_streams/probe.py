@@ -137,22 +137,9 @@ def _no_such_key(exc: Exception) -> bool:
     return isinstance(exc, ResponseError) and "no such key" in str(exc).lower()
 
 
-def parse_queues(text: str) -> list[tuple[str, str]]:
-    """``stream:group,stream:group`` as pairs; a stream name may itself contain ``:``."""
-    queues = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        stream, sep, group = item.rpartition(":")
-        if not sep or not stream or not group:
-            service.fail(f"QUEUES item {item!r} is not stream:group")
-        queues.append((stream, group))
-    if not queues:
-        service.fail("QUEUES names no stream:group")
-    return queues
-
-
 def main() -> int:
     host, port = common.redis_addr()
-    queues = parse_queues(service.env_str("QUEUES", DEFAULT_QUEUES))
+    queues = service.queue_pairs(service.env_str("QUEUES", DEFAULT_QUEUES), "stream:group")
     metrics_port = service.env_int("METRICS_PORT")
     stop = service.install_stop_handler(interrupt=False)
     client = common.connect(host, port, socket_timeout=1, connect_timeout=1)

@@ -7,6 +7,7 @@ The services are run as scripts (``python targets/rabbitmq/api.py``); each one p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -161,3 +162,34 @@ def basic_routes() -> list[Any]:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/metrics", metrics)]
+
+
+def queue_pairs(text: str, what: str) -> list[tuple[str, str]]:
+    """QUEUES (``a:b,c:d``) as pairs, such as stream and group; ``a`` may itself hold ``:``."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        first, sep, second = item.rpartition(":")
+        if not sep or not first or not second:
+            fail(f"QUEUES item {item!r} is not {what}")
+        pairs.append((first, second))
+    if not pairs:
+        fail(f"QUEUES names no {what}")
+    return pairs
+
+
+# The body of a message on a broker that carries bytes: its fields as one JSON object.
+
+
+def encode(fields: dict[str, str]) -> bytes:
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def decode(body: bytes) -> dict[str, str]:
+    """A message's fields; a body that is not a JSON object becomes its ``payload``."""
+    try:
+        fields: Any = json.loads(body)
+    except ValueError:
+        return {"payload": body.decode(errors="replace")}
+    if not isinstance(fields, dict):
+        return {"payload": json.dumps(fields)}
+    return {str(k): str(v) for k, v in fields.items()}

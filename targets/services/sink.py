@@ -2,7 +2,8 @@
 
 ``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer"}, ...]}`` (workers send one
 message at a time) appends one JSON line ``{"id", "t", "consumer"}`` per applied message to
-LEDGER_FILE and flushes before answering 200 ``{"recorded": n}``. With IDEMPOTENT=1 (default) a
+LEDGER_FILE and flushes before answering 200 ``{"recorded": n, "duplicates": d}`` (``d``: the
+messages whose id had been applied before). With IDEMPOTENT=1 (default) a
 delivery of an id already applied is counted in harness_duplicates_total but not applied again
 (no line); IDEMPOTENT=0 (the weakness) applies and writes every delivery.
 ``GET /ledger`` -> ``{"processed": {id: times applied}}``; ``/healthz``, ``/metrics``.
@@ -133,7 +134,7 @@ def build_app(ledger: Ledger, queue: str) -> Starlette:
             processed.inc()
             if enqueued_at is not None:
                 latency.observe(max(0.0, now - enqueued_at))
-        return JSONResponse({"recorded": recorded})
+        return JSONResponse({"recorded": recorded, "duplicates": sum(duplicate)})
 
     async def get_ledger(request: Request) -> JSONResponse:
         return JSONResponse({"processed": dict(ledger.counts)})

@@ -60,7 +60,9 @@ def describe(
     return {"id": fields.get("id") or broker_id, "enqueued_at": enqueued_at, "consumer": consumer}
 
 
-def record(http: httpx.Client, sink_url: str, message: dict[str, Any]) -> None:
-    """Post one processed message to the sink; raises httpx.HTTPError if it did not take it."""
+def record(http: httpx.Client, sink_url: str, message: dict[str, Any]) -> bool:
+    """Post one processed message to the sink; whether its id had been applied before. Raises
+    httpx.HTTPError if the sink did not take it."""
     answer = http.post(f"{sink_url}/processed", json={"messages": [message]})
     answer.raise_for_status()
+    return bool(answer.json().get("duplicates"))

@@ -19,7 +19,7 @@ from tests.integration.test_catalogue import assert_exact_ledger, verdicts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BROKERS = ["rabbitmq"]
+BROKERS = ["rabbitmq", "nats", "kafka"]
 
 KILL_AND_CUT = """\
 name: kill-and-cut

@@ -182,7 +182,7 @@ def test_sink_counts_a_ledger_left_by_a_previous_run(stack: Stack) -> None:
     stack.wait_ready()
     assert httpx.get(f"{sink.url}/ledger").json() == {"processed": {"a": 1}}
     body = {"messages": [{"id": "a", "enqueued_at": time.time(), "consumer": "w"}]}
-    assert httpx.post(f"{sink.url}/processed", json=body).json() == {"recorded": 1}
+    assert httpx.post(f"{sink.url}/processed", json=body).json() == {"recorded": 1, "duplicates": 1}
     assert metric(sink.url, "harness_duplicates_total", **Q) == 1
     assert stack.ledger.read_text().splitlines()[-1].startswith('{"id": "a"')
     assert httpx.post(f"{sink.url}/processed", json={"messages": [{}]}).status_code == 400

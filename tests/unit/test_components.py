@@ -10,6 +10,7 @@ import pytest
 from harness import components
 from harness.components import (
     CATALOGUE,
+    KAFKA_VERSION,
     PROMETHEUS_VERSION,
     TOXIPROXY_VERSION,
     bin_dir,
@@ -51,6 +52,7 @@ def test_doctor_reports_a_version_for_every_component() -> None:
     versions = {status.name: status.version for status in statuses}
     assert versions["toxiproxy-server"] == TOXIPROXY_VERSION
     assert versions["prometheus"] == PROMETHEUS_VERSION
+    assert versions["kafka-server"] == KAFKA_VERSION
 
 
 def test_bin_dir_follows_harness_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,3 +136,25 @@ def test_a_failing_install_command_reports_its_output_tail() -> None:
     assert "exit code 3" in message
     assert "line30\nbroken" in message
     assert "line1\n" not in message
+
+
+def test_setup_fetches_kafka_from_maven_into_the_harness_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only Kafka missing: setup fetches its jars once, into a folder per version, and writes a
+    launcher that the broker script and doctor use."""
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    for name in ("prometheus", "toxiproxy-server"):
+        (home / "bin" / name).symlink_to(find(name))
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    printed: list[str] = []
+    statuses = {status.name: status for status in setup(printed.append)}
+    assert [line for line in printed if "mvn" in line], printed
+    assert len(printed) == 1  # nothing else was installed
+    kafka = statuses["kafka-server"]
+    assert (kafka.path, kafka.version) == (home / "bin" / "kafka-server", KAFKA_VERSION)
+    jars = {jar.name for jar in (home / "lib" / f"kafka-server-{KAFKA_VERSION}").iterdir()}
+    assert (
+        f"kafka_2.13-{KAFKA_VERSION}.jar" in jars and f"kafka-clients-{KAFKA_VERSION}.jar" in jars
+    )

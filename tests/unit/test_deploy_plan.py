@@ -37,3 +37,22 @@ def test_named_ports_are_free_distinct_and_reach_their_component_and_others(
     assert probe.env["PROMETHEUS_ADDR"] == f"127.0.0.1:{named['prometheus']}"
     assert probe.metrics_port == probe.port
     assert topology.dependencies()["probe"] == {"broker"}
+
+
+def test_a_link_leads_to_the_port_named_after_its_source_when_there_is_one(
+    tmp_path: Path,
+) -> None:
+    """Kafka advertises one address per listener: each client's link leads to its own listener,
+    which is advertised as that link's proxy, so every connection stays behind the proxy."""
+    topology = load_experiment(
+        REPO / "experiments" / "slow-consumer.yaml", ["target=kafka"]
+    ).topology
+    where = layout(topology, PortAllocator(seed=2))
+    named = where.named["broker"][0]
+    assert where.upstream("api->broker") == named["api"]
+    assert where.upstream("worker->broker") == named["worker"]
+    assert where.upstream("worker->sink") == where.ports["sink"][0]
+    layers = plan(topology, REPO / "targets", tmp_path, where)
+    broker = next(i for layer in layers for i in layer if i.name == "broker")
+    listeners = dict(entry.split("=", 1) for entry in broker.env["LISTENERS"].split(","))
+    assert listeners["worker"] == f"{named['worker']}=127.0.0.1:{where.links['worker->broker']}"

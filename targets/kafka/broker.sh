@@ -1,0 +1,56 @@
+#!/bin/sh
+# Starts one Kafka node in KRaft mode (broker and controller in one process) for a run: its own
+# ports, its data in DATA (formatted on the first start, kept across a restart).
+# Each client component reaches it through its own link (a Toxiproxy proxy), and Kafka tells a
+# client to connect to the address advertised for the listener it came in on: so there is one
+# listener per client component, on the port named after it, advertised as that client's proxy.
+# Env: PORT (the listener of everything else, such as the probe), CONTROLLER_PORT, LISTENERS
+# (NAME=PORT=ADVERTISED_ADDRESS, comma-separated), PARTITIONS (default 4), DATA (required).
+set -eu
+: "${PORT:?}" "${CONTROLLER_PORT:?}" "${DATA:?}"
+here=$(cd "$(dirname "$0")" && pwd)
+server=$(PATH="${HARNESS_HOME:-$HOME/.cache/harness}/bin:$PATH" command -v kafka-server) || {
+  echo "broker.sh: kafka-server not found; run: harness setup" >&2
+  exit 127
+}
+
+listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+advertised="PLAINTEXT://127.0.0.1:$PORT"
+protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+for entry in $(echo "${LISTENERS:-}" | tr ',' ' '); do
+  name=$(echo "$entry" | cut -d= -f1 | tr '[:lower:]' '[:upper:]')
+  port=$(echo "$entry" | cut -d= -f2)
+  address=$(echo "$entry" | cut -d= -f3)
+  listeners="$listeners,$name://127.0.0.1:$port"
+  advertised="$advertised,$name://$address"
+  protocols="$protocols,$name:PLAINTEXT"
+done
+
+mkdir -p "$DATA"
+cat > "$DATA/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listeners=$listeners
+advertised.listeners=$advertised
+listener.security.protocol.map=$protocols
+log.dirs=$DATA/log
+num.partitions=${PARTITIONS:-4}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=2000
+CONF
+export JAVA_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties ${JAVA_OPTS:-}"
+if [ ! -f "$DATA/log/meta.properties" ]; then
+  cluster=$(head -c 16 /dev/urandom | base64 | tr "+/" "-_" | cut -c1-22)
+  "$server" storage format --ignore-formatted --cluster-id "$cluster" \
+    --config "$DATA/server.properties" > /dev/null
+fi
+exec "$server" "$DATA/server.properties"

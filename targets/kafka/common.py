@@ -1,0 +1,171 @@
+"""Kafka plumbing shared by the Kafka reference services: the address, clients that fail fast,
+the topics and how they are declared, a consumer-group loop, and the lag of a group.
+
+Each queue is a topic of PARTITIONS partitions; its retries wait in ``<queue>.delayed`` and its
+dead letters go to ``<queue>.dlq``. Every service declares what it uses, with the same settings,
+so that none depends on another having started first. Kafka keeps no per-message
+acknowledgement: a group's committed offset per partition is what it has finished, so its lag
+(log end offset minus committed offset) is the backlog, and whatever a dead member had read
+past its last commit is read again by the member that takes its partitions over.
+Each script of this folder puts it on ``sys.path`` and imports this module as ``common``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import service
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+DEFAULT_KAFKA_ADDR = "127.0.0.1:9092"
+PARTITIONS = 4
+TIMEOUT_S = 2.0
+
+
+def kafka_addr() -> str:
+    """``KAFKA_ADDR`` (``host:port``), checked."""
+    raw = service.env_str("KAFKA_ADDR", DEFAULT_KAFKA_ADDR)
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        service.fail(f"KAFKA_ADDR={raw!r} is not host:port")
+    return raw
+
+
+def config(log: logging.Logger, **extra: Any) -> dict[str, Any]:
+    """Settings every client shares: fail fast, reconnect fast, log through ``log`` (throttled)."""
+    throttled = service.Throttled(log)
+
+    def error(err: KafkaError) -> None:
+        throttled.warning(f"kafka: {err.str()}")
+
+    return {
+        "bootstrap.servers": kafka_addr(),
+        "socket.connection.setup.timeout.ms": 2000,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 500,
+        "error_cb": error,
+        "log_level": 3,
+        **extra,
+    }
+
+
+def producer(log: logging.Logger) -> Producer:
+    """Idempotent, every write on all in-sync replicas, given up after 5 s."""
+    return Producer(
+        config(log, acks="all", **{"enable.idempotence": True, "linger.ms": 1,
+                                    "message.timeout.ms": 5000})
+    )  # fmt: skip
+
+
+def declare(log: logging.Logger, *topics: str) -> None:
+    """Create the topics that do not exist yet."""
+    admin = AdminClient(config(log))
+    futures = admin.create_topics(
+        [NewTopic(topic, PARTITIONS, 1) for topic in topics], operation_timeout=TIMEOUT_S
+    )
+    for future in futures.values():
+        try:
+            future.result(TIMEOUT_S * 2)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def declare_when_up(log: logging.Logger, stop: threading.Event, *topics: str) -> bool:
+    """Declare the topics, trying again every 500 ms while the broker does not answer; False
+    if stopped first."""
+    throttled = service.Throttled(log)
+    while not stop.is_set():
+        try:
+            declare(log, *topics)
+            return True
+        except KafkaException as exc:
+            throttled.warning(f"declaring {', '.join(topics)} failed: {exc}")
+            stop.wait(0.5)
+    return False
+
+
+def lag(
+    client: Consumer, topic: str, timeout: float = TIMEOUT_S
+) -> list[tuple[TopicPartition, int, int]]:
+    """Per partition of ``topic``: the partition at the offset the client's group committed (or
+    the log start, if none), its lag, and its log end offset."""
+    metadata = client.list_topics(topic, timeout=timeout).topics[topic]
+    if metadata.error is not None:
+        raise KafkaException(metadata.error)
+    partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+    committed = client.committed(partitions, timeout=timeout)
+    result = []
+    for partition in committed:
+        low, high = client.get_watermark_offsets(partition, timeout=timeout, cached=False)
+        start = max(partition.offset, low)
+        result.append((TopicPartition(topic, partition.partition, start), high - start, high))
+    return result
+
+
+def group_reader(log: logging.Logger, group: str) -> Consumer:
+    """A client that reads the committed offsets of ``group`` without joining it."""
+    return Consumer(config(log, **{"group.id": group, "enable.auto.commit": False}))
+
+
+class GroupConsumer:
+    """One member of a consumer group that commits only when told, until stopped. What a member
+    read and did not commit (it died, or hung past SESSION_TIMEOUT_MS) is read again by the
+    member its partitions go to."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        group: str,
+        topic: str,
+        session_timeout_ms: int,
+        stop: threading.Event,
+    ) -> None:
+        self.log, self.topic, self.stop = log, topic, stop
+        self.joined = threading.Event()  # set once the group gave this member its partitions
+        self.throttled = service.Throttled(log)
+        self.consumer = Consumer(
+            config(
+                log,
+                **{
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "session.timeout.ms": session_timeout_ms,
+                    "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
+                },
+            )
+        )
+
+    def commit(self) -> None:
+        """Commit what was read so far, and wait until the broker has it: the next batch is read
+        only then. A rebalance under way makes a failure a warning only."""
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                self.throttled.warning(f"commit failed: {exc.args[0].str()}")
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.joined.set()
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.commit()  # what this member finished stays finished for the next owner
+
+    def run(self, batch: int, handle: Callable[[list[Message]], None]) -> None:
+        self.consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked)
+        try:
+            while not self.stop.is_set():
+                messages = self.consumer.consume(batch, 0.1)
+                good = [m for m in messages if m.error() is None]
+                for message in messages:
+                    if message.error() is not None:
+                        self.throttled.warning(f"consume: {message.error().str()}")
+                if good:
+                    handle(good)
+        finally:
+            self.consumer.close()

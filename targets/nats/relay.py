@@ -1,0 +1,106 @@
+"""Relay: owns delivering the API's outbox (the stream NOTIFY_QUEUE) to the notifier.
+
+Fetches notifications with its own durable pull consumer, POSTs each id to NOTIFIER_URL/notify
+and acknowledges it once the notifier took it. A failed post is retried, same message, after an
+exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it
+takes, telling the stream it is still working on it: the notifier being down delays
+notifications, it never loses them nor affects the API. At least once: the notifier counts
+distinct ids.
+Env: NATS_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), NOTIFIER_URL
+(required), METRICS_PORT (required), BATCH, RETRY_BASE_MS (default 100), RETRY_MAX_MS (default
+2000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+from prometheus_client import Counter, start_http_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
+import common
+import service
+
+log = service.setup_logging("relay")
+errors_log = service.Throttled(log)
+
+RELAYED = Counter(
+    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
+)
+FAILURES = Counter(
+    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
+)
+
+
+class Relay:
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.queue = service.env_str("QUEUE", "notifications")
+        self.group = service.env_str("GROUP", "relay")
+        self.batch = service.env_int("BATCH", 50)
+        self.notifier_url = service.env_str("NOTIFIER_URL").rstrip("/")
+        self.retry_base_ms = service.env_int("RETRY_BASE_MS", 100)
+        self.retry_max_ms = service.env_int("RETRY_MAX_MS", 2000)
+        self.http = httpx.Client(timeout=2.0)
+        self.relayed = RELAYED.labels(queue=self.queue)
+        self.failures = FAILURES.labels(queue=self.queue)
+
+    async def run(self) -> None:
+        consumer = ConsumerConfig(
+            durable_name=self.group, ack_policy=AckPolicy.EXPLICIT, ack_wait=5, max_deliver=-1
+        )
+        await common.consume(log, self.queue, consumer, self.batch, self.stop, self.deliver)
+
+    async def deliver(self, messages: list[Msg]) -> None:
+        for message in messages:
+            job_id = service.decode(message.data).get("id")
+            attempt = 0
+            while job_id:
+                try:
+                    answer = self.http.post(f"{self.notifier_url}/notify", json={"id": job_id})
+                    answer.raise_for_status()
+                    self.relayed.inc()
+                    break
+                except httpx.HTTPError as exc:
+                    attempt += 1
+                    self.failures.inc()
+                    delay = service.backoff_seconds(attempt, self.retry_base_ms, self.retry_max_ms)
+                    errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
+                    if self.stop.is_set():
+                        return  # unacknowledged: delivered again later
+                    await message.in_progress()
+                    await asyncio.sleep(delay)
+            await message.ack()
+
+
+def main() -> int:
+    stop = service.install_stop_handler(interrupt=False)
+    metrics_port = service.env_int("METRICS_PORT")
+    relay = Relay(stop)
+    start_http_server(metrics_port, addr="127.0.0.1")
+    host, port = common.nats_addr()
+    log.info(
+        "relay consuming nats %s:%d stream=%s consumer=%s, notifier %s, metrics on "
+        "http://127.0.0.1:%d/metrics",
+        host,
+        port,
+        relay.queue,
+        relay.group,
+        relay.notifier_url,
+        metrics_port,
+    )
+    common.run_until_stopped(relay.run, stop, log)
+    relay.http.close()
+    log.info("relay stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
