@@ -37,7 +37,7 @@ class KafkaBroker:
 
     def __init__(self, cfg: producer.Config) -> None:
         self.cfg = cfg
-        self.producer = common.producer(producer.log)
+        self.producer = common.producer(producer.log, self._error)
         self.reader = common.group_reader(producer.log, service.env_str("GROUP", "workers"))
         self.up = False
         self.declared = False
@@ -66,6 +66,14 @@ class KafkaBroker:
                     self.up = False
                     if self.loop is not None:
                         self.loop.call_soon_threadsafe(self._fail_pending)
+
+    def _error(self, err: KafkaError) -> None:
+        """All brokers down (the connection dropped): refuse at once, until the next metadata
+        request answers."""
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.up = False
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self._fail_pending)
 
     def _fail_pending(self) -> None:
         for future in self.pending:

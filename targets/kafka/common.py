@@ -35,12 +35,17 @@ def kafka_addr() -> str:
     return raw
 
 
-def config(log: logging.Logger, **extra: Any) -> dict[str, Any]:
-    """Settings every client shares: fail fast, reconnect fast, log through ``log`` (throttled)."""
+def config(
+    log: logging.Logger, on_error: Callable[[KafkaError], None] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Settings every client shares: fail fast, reconnect fast, log through ``log`` (throttled),
+    and tell ``on_error`` of every error, such as all brokers down."""
     throttled = service.Throttled(log)
 
     def error(err: KafkaError) -> None:
         throttled.warning(f"kafka: {err.str()}")
+        if on_error is not None:
+            on_error(err)
 
     return {
         "bootstrap.servers": kafka_addr(),
@@ -53,11 +58,11 @@ def config(log: logging.Logger, **extra: Any) -> dict[str, Any]:
     }
 
 
-def producer(log: logging.Logger) -> Producer:
+def producer(log: logging.Logger, on_error: Callable[[KafkaError], None] | None = None) -> Producer:
     """Idempotent, every write on all in-sync replicas, given up after 5 s."""
     return Producer(
-        config(log, acks="all", **{"enable.idempotence": True, "linger.ms": 1,
-                                    "message.timeout.ms": 5000})
+        config(log, on_error, acks="all", **{"enable.idempotence": True, "linger.ms": 1,
+                                              "message.timeout.ms": 5000})
     )  # fmt: skip
 
 
