@@ -1,8 +1,10 @@
 """Every broker target, deployed for real, under a worker kill and a partition, against its ledger.
 
 One short experiment (below) runs on each broker: the workers are cut off the broker, so that a
-backlog builds, and right after they are back one of them is killed while it holds a share of
-that backlog. As shipped (acknowledgement after processing) nothing acknowledged is lost and the
+backlog builds, and once they are back (a Kafka consumer takes over a second to find its group
+again) one of them is killed while it holds a share of that backlog. Batches of 50 (where the
+worker reads in batches) leave a killed Kafka worker little chance of having just committed
+everything it read: on Kafka only what it read and did not commit is read again. As shipped (acknowledgement after processing) nothing acknowledged is lost and the
 killed worker's messages are delivered again; with acknowledgement before processing the killed
 worker takes what it held with it, and the harness reports the lost ids.
 """
@@ -26,12 +28,12 @@ name: kill-and-cut
 description: the workers lose the broker for 4 s, then one of them is killed holding a backlog
 target: redis-streams
 overrides:
-  worker: {env: {PROCESS_MS: 10}}
+  worker: {env: {PROCESS_MS: 10, BATCH: 50}}
 load: {rate: 100/s, duration: 20s}
 drain: 30s
 timeline:
   - {name: cut, at: 4s, for: 4s, fault: partition, link: worker->broker}
-  - {name: crash, at: 9s, for: 4s, fault: kill, component: worker, count: 1}
+  - {name: crash, at: 10.5s, for: 4s, fault: kill, component: worker, count: 1}
 checks:
   - name: the killed worker's messages are delivered again
     query: 'sum(harness_messages_retried_total{queue="jobs"})'
