@@ -4,9 +4,10 @@ One short experiment (below) runs on each broker: the workers are cut off the br
 backlog builds, and once they are back (a Kafka consumer takes over a second to find its group
 again) one of them is killed while it holds a share of that backlog. Batches of 50 (where the
 worker reads in batches) leave a killed Kafka worker little chance of having just committed
-everything it read: on Kafka only what it read and did not commit is read again. As shipped (acknowledgement after processing) nothing acknowledged is lost and the
-killed worker's messages are delivered again; with acknowledgement before processing the killed
-worker takes what it held with it, and the harness reports the lost ids.
+everything it read: on Kafka only what it read and did not commit is read again. As shipped
+(acknowledgement after processing) nothing acknowledged is lost and the killed worker's messages
+are delivered again; with acknowledgement before processing the killed worker takes what it
+held with it, and the harness reports the lost ids.
 """
 
 from __future__ import annotations
