@@ -5,9 +5,8 @@ commits a batch once the notifier took all of it. A failed post is retried, same
 an exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as
 it takes: the notifier being down delays notifications, it never loses them nor affects the
 API. At least once: the notifier counts distinct ids.
-Env: KAFKA_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), NOTIFIER_URL
-(required), METRICS_PORT (required), BATCH, RETRY_BASE_MS (default 100), RETRY_MAX_MS (default
-2000).
+Env: KAFKA_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), METRICS_PORT
+(required), BATCH, and those of ``notify.py``.
 """
 
 from __future__ import annotations
@@ -16,37 +15,24 @@ import sys
 import threading
 from pathlib import Path
 
-import httpx
 from confluent_kafka import Message
-from prometheus_client import Counter, start_http_server
+from prometheus_client import start_http_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import notify
 import service
 
 log = service.setup_logging("relay")
-errors_log = service.Throttled(log)
-
-RELAYED = Counter(
-    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
-)
-FAILURES = Counter(
-    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
-)
 
 
 class Relay:
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.queue = service.env_str("QUEUE", "notifications")
-        self.notifier_url = service.env_str("NOTIFIER_URL").rstrip("/")
         self.batch = service.env_int("BATCH", 50)
-        self.retry_base_ms = service.env_int("RETRY_BASE_MS", 100)
-        self.retry_max_ms = service.env_int("RETRY_MAX_MS", 2000)
-        self.http = httpx.Client(timeout=2.0)
-        self.relayed = RELAYED.labels(queue=self.queue)
-        self.failures = FAILURES.labels(queue=self.queue)
+        self.notifier = notify.NotifierClient(self.queue, log)
         self.group = common.GroupConsumer(
             log, service.env_str("GROUP", "relay"), self.queue, 6000, stop
         )
@@ -54,20 +40,11 @@ class Relay:
     def deliver(self, messages: list[Message]) -> None:
         for message in messages:
             job_id = service.decode(message.value() or b"").get("id")
-            attempt = 0
-            while job_id:
-                try:
-                    answer = self.http.post(f"{self.notifier_url}/notify", json={"id": job_id})
-                    answer.raise_for_status()
-                    self.relayed.inc()
-                    break
-                except httpx.HTTPError as exc:
-                    attempt += 1
-                    self.failures.inc()
-                    delay = service.backoff_seconds(attempt, self.retry_base_ms, self.retry_max_ms)
-                    errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
-                    if self.stop.wait(delay):
-                        return  # not committed: read again later
+            attempt = 1
+            while job_id and (delay := self.notifier.post(job_id, attempt)) is not None:
+                if self.stop.wait(delay):
+                    return  # not committed: read again later
+                attempt += 1
         self.group.commit()
 
 
@@ -80,12 +57,12 @@ def main() -> int:
         "relay consuming kafka %s topic=%s, notifier %s, metrics on http://127.0.0.1:%d/metrics",
         common.kafka_addr(),
         relay.queue,
-        relay.notifier_url,
+        relay.notifier.url,
         metrics_port,
     )
     if common.declare_when_up(log, stop, relay.queue):
         relay.group.run(relay.batch, relay.deliver)
-    relay.http.close()
+    relay.notifier.close()
     log.info("relay stopped")
     return 0
 

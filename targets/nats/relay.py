@@ -6,9 +6,8 @@ exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for
 takes, telling the stream it is still working on it: the notifier being down delays
 notifications, it never loses them nor affects the API. At least once: the notifier counts
 distinct ids.
-Env: NATS_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), NOTIFIER_URL
-(required), METRICS_PORT (required), BATCH, RETRY_BASE_MS (default 100), RETRY_MAX_MS (default
-2000).
+Env: NATS_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), METRICS_PORT
+(required), BATCH, and those of ``notify.py``.
 """
 
 from __future__ import annotations
@@ -18,25 +17,17 @@ import sys
 import threading
 from pathlib import Path
 
-import httpx
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
-from prometheus_client import Counter, start_http_server
+from prometheus_client import start_http_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import notify
 import service
 
 log = service.setup_logging("relay")
-errors_log = service.Throttled(log)
-
-RELAYED = Counter(
-    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
-)
-FAILURES = Counter(
-    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
-)
 
 
 class Relay:
@@ -45,12 +36,7 @@ class Relay:
         self.queue = service.env_str("QUEUE", "notifications")
         self.group = service.env_str("GROUP", "relay")
         self.batch = service.env_int("BATCH", 50)
-        self.notifier_url = service.env_str("NOTIFIER_URL").rstrip("/")
-        self.retry_base_ms = service.env_int("RETRY_BASE_MS", 100)
-        self.retry_max_ms = service.env_int("RETRY_MAX_MS", 2000)
-        self.http = httpx.Client(timeout=2.0)
-        self.relayed = RELAYED.labels(queue=self.queue)
-        self.failures = FAILURES.labels(queue=self.queue)
+        self.notifier = notify.NotifierClient(self.queue, log)
 
     async def run(self) -> None:
         consumer = ConsumerConfig(
@@ -61,22 +47,13 @@ class Relay:
     async def deliver(self, messages: list[Msg]) -> None:
         for message in messages:
             job_id = service.decode(message.data).get("id")
-            attempt = 0
-            while job_id:
-                try:
-                    answer = self.http.post(f"{self.notifier_url}/notify", json={"id": job_id})
-                    answer.raise_for_status()
-                    self.relayed.inc()
-                    break
-                except httpx.HTTPError as exc:
-                    attempt += 1
-                    self.failures.inc()
-                    delay = service.backoff_seconds(attempt, self.retry_base_ms, self.retry_max_ms)
-                    errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
-                    if self.stop.is_set():
-                        return  # unacknowledged: delivered again later
-                    await message.in_progress()
-                    await asyncio.sleep(delay)
+            attempt = 1
+            while job_id and (delay := self.notifier.post(job_id, attempt)) is not None:
+                if self.stop.is_set():
+                    return  # unacknowledged: delivered again later
+                await message.in_progress()
+                await asyncio.sleep(delay)
+                attempt += 1
             await message.ack()
 
 
@@ -93,11 +70,11 @@ def main() -> int:
         port,
         relay.queue,
         relay.group,
-        relay.notifier_url,
+        relay.notifier.url,
         metrics_port,
     )
     common.run_until_stopped(relay.run, stop, log)
-    relay.http.close()
+    relay.notifier.close()
     log.info("relay stopped")
     return 0
 

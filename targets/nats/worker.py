@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import threading
 import time
@@ -48,37 +47,18 @@ failures_log = service.Throttled(log)
 
 
 @dataclass(frozen=True)
-class Config:
-    queue: str
+class Config(work.Settings):
     group: str
-    consumer: str
-    sink_url: str
-    metrics_port: int
-    process_ms: int
     batch: int
     ack_wait_ms: int
-    ack_after: bool
-    retry_base_ms: int
-    retry_max_ms: int
-    max_attempts: int
-    dlq: bool
 
     @classmethod
     def from_env(cls) -> Config:
         return cls(
-            queue=service.env_str("QUEUE", "jobs"),
+            **work.Settings.from_env_shared(),
             group=service.env_str("GROUP", "workers"),
-            consumer=service.env_str("CONSUMER", f"worker-{os.getpid()}"),
-            sink_url=service.env_str("SINK_URL").rstrip("/"),
-            metrics_port=service.env_int("METRICS_PORT"),
-            process_ms=service.env_int("PROCESS_MS", 2),
             batch=service.env_int("BATCH", 10),
             ack_wait_ms=service.env_int("ACK_WAIT_MS", 5000),
-            ack_after=service.env_choice("ACK_MODE", "after", ("after", "before")) == "after",
-            retry_base_ms=service.env_int("RETRY_BASE_MS", 200),
-            retry_max_ms=service.env_int("RETRY_MAX_MS", 2000),
-            max_attempts=max(1, service.env_int("MAX_ATTEMPTS", 4)),
-            dlq=service.env_flag("DLQ", True),
         )
 
 

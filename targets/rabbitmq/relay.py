@@ -5,8 +5,8 @@ acknowledges it once the notifier took it. A failed post is retried, same messag
 exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it
 takes: the notifier being down delays notifications, it never loses them nor affects the API.
 At least once: the notifier counts distinct ids.
-Env: AMQP_ADDR, QUEUE (default ``notifications``), NOTIFIER_URL (required), METRICS_PORT
-(required), PREFETCH, HEARTBEAT, RETRY_BASE_MS (default 100), RETRY_MAX_MS (default 2000).
+Env: AMQP_ADDR, QUEUE (default ``notifications``), METRICS_PORT (required), PREFETCH,
+HEARTBEAT, and those of ``notify.py``.
 """
 
 from __future__ import annotations
@@ -16,23 +16,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
-from prometheus_client import Counter, start_http_server
+from prometheus_client import start_http_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import notify
 import service
 
 log = service.setup_logging("relay")
-errors_log = service.Throttled(log)
-
-RELAYED = Counter(
-    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
-)
-FAILURES = Counter(
-    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
-)
 
 
 class Relay(common.Consumer):
@@ -41,33 +33,19 @@ class Relay(common.Consumer):
         super().__init__(
             queue, service.env_int("PREFETCH", 50), False, service.env_int("HEARTBEAT", 4), stop
         )
-        self.notifier_url = service.env_str("NOTIFIER_URL").rstrip("/")
-        self.retry_base_ms = service.env_int("RETRY_BASE_MS", 100)
-        self.retry_max_ms = service.env_int("RETRY_MAX_MS", 2000)
-        self.http = httpx.Client(timeout=2.0)
-        self.relayed = RELAYED.labels(queue=queue)
-        self.failures = FAILURES.labels(queue=queue)
+        self.notifier = notify.NotifierClient(queue, log)
 
     def declare(self, channel: Any) -> None:
         channel.queue_declare(self.queue, durable=True, arguments={"x-queue-type": "quorum"})
 
     def handle(self, method: Any, properties: Any, body: bytes) -> None:
         job_id = service.decode(body).get("id")
-        attempt = 0
-        while job_id:
-            try:
-                answer = self.http.post(f"{self.notifier_url}/notify", json={"id": job_id})
-                answer.raise_for_status()
-                self.relayed.inc()
-                break
-            except httpx.HTTPError as exc:
-                attempt += 1
-                self.failures.inc()
-                delay = service.backoff_seconds(attempt, self.retry_base_ms, self.retry_max_ms)
-                errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
-                if self.stop.is_set():
-                    return  # unacknowledged: delivered again later
-                self.wait(delay)
+        attempt = 1
+        while job_id and (delay := self.notifier.post(job_id, attempt)) is not None:
+            if self.stop.is_set():
+                return  # unacknowledged: delivered again later
+            self.wait(delay)
+            attempt += 1
         self.acknowledge(method.delivery_tag)
 
 
@@ -85,7 +63,7 @@ def main() -> int:
             host,
             port,
             relay.queue,
-            relay.notifier_url,
+            relay.notifier.url,
             metrics_port,
         )
         relay.run()
@@ -94,7 +72,7 @@ def main() -> int:
     stop.set()
     if relay is not None:
         relay.close()
-        relay.http.close()
+        relay.notifier.close()
     log.info("relay stopped")
     return 0
 

@@ -17,7 +17,6 @@ DLQ (1 | 0).
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -41,35 +40,16 @@ failures_log = service.Throttled(log)
 
 
 @dataclass(frozen=True)
-class Config:
-    queue: str
-    consumer: str
-    sink_url: str
-    metrics_port: int
-    process_ms: int
+class Config(work.Settings):
     prefetch: int
     heartbeat: int
-    ack_after: bool
-    retry_base_ms: int
-    retry_max_ms: int
-    max_attempts: int
-    dlq: bool
 
     @classmethod
     def from_env(cls) -> Config:
         return cls(
-            queue=service.env_str("QUEUE", "jobs"),
-            consumer=service.env_str("CONSUMER", f"worker-{os.getpid()}"),
-            sink_url=service.env_str("SINK_URL").rstrip("/"),
-            metrics_port=service.env_int("METRICS_PORT"),
-            process_ms=service.env_int("PROCESS_MS", 2),
+            **work.Settings.from_env_shared(),
             prefetch=service.env_int("PREFETCH", 10),
             heartbeat=service.env_int("HEARTBEAT", 4),
-            ack_after=service.env_choice("ACK_MODE", "after", ("after", "before")) == "after",
-            retry_base_ms=service.env_int("RETRY_BASE_MS", 200),
-            retry_max_ms=service.env_int("RETRY_MAX_MS", 2000),
-            max_attempts=max(1, service.env_int("MAX_ATTEMPTS", 4)),
-            dlq=service.env_flag("DLQ", True),
         )
 
 

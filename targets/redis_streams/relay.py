@@ -7,8 +7,8 @@ succeeded. A failed post is retried, same entry, after an exponential backoff wi
 delays notifications, it never loses them nor affects the API. At least once: the notifier
 counts distinct ids.
 Env: REDIS_ADDR, STREAM (default ``notifications``), GROUP (default ``relay``), CONSUMER,
-NOTIFIER_URL (required), METRICS_PORT (required), BATCH, BLOCK_MS, CLAIM_IDLE_MS (0 = never
-claim), RETRY_BASE_MS (default 100), RETRY_MAX_MS (default 2000).
+METRICS_PORT (required), BATCH, BLOCK_MS, CLAIM_IDLE_MS (0 = never claim), and those of
+``notify.py``.
 """
 
 from __future__ import annotations
@@ -19,24 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
 
-import httpx
 from prometheus_client import Counter, start_http_server
 from redis.exceptions import RedisError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
+import notify
 import service
 
 log = service.setup_logging("relay")
 errors_log = service.Throttled(log)
 
-RELAYED = Counter(
-    "harness_notifications_relayed_total", "Outbox entries the notifier accepted", ["queue"]
-)
-FAILURES = Counter(
-    "harness_relay_failures_total", "Posts to the notifier that failed (retried)", ["queue"]
-)
 CLAIMED = Counter(
     "harness_relay_claimed_total", "Outbox entries claimed from a dead relay", ["queue"]
 )
@@ -49,13 +43,10 @@ class Config:
     stream: str
     group: str
     consumer: str
-    notifier_url: str
     metrics_port: int
     batch: int
     block_ms: int
     claim_idle_ms: int
-    retry_base_ms: int
-    retry_max_ms: int
 
     @classmethod
     def from_env(cls) -> Config:
@@ -66,13 +57,10 @@ class Config:
             stream=service.env_str("STREAM", "notifications"),
             group=service.env_str("GROUP", "relay"),
             consumer=service.env_str("CONSUMER", f"relay-{os.getpid()}"),
-            notifier_url=service.env_str("NOTIFIER_URL").rstrip("/"),
             metrics_port=service.env_int("METRICS_PORT"),
             batch=service.env_int("BATCH", 50),
             block_ms=service.env_int("BLOCK_MS", 500),
             claim_idle_ms=service.env_int("CLAIM_IDLE_MS", 5000),
-            retry_base_ms=service.env_int("RETRY_BASE_MS", 100),
-            retry_max_ms=service.env_int("RETRY_MAX_MS", 2000),
         )
 
 
@@ -81,29 +69,17 @@ class Relay:
         self.cfg, self.stop = cfg, stop
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
         self.reader = common.GroupReader(self.redis, cfg)
-        self.http = httpx.Client(timeout=2.0)
-        self.relayed = RELAYED.labels(queue=cfg.stream)
-        self.failures = FAILURES.labels(queue=cfg.stream)
+        self.notifier = notify.NotifierClient(cfg.stream, log)
         self.claimed = CLAIMED.labels(queue=cfg.stream)
 
     def deliver(self, job_id: str) -> bool:
         """POST until the notifier takes it (True) or the relay is stopped (False)."""
-        attempt = 0
-        while not self.stop.is_set():
-            try:
-                answer = self.http.post(f"{self.cfg.notifier_url}/notify", json={"id": job_id})
-                answer.raise_for_status()
-                self.relayed.inc()
-                return True
-            except httpx.HTTPError as exc:
-                attempt += 1
-                self.failures.inc()
-                delay = service.backoff_seconds(
-                    attempt, self.cfg.retry_base_ms, self.cfg.retry_max_ms
-                )
-                errors_log.warning(f"notifier failed, retry in {delay:.2f}s: {exc!r}")
-                self.stop.wait(delay)
-        return False
+        attempt = 1
+        while (delay := self.notifier.post(job_id, attempt)) is not None:
+            if self.stop.wait(delay):
+                return False
+            attempt += 1
+        return True
 
     def handle(self, entries: list[common.Entry]) -> None:
         acked = []
@@ -133,7 +109,7 @@ class Relay:
                 self.stop.wait(0.5)
 
     def close(self) -> None:
-        self.http.close()
+        self.notifier.close()
         self.redis.close()
 
 
@@ -143,6 +119,7 @@ def main() -> int:
     relay: Relay | None = None
     try:
         start_http_server(cfg.metrics_port, addr="127.0.0.1")
+        relay = Relay(cfg, stop)
         log.info(
             "relay %s consuming redis %s:%d stream=%s group=%s, notifier %s, "
             "metrics on http://127.0.0.1:%d/metrics",
@@ -151,10 +128,9 @@ def main() -> int:
             cfg.redis_port,
             cfg.stream,
             cfg.group,
-            cfg.notifier_url,
+            relay.notifier.url,
             cfg.metrics_port,
         )
-        relay = Relay(cfg, stop)
         relay.run()
     except service.Shutdown:
         pass

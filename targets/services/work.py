@@ -7,10 +7,13 @@ the job itself, so that a job costs the same and is recorded the same on every b
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import service
 from prometheus_client import Counter, Histogram
 
 HANDLED = Counter(
@@ -30,6 +33,40 @@ DEAD_LETTERED = Counter(
     "harness_dlq_messages_total", "Messages moved to the dead-letter queue", ["queue"]
 )
 BATCH_SECONDS = Histogram("harness_worker_batch_seconds", "Time to handle one batch")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every worker is told, whatever its broker; a broker's worker adds its own.
+    Env: QUEUE, CONSUMER, SINK_URL (required), METRICS_PORT (required), PROCESS_MS, ACK_MODE
+    (after | before), RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0)."""
+
+    queue: str
+    consumer: str
+    sink_url: str
+    metrics_port: int
+    process_ms: int
+    ack_after: bool
+    retry_base_ms: int
+    retry_max_ms: int
+    max_attempts: int
+    dlq: bool
+
+    @staticmethod
+    def from_env_shared() -> dict[str, Any]:
+        """The shared fields, read from the environment, for a subclass's constructor."""
+        return {
+            "queue": service.env_str("QUEUE", "jobs"),
+            "consumer": service.env_str("CONSUMER", f"worker-{os.getpid()}"),
+            "sink_url": service.env_str("SINK_URL").rstrip("/"),
+            "metrics_port": service.env_int("METRICS_PORT"),
+            "process_ms": service.env_int("PROCESS_MS", 2),
+            "ack_after": service.env_choice("ACK_MODE", "after", ("after", "before")) == "after",
+            "retry_base_ms": service.env_int("RETRY_BASE_MS", 200),
+            "retry_max_ms": service.env_int("RETRY_MAX_MS", 2000),
+            "max_attempts": max(1, service.env_int("MAX_ATTEMPTS", 4)),
+            "dlq": service.env_flag("DLQ", True),
+        }
 
 
 class ProcessingError(Exception):
