@@ -55,6 +55,8 @@ FIRST_SCRAPE_MARGIN_S = 8.0
 POLL_S = 0.05
 # A replica a fault restarted is scraped again within a scrape or two of its heal.
 RESTART_GRACE_S = 3.0
+# A busy machine delays a scrape by a second or two, never by this much.
+SCRAPE_AFTER_DRAIN_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -402,12 +404,25 @@ def _drain(
                 outcome = Outcome.OK
                 break
         time.sleep(0.25)
-    # One more scrape, so the last samples before ``end`` show the drained state.
-    time.sleep(1.2)
+    _await_scrape_after(promql, time.time())
     ctx.drained = outcome is Outcome.OK
     ctx.mark("end", time.time())
     ctx.log.now("drain", "target", outcome, t_invoke, condition=str(drained))
     say("drained" if outcome is Outcome.OK else f"[yellow]not drained after {limit_s:g}s[/yellow]")
+
+
+def _await_scrape_after(promql: PromQL, t: float) -> None:
+    """Wait until every component has been scraped after ``t``, so that the last samples
+    before ``end`` show the state at ``t``: each target is scraped at its own offset in the
+    interval, later when the machine is busy, and a counter one scrape behind reads as work
+    still owed."""
+    deadline = time.monotonic() + SCRAPE_AFTER_DRAIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(PromQLError):
+            samples = promql.instant('min(timestamp(up{job!="load"}))')
+            if samples and samples[0].value > t:
+                return
+        time.sleep(0.2)
 
 
 def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[CheckResult]:

@@ -45,7 +45,7 @@ class Relay:
                 if self.stop.wait(delay):
                     return  # not committed: read again later
                 attempt += 1
-        self.group.commit()
+        self.group.done(messages)
 
 
 def main() -> int:

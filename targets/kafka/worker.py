@@ -72,7 +72,7 @@ class Worker:
     def handle(self, messages: list[Message]) -> None:
         cfg = self.cfg
         if not cfg.ack_after:
-            self.group.commit()
+            self.group.done(messages)
         for message in messages:
             started = time.perf_counter()
             fields = service.decode(message.value() or b"")
@@ -101,7 +101,7 @@ class Worker:
             if self.producer.flush(5) > 0:
                 errors_log.warning("retries not written; the batch is not committed")
                 return
-            self.group.commit()
+            self.group.done(messages)
 
     def retry_later(self, fields: dict[str, str], exc: Exception) -> None:
         cfg = self.cfg
@@ -144,7 +144,7 @@ class Retrier:
                 return
             self.producer.produce(self.cfg.queue, service.encode(fields), key=fields.get("id"))
         if self.producer.flush(5) == 0:
-            self.group.commit()
+            self.group.done(messages)
 
     def run(self) -> None:
         self.group.run(100, self.handle)
