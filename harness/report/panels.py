@@ -129,29 +129,27 @@ OVERVIEW: tuple[Panel, ...] = (
     ),
 )
 
-# The reference Redis Streams target's own broker series, from its probe and its relay.
-BROKERS: dict[str, tuple[Panel, ...]] = {
-    "redis-streams": (
+
+def _broker(name: str, length: Panel | None, *own: Panel) -> tuple[Panel, ...]:
+    """The panels every reference broker has (from its probe and its relay), around its own."""
+    shared_length = () if length is None else (length,)
+    return (
         Panel(
-            "Redis: broker reachable",
+            f"{name}: broker reachable",
             "short",
             (Query("up", f"min(harness_probe_broker_up{_T})"),),
-            "1 while the probe reaches Redis; 0 through a broker crash or partition.",
+            f"1 while the probe reaches {name}; 0 through a broker crash or partition.",
         ),
+        *shared_length,
         Panel(
-            "Redis: stream length",
-            "short",
-            (Query("{{queue}}", f"sum by (queue) (harness_stream_length{_T})"),),
-            "XLEN of each stream: entries kept, acknowledged or not.",
-        ),
-        Panel(
-            "Redis: lag by consumer group",
+            f"{name}: lag by consumer group",
             "short",
             (Query("{{group}}", f"sum by (group) (harness_consumer_lag{_Q})"),),
-            "Entries each consumer group has not acknowledged yet.",
+            "Messages each consumer group has not acknowledged yet.",
         ),
+        *own,
         Panel(
-            "Redis: notifications",
+            f"{name}: notifications",
             "reqps",
             (
                 Query("enqueued/s", _rate("harness_notifications_enqueued_total")),
@@ -160,7 +158,58 @@ BROKERS: dict[str, tuple[Panel, ...]] = {
             ),
             "The outbox: notifications owed, carried and failed.",
         ),
+    )
+
+
+def _length(name: str, what: str) -> Panel:
+    return Panel(
+        f"{name}: {what} length",
+        "short",
+        (Query("{{queue}}", f"sum by (queue) (harness_stream_length{_T})"),),
+        f"Messages each {what} keeps, acknowledged or not.",
+    )
+
+
+# Each reference target's own broker series. RabbitMQ's come from its Prometheus plugin too.
+BROKERS: dict[str, tuple[Panel, ...]] = {
+    "redis-streams": _broker("Redis", _length("Redis", "stream")),
+    "rabbitmq": _broker(
+        "RabbitMQ",
+        None,
+        Panel(
+            "RabbitMQ: messages by queue",
+            "short",
+            (
+                Query(
+                    "{{queue}} ready",
+                    f"sum by (queue) (rabbitmq_queue_messages_ready{_T})",
+                ),
+                Query(
+                    "{{queue}} unacknowledged",
+                    f"sum by (queue) (rabbitmq_queue_messages_unacked{_T})",
+                ),
+            ),
+            "What the broker reports per queue: waiting, and delivered but not acknowledged.",
+        ),
+        Panel(
+            "RabbitMQ: redeliveries and dead letters",
+            "reqps",
+            (
+                Query(
+                    "redelivered/s",
+                    f"sum(rate(rabbitmq_global_messages_redelivered_total{_T}{_W}))",
+                ),
+                Query(
+                    "dead-lettered/s",
+                    'sum(rate({__name__=~"rabbitmq_global_messages_dead_lettered_.*_total"'
+                    f', target=~"$target"}}{_W}))',
+                ),
+            ),
+            "Deliveries flagged redelivered, and messages the queue itself dead-lettered.",
+        ),
     ),
+    "nats": _broker("NATS", _length("NATS", "stream")),
+    "kafka": _broker("Kafka", _length("Kafka", "topic")),
 }
 
 

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from harness.report import panels
+from tests.conftest import ROOT
 from tests.integration.test_catalogue import assert_exact_ledger, verdicts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,6 +76,20 @@ def test_nothing_acknowledged_is_lost_through_a_kill_and_a_partition(
     ledger = journal["ledger"]
     assert ledger["acknowledged"] > 1500 and ledger["processed"] >= ledger["acknowledged"]
     assert_exact_ledger(ledger)
+    every_chart_drew_but_what_the_broker_lacks(broker, Path(journal["run_dir"]))
+
+
+def every_chart_drew_but_what_the_broker_lacks(broker: str, run_dir: Path) -> None:
+    """The report's charts (the dashboards' panels) are the broker's, and each drew the run from
+    its real Prometheus, but for those that read a metric the broker cannot export."""
+    lacks = yaml.safe_load((ROOT / "targets" / f"{broker}.yaml").read_text()).get("lacks", {})
+    saved = json.loads((run_dir / "series.json").read_text())
+    expected = panels.for_target(broker)
+    assert [chart["title"] for chart in saved] == [p.title for p in expected]
+    for chart, panel in zip(saved, expected, strict=True):
+        lacked = any(metric in q.expr for q in panel.queries for metric in lacks)
+        drew = bool(chart["lines"]) and all(len(line["points"]) > 20 for line in chart["lines"])
+        assert drew != lacked, chart
 
 
 @pytest.mark.parametrize("broker", BROKERS)

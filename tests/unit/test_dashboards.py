@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from harness.journal import Event, Outcome
 from harness.report import dashboards, grafana, panels
@@ -18,7 +19,7 @@ def test_the_committed_dashboards_are_the_generated_ones() -> None:
 
 
 def test_every_panel_filters_by_the_target_and_only_uses_known_variables() -> None:
-    for panel in panels.for_target("redis-streams"):
+    for panel in [p for target in panels.BROKERS for p in panels.for_target(target)]:
         for query in panel.queries:
             assert '$target"' in query.expr, (panel.title, query.expr)
             variables = set(re.findall(r"\$[a-z_]+", query.expr))
@@ -34,8 +35,13 @@ def test_concrete_fills_in_one_run_and_leaves_no_variable() -> None:
 
 
 def test_panels_tile_the_dashboard_without_overlap() -> None:
+    for target in panels.BROKERS:
+        tiles_without_overlap(dashboards.broker(target)["panels"])
+
+
+def tiles_without_overlap(placed: list[dict[str, Any]]) -> None:
     taken: set[tuple[int, int]] = set()
-    for panel in dashboards.broker("redis-streams")["panels"]:
+    for panel in placed:
         pos = panel["gridPos"]
         cells = {
             (x, y)
@@ -48,7 +54,10 @@ def test_panels_tile_the_dashboard_without_overlap() -> None:
 
 def test_build_writes_every_dashboard(tmp_path: Path) -> None:
     written = dashboards.build(tmp_path)
-    assert sorted(p.name for p in written) == ["overview.json", "redis-streams.json"]
+    assert sorted(p.name for p in written) == sorted(
+        ["overview.json", *(f"{target}.json" for target in panels.BROKERS)]
+    )
+    assert set(panels.BROKERS) == {p.stem for p in (ROOT / "targets").glob("*.yaml")}
 
 
 def test_a_fault_is_annotated_with_run_experiment_target_and_kind() -> None:
