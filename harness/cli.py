@@ -24,6 +24,7 @@ from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
 from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
+from harness.observe import queue_probe
 from harness.report import charts, dashboards, html, junit
 from harness.report.console import (
     LiveProgress,
@@ -337,6 +338,11 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
+def _probe(args: argparse.Namespace, out: Console) -> int:
+    queue_probe.serve(args.url, args.queue, args.unacked, args.port)
+    return 0
+
+
 def _doctor(args: argparse.Namespace, out: Console) -> int:
     statuses = components.doctor()
     out.print(_status_table(statuses))
@@ -523,6 +529,24 @@ def _parser() -> argparse.ArgumentParser:
         "that was killed (SIGKILL) mid-run",
     )
     down.set_defaults(command=_down)
+
+    probe = commands.add_parser(
+        "probe",
+        help="export the backlog of a broker the harness did not deploy, for Prometheus",
+        description="A broker probe to run as a component of your own topology: on each "
+        "scrape of /metrics it reads the broker and exports harness_queue_depth, "
+        "harness_queue_inflight and harness_probe_broker_up, which the checks and the drain "
+        "read. `redis`: queues kept as Redis lists (Celery, RQ), with the messages delivered "
+        "and not acknowledged in one key (Celery's `unacked` hash).",
+    )
+    probe.add_argument("broker", choices=("redis",))
+    probe.add_argument("--url", required=True, help="redis://host:port/db")
+    probe.add_argument(
+        "--queue", action="append", required=True, help="a list to measure (repeat for more)"
+    )
+    probe.add_argument("--unacked", help="the key of the messages delivered, not acknowledged")
+    probe.add_argument("--port", type=int, required=True, help="where to serve /metrics")
+    probe.set_defaults(command=_probe)
 
     doctor = commands.add_parser("doctor", help="list the real components and their versions")
     doctor.set_defaults(command=_doctor)

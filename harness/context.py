@@ -40,6 +40,7 @@ class RunContext:
     ports: PortAllocator = field(default_factory=PortAllocator)
     moments: dict[str, float] = field(default_factory=dict)
     ledger: LedgerSummary | None = None
+    ledger_problem: str | None = None  # the ledger source could not be read: why
     drained: bool = False
     load_failure: str | None = None  # the load generator died: no verdict can be trusted as held
     layout: Layout | None = None

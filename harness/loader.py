@@ -20,6 +20,8 @@ from harness.errors import SpecError
 from harness.faults import FAULTS, Reach
 from harness.spec import (
     CHECK_TAGS,
+    LEDGER_PLACEHOLDERS,
+    LEDGER_SOURCES,
     PLACEHOLDER,
     SIMPLE_PLACEHOLDERS,
     Experiment,
@@ -132,11 +134,12 @@ def _target_dirs(experiment_dir: Path) -> list[str]:
 
 
 def find_target(target: str, experiment_dir: Path) -> Path | None:
-    """A target is a path to a YAML file, or a name looked up in the ``targets/`` folders."""
-    if target.endswith((".yaml", ".yml")) or "/" in target:
+    """A target is a path to a YAML file, or a name (``examples/celery-tasks``: in a subfolder)
+    looked up in the ``targets/`` folders."""
+    if target.endswith((".yaml", ".yml")):
         candidate = (experiment_dir / target).resolve()
         return candidate if candidate.is_file() else None
-    for folder in _target_dirs(experiment_dir):
+    for folder in _target_dirs(experiment_dir):  # a name, or a name in a subfolder
         candidate = Path(folder) / f"{target}.yaml"
         if candidate.is_file():
             return candidate
@@ -152,6 +155,8 @@ def _validate(model: type[M], source: Source) -> M:
         # A check's kind tag sits right after ("checks", index) in pydantic's location.
         if loc[:1] == ("checks",) and len(loc) > 2 and loc[2] in CHECK_TAGS:
             loc = loc[:2] + loc[3:]
+        if loc[:1] == ("ledger",) and len(loc) > 1 and loc[1] in LEDGER_SOURCES:
+            loc = loc[:1] + loc[2:]
         raise source.error(loc, _message(first)) from None
 
 
@@ -184,11 +189,22 @@ def _check_topology(topology: TopologySpec, source: Source) -> None:
         raise source.error(
             ("load", "component"), _no_such("component", topology.load.component, names)
         )
+    if "{id}" not in topology.load.body:
+        raise source.error(
+            ("load", "body"),
+            "the body must carry the message id as {id}: the ledger tells messages apart by it",
+        )
     for name, component in topology.components.items():
         texts: list[tuple[Loc, str]] = [
             (("components", name, "command", i), a) for i, a in enumerate(component.command)
         ]
         texts += [(("components", name, "env", k), v) for k, v in component.env.items()]
+        texts += [
+            (("components", name, "ready", "command", i), a)
+            for i, a in enumerate(component.ready.command)
+        ]
+        if component.workdir is not None:
+            texts.append((("components", name, "workdir"), component.workdir))
         for loc, text in texts:
             for match in PLACEHOLDER.finditer(text):
                 _check_placeholder(match, topology, source, loc)
@@ -197,6 +213,7 @@ def _check_topology(topology: TopologySpec, source: Source) -> None:
                 ("components", name, "metrics_port"),
                 _no_such("port", component.metrics_port, component.ports),
             )
+    _check_ledger(topology, source)
     try:
         topology.layers()
     except ValueError as exc:
@@ -212,12 +229,7 @@ def _check_placeholder(
     if kind == "link" and arg in topology.links:
         return
     if kind == "addr" and arg is not None:
-        other, _, port = arg.partition(":")
-        if other not in topology.components:
-            raise source.error(loc, _no_such("component", other, topology.components))
-        ports = topology.components[other].ports
-        if port and port not in ports:
-            raise source.error(loc, f"{other} has {_no_such('port', port, ports)}")
+        _check_addr(arg, topology, source, loc)
         return
     own = topology.components[str(loc[1])]  # loc: components.NAME...
     if kind == "var" and arg in own.vars:
@@ -239,6 +251,34 @@ def _check_placeholder(
         "port:NAME",
     ]
     raise source.error(loc, f"unknown placeholder {match.group(0)}; known: {', '.join(known)}")
+
+
+def _check_addr(arg: str, topology: TopologySpec, source: Source, loc: Loc) -> None:
+    other, _, port = arg.partition(":")
+    if other not in topology.components:
+        raise source.error(loc, _no_such("component", other, topology.components))
+    ports = topology.components[other].ports
+    if port and port not in ports:
+        raise source.error(loc, f"{other} has {_no_such('port', port, ports)}")
+
+
+def _check_ledger(topology: TopologySpec, source: Source) -> None:
+    """The ledger source is read by the harness, outside any component: only the run's folder,
+    the topology's folder and components' addresses mean something there."""
+    if topology.ledger is None:
+        return
+    for field, text in topology.ledger.model_dump().items():
+        for match in PLACEHOLDER.finditer(str(text) if field in ("url", "path") else ""):
+            kind, arg = match.group(1), match.group(2)
+            loc = ("ledger", field)
+            if kind == "addr" and arg is not None:
+                _check_addr(arg, topology, source, loc)
+            elif arg is not None or kind not in LEDGER_PLACEHOLDERS:
+                raise source.error(
+                    loc,
+                    f"unknown placeholder {match.group(0)} in a ledger source; known: "
+                    f"{', '.join(sorted(LEDGER_PLACEHOLDERS))}, addr:NAME, addr:NAME:PORT",
+                )
 
 
 def _fault_entries(

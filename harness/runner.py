@@ -8,6 +8,7 @@ during teardown is recorded and ignored: half a teardown is how processes get le
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import signal
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from harness import components
+from harness import components, ledger_sources
 from harness.abort import AbortWatch
 from harness.checks import CheckResult, Evidence, evaluate, steady_state_checks
 from harness.context import RunContext
@@ -256,6 +257,8 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
         LoadPlan(
             host=f"http://127.0.0.1:{target}",
             path=topology.load.path,
+            body=topology.load.body,
+            content_type=topology.load.content_type,
             rate=load_spec.rate,
             duration_s=load_spec.duration,
             metrics_port=standing.load_port,
@@ -425,16 +428,58 @@ def _await_scrape_after(promql: PromQL, t: float) -> None:
         time.sleep(0.2)
 
 
+def _read_ledger_source(ctx: RunContext, say: Callable[[str], None]) -> None:
+    """Write the processed side of the ledger from the topology's source, if it names one: one
+    line per processing, as the reference sink writes it, so everything after reads one format.
+    A source that cannot be read leaves no ledger, and the ledger checks say why."""
+    topology = ctx.experiment.topology
+    if topology.ledger is None or ctx.layout is None:
+        return
+    t_invoke = time.time()
+    filled = type(topology.ledger).model_validate(
+        {
+            field: local.fill_outside(value, ctx.experiment.topology_file.parent, ctx.run_dir,
+                                      ctx.layout) if isinstance(value, str) else value
+            for field, value in topology.ledger.model_dump().items()
+        }
+    )  # fmt: skip
+    path = ctx.run_dir / "ledger" / "processed.jsonl"
+    try:
+        counts = ledger_sources.read(filled)
+    except ledger_sources.LedgerSourceError as exc:
+        ctx.ledger_problem = str(exc)
+        ctx.log.now("ledger.read", "ledger", Outcome.FAIL, t_invoke, error=str(exc))
+        say(f"[yellow]ledger not read: {exc}[/yellow]")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for message_id, times in counts.items():
+            line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
+            out.write(line * times)
+    ctx.log.now(
+        "ledger.read", "ledger", Outcome.OK, t_invoke, source=ledger_sources.describe(filled),
+        ids=len(counts), processings=sum(counts.values()),
+    )  # fmt: skip
+
+
 def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[CheckResult]:
     ctx.footprint.sample(force=True)  # the last reading before teardown stops everything
     spec = ctx.experiment.spec
     ledger_dir = ctx.run_dir / "ledger"
-    ctx.ledger = summarize(
-        read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
-    )
+    _read_ledger_source(ctx, say)
+    if ctx.ledger_problem is None:  # else an empty processed side would read as all lost
+        ctx.ledger = summarize(
+            read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
+        )
     gaps = _scrape_gaps(ctx, promql) + _saturation(ctx, promql, say)
     evidence = Evidence(
-        promql, dict(ctx.moments), ctx.ledger, ctx.drained, gaps, ctx.experiment.topology.lacks
+        promql,
+        dict(ctx.moments),
+        ctx.ledger,
+        ctx.drained,
+        gaps,
+        ctx.experiment.topology.lacks,
+        ctx.ledger_problem,
     )
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]

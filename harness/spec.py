@@ -72,15 +72,36 @@ SIMPLE_PLACEHOLDERS = {
     "replica",
     "processed_ledger",
 }
+LEDGER_PLACEHOLDERS = {"run", "dir"}
 
 # ---------------------------------------------------------------- topology
 
 
 class Ready(Model):
-    """How to tell a component is ready: an HTTP GET answering 2xx, else a TCP connect."""
+    """How to tell a component is ready: a command exiting 0, a line in its log, an HTTP GET
+    answering 2xx, else a TCP connect to its port."""
 
     http: str | None = Field(None, description="path to GET on the component's port")
+    command: list[Arg] = Field(
+        default_factory=list,
+        description="run until it exits 0 (placeholders allowed; the component's env)",
+    )
+    log: str | None = Field(
+        None, description="a regular expression, matched in what it logged since it started"
+    )
     timeout: Duration = 15.0
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Ready:
+        ways = [w for w in ("http", "command", "log") if getattr(self, w)]
+        if len(ways) > 1:
+            raise ValueError(f"give one of http, command, log; not {' and '.join(ways)}")
+        if self.log is not None:
+            try:
+                re.compile(self.log)
+            except re.error as exc:
+                raise ValueError(f"log is not a regular expression: {exc}") from None
+        return self
 
 
 class ComponentSpec(Model):
@@ -92,23 +113,78 @@ class ComponentSpec(Model):
     vars: dict[str, EnvValue] = Field(
         {}, description="named settings its command and env use as {var:NAME}"
     )
+    workdir: str | None = Field(None, description="its working directory; default: the harness's")
     replicas: int = Field(1, ge=1, le=64)
     port: int | None = Field(None, ge=1, le=65535, description="a fixed port; default: a free one")
     ports: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(
         [], description="more ports it listens on, each picked free at deploy: {port:NAME}"
     )
-    ready: Ready = Ready(http=None)
+    ready: Ready = Ready(http=None, log=None)
     metrics: str | None = Field(None, description="path Prometheus scrapes on the port")
     metrics_port: str | None = Field(
         None, description="the name (in ports) of the port to scrape instead of its port"
     )
 
 
+DEFAULT_BODY = '{"id": "{id}", "payload": {"seq": {seq}}}'
+
+
 class LoadTarget(Model):
-    """Where the load generator sends its messages."""
+    """Where the load generator sends its messages, and what each POST carries."""
 
     component: str
     path: str = "/jobs"
+    body: str = Field(
+        DEFAULT_BODY,
+        description="the POST body; {id} becomes the message id (the ledger's key), {seq} the "
+        "sender's sequence number",
+    )
+    content_type: str = "application/json"
+
+
+class RedisLedger(Model):
+    """Ids in a Redis key: a set (each processed once), a hash (id → times processed), a sorted
+    set (id → times, as the score) or a list (one entry per processing)."""
+
+    source: Literal["redis"]
+    url: str = Field(description="redis://host:port/db; placeholders such as {addr:redis}")
+    key: str
+
+
+class SqliteLedger(Model):
+    """Rows of a query on an SQLite file: ``id`` (one row per processing) or ``id, count``."""
+
+    source: Literal["sqlite"]
+    path: str = Field(description="the database file; placeholders such as {run}")
+    query: str
+
+
+class FileLedger(Model):
+    """Lines of text files, one processed id a line; ``path`` may be a glob (one per replica)."""
+
+    source: Literal["file"]
+    path: str
+
+
+class HttpLedger(Model):
+    """A JSON answer to GET: a list of ids, ``{"ids": [...]}``, or ``{id: times processed}``."""
+
+    source: Literal["http"]
+    url: str
+
+
+LEDGER_SOURCES = {"redis", "sqlite", "file", "http"}
+LedgerSource = Annotated[
+    Annotated[RedisLedger, Tag("redis")]
+    | Annotated[SqliteLedger, Tag("sqlite")]
+    | Annotated[FileLedger, Tag("file")]
+    | Annotated[HttpLedger, Tag("http")],
+    Discriminator(
+        lambda v: v.get("source") if isinstance(v, dict) else getattr(v, "source", None),
+        custom_error_type="ledger_source",
+        custom_error_message="source must be one of redis, sqlite, file, http",
+    ),
+]
 
 
 class TopologySpec(Model):
@@ -121,6 +197,11 @@ class TopologySpec(Model):
     lacks: dict[str, str] = Field(
         {},
         description="metrics it cannot export, and why; checks that read them are not applicable",
+    )
+    ledger: LedgerSource | None = Field(
+        None,
+        description="where the workers record the ids they processed, read after the drain; "
+        "default: the file the {processed_ledger} placeholder names",
     )
     drained: ConditionField = Field(
         Condition.parse("sum(harness_queue_depth) + sum(harness_queue_inflight) == 0"),

@@ -31,6 +31,7 @@ class Evidence:
     drained: bool = True  # False: messages may still be on their way, so the ledger is unsure
     gaps: Sequence[Gap] = ()
     lacks: Mapping[str, str] = field(default_factory=dict)  # the target's: metric → why
+    ledger_problem: str | None = None  # why there is no ledger, when its source failed
 
     def time(self, moment: Moment) -> float:
         if moment.anchor not in self.moments:

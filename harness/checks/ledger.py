@@ -10,7 +10,7 @@ from harness.verdict import Verdict
 def ledger(check: LedgerCheck, evidence: Evidence) -> tuple[Verdict, str]:
     summary = evidence.ledger
     if summary is None:
-        raise Unmeasurable("no ledger was recorded")
+        raise Unmeasurable(evidence.ledger_problem or "no ledger was recorded")
     if not evidence.drained:
         raise Unmeasurable("the backlog did not drain, so messages may still be on their way")
     if summary.acknowledged == 0:

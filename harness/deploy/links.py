@@ -20,7 +20,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import NotFound
 from toxiproxy.proxy import Proxy
 
-from harness.deploy.process import ManagedProcess
+from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import EnvironmentProblem
 
 API_TIMEOUT_S = 5.0
@@ -57,7 +57,7 @@ class ToxiproxyServer:
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.process.start()
-        self.process.wait_ready(timeout_s, "/version", self.port)
+        self.process.wait_ready(timeout_s, Readiness(self.port, "/version"))
 
     def stop(self) -> None:
         self.process.stop()

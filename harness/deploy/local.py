@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import components
 from harness.deploy.ports import PortAllocator, is_free
-from harness.deploy.process import ManagedProcess
+from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import MissingComponent, PortTaken
 from harness.spec import PLACEHOLDER, TopologySpec
 
@@ -33,7 +33,8 @@ class Instance:
     port: int
     argv: list[str]
     env: dict[str, str]
-    ready_http: str | None
+    cwd: Path | None
+    ready: Readiness
     ready_timeout_s: float
     metrics: str | None
     metrics_port: int  # the port Prometheus scrapes: its own, or one of its named ports
@@ -126,7 +127,13 @@ def plan(
                     port,
                     argv,
                     env,
-                    spec.ready.http,
+                    Path(fill(spec.workdir)) if spec.workdir else None,
+                    Readiness(
+                        None if spec.ready.command or spec.ready.log else port,
+                        spec.ready.http,
+                        tuple(fill(arg) for arg in spec.ready.command),
+                        spec.ready.log,
+                    ),
                     spec.ready.timeout,
                     spec.metrics,
                     named[spec.metrics_port] if spec.metrics_port else port,
@@ -134,6 +141,13 @@ def plan(
                 )
             )
     return [[i for c in layer for i in instances[c]] for layer in topology.layers()]
+
+
+def fill_outside(text: str, topology_dir: Path, run_dir: Path, where: Layout) -> str:
+    """``text`` with the placeholders that mean something outside any component filled in
+    (``{run}``, ``{dir}``, ``{addr:...}``): what the harness itself reads, such as a ledger."""
+    values = {"run": str(run_dir), "dir": str(topology_dir.resolve())}
+    return PLACEHOLDER.sub(lambda m: _value(m.group(1), m.group(2), values, {}, where), text)
 
 
 def _value(
@@ -158,6 +172,12 @@ def _executable(name: str) -> str:
     return found or name
 
 
+def _process(instance: Instance) -> ManagedProcess:
+    return ManagedProcess(
+        instance.name, instance.argv, instance.log_path, instance.env, instance.cwd
+    )
+
+
 class LocalDeployment:
     """The running processes of one topology."""
 
@@ -174,9 +194,7 @@ class LocalDeployment:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for layer in self.layers:
                 for instance in layer:
-                    process = ManagedProcess(
-                        instance.name, instance.argv, instance.log_path, instance.env
-                    )
+                    process = _process(instance)
                     self.processes[instance.name] = process
                     process.start()
                 futures = [pool.submit(self._ready, i, on_ready) for i in layer]
@@ -185,7 +203,7 @@ class LocalDeployment:
 
     def _ready(self, instance: Instance, on_ready: Callable[[Instance], object]) -> None:
         process = self.processes[instance.name]
-        process.wait_ready(instance.ready_timeout_s, instance.ready_http, instance.port)
+        process.wait_ready(instance.ready_timeout_s, instance.ready)
         on_ready(instance)
 
     def replicas(self, component: str) -> list[ManagedProcess]:
@@ -210,10 +228,10 @@ class LocalDeployment:
 
     def start(self, replica: str) -> None:
         instance = next(i for i in self.instances if i.name == replica)
-        process = ManagedProcess(instance.name, instance.argv, instance.log_path, instance.env)
+        process = _process(instance)
         self.processes[replica] = process
         process.start()
-        process.wait_ready(instance.ready_timeout_s, instance.ready_http, instance.port)
+        process.wait_ready(instance.ready_timeout_s, instance.ready)
 
     def down(self) -> None:
         """Stop every process, last layer first; each layer's processes stop in parallel."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,35 @@ def log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How a process says it is ready: a command that exits 0, a line in what it logged since
+    it started, an HTTP GET answering 2xx on its port, or else a TCP connect to its port (no
+    port: as soon as it runs)."""
+
+    port: int | None = None
+    http: str | None = None
+    command: tuple[str, ...] = ()
+    log: str | None = None  # a regular expression
+
+    def poll_s(self) -> float:
+        return 0.25 if self.command else 0.02  # a command is a process start each time
+
+    def answers(self, process: ManagedProcess) -> bool:
+        if self.command:
+            try:
+                done = subprocess.run(
+                    self.command, env=process.env, cwd=process.cwd, capture_output=True,
+                    timeout=10, check=False,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired):
+                return False
+            return done.returncode == 0
+        if self.log is not None:
+            return re.search(self.log, process.logged()) is not None
+        return self.port is None or _answers(self.port, self.http)
 
 
 class ManagedProcess:
@@ -53,6 +84,7 @@ class ManagedProcess:
         self.paused = False
         self.started_at: float | None = None
         self.ready_s: float | None = None  # from start until it first answered
+        self.log_start = 0  # where this start's lines begin in a log kept across restarts
 
     @property
     def pid(self) -> int | None:
@@ -63,6 +95,7 @@ class ManagedProcess:
         env = leftovers.owned(self.env if self.env is not None else os.environ)
         self.started_at = time.time()
         with self.log_path.open("ab") as log:
+            self.log_start = log.tell()
             try:
                 self.proc = subprocess.Popen(
                     self.argv,
@@ -95,14 +128,23 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             return None
 
-    def wait_ready(self, timeout_s: float, http_path: str | None, port: int | None) -> None:
-        """Poll the component's own protocol until it answers; raise with its log tail if not."""
+    def logged(self) -> str:
+        """What this process logged since it started."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(self.log_start)
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout_s: float, ready: Readiness) -> None:
+        """Poll until it says it is ready; raise with its log tail if it does not in time."""
         deadline = time.monotonic() + timeout_s
         while True:
             code = self.returncode()
             if code is not None:
                 raise ComponentFailed(self.name, f"exited with code {code} at start", self.tail())
-            if port is None or _answers(port, http_path):
+            if ready.answers(self):
                 if self.started_at is not None:
                     self.ready_s = round(time.time() - self.started_at, 3)
                 return
@@ -110,7 +152,7 @@ class ManagedProcess:
                 raise ComponentFailed(
                     self.name, f"was not ready after {timeout_s:g} s", self.tail()
                 )
-            time.sleep(0.02)
+            time.sleep(ready.poll_s())
 
     def tail(self) -> str:
         return log_tail(self.log_path)

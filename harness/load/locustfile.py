@@ -42,6 +42,8 @@ TARGET_RATE = Gauge("harness_load_target_rate", "Sends per second the run aims f
 @dataclass(frozen=True)
 class Config:
     path: str
+    body: str
+    content_type: str
     rate: float
     users: int
     seed: int
@@ -52,6 +54,8 @@ class Config:
     def of(cls, options: Any) -> Config:
         return cls(
             options.harness_path,
+            options.harness_body,
+            options.harness_content_type,
             options.harness_rate,
             options.harness_users,
             options.harness_seed,
@@ -63,6 +67,8 @@ class Config:
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _options(parser: Any) -> None:
     parser.add_argument("--harness-path", default="/jobs")
+    parser.add_argument("--harness-body", default='{"id": "{id}", "payload": {"seq": {seq}}}')
+    parser.add_argument("--harness-content-type", default="application/json")
     parser.add_argument("--harness-rate", type=float, default=1.0)
     parser.add_argument("--harness-users", type=int, default=1)
     parser.add_argument("--harness-seed", type=int, default=0)
@@ -242,9 +248,11 @@ class Producer(FastHttpUser):
         message_id = f"{config.seed:08x}-{self.number}-{seq}"
         _record(id=message_id, type="invoke", t=time.time())
         started = time.perf_counter()
+        body = config.body.replace("{id}", message_id).replace("{seq}", str(seq))
         with self.client.post(
             config.path,
-            json={"id": message_id, "payload": {"seq": seq}},
+            data=body,
+            headers={"Content-Type": config.content_type},
             catch_response=True,
             # A followed redirect would POST the message a second time.
             allow_redirects=False,

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from harness.deploy.process import ManagedProcess
+from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import ComponentFailed
+from harness.spec import DEFAULT_BODY
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -72,6 +73,8 @@ class LoadPlan:
     workers: int = 0  # 0: Locust alone in one process; N: a master and N workers
     master_port: int | None = None  # where the master listens for its workers
     remote: RemoteWorkers | None = None  # workers on other machines, and the master's address
+    body: str = DEFAULT_BODY  # {id}: the message id, {seq}: the sender's sequence number
+    content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0 or self.timeout_s <= 0:
@@ -135,7 +138,7 @@ class LoadProcess:
         for process in self.processes:
             process.start()
         try:
-            self.process.wait_ready(_READY_TIMEOUT_S, "/metrics", self.plan.metrics_port)
+            self.process.wait_ready(_READY_TIMEOUT_S, Readiness(self.plan.metrics_port, "/metrics"))
             self._wait_for_users()
         except ComponentFailed:
             self.stop()
@@ -193,6 +196,10 @@ class LoadProcess:
             *mode,
             "--harness-path",
             plan.path,
+            "--harness-body",
+            plan.body,
+            "--harness-content-type",
+            plan.content_type,
             "--harness-rate",
             repr(plan.rate),
             "--harness-users",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.deploy.process import ManagedProcess
+from harness.deploy.process import ManagedProcess, Readiness
 
 SCRAPE_INTERVAL = "1s"
 # Prometheus hands new targets to its scrapers at most this often (5 s by default, which was
@@ -76,7 +76,7 @@ class Prometheus:
         self.process.start()
 
     def wait_ready(self, timeout_s: float = 15.0) -> None:
-        self.process.wait_ready(timeout_s, "/-/ready", self.port)
+        self.process.wait_ready(timeout_s, Readiness(self.port, "/-/ready"))
 
     def stop(self) -> None:
         self.process.stop()

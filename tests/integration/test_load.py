@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ class Producer:
     status: int
     delay_s: float = 0.0
     received: list[str] = field(default_factory=list)
+    bodies: list[tuple[str, str]] = field(default_factory=list)  # content type, body
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -48,8 +50,11 @@ def producer(status: int, delay_s: float = 0.0) -> Iterator[Producer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            content_type = self.headers.get("Content-Type", "")
             with state.lock:
-                state.received.append(json.loads(body)["id"])
+                state.bodies.append((content_type, body.decode()))
+                if content_type == "application/json":
+                    state.received.append(json.loads(body)["id"])
             time.sleep(state.delay_s)
             self.send_response(state.status)
             self.send_header("Content-Length", "0")
@@ -174,6 +179,23 @@ def test_acknowledged_sends_are_ok_and_counted(tmp_path: Path, started: list[Loa
     # Loose on purpose: the machine is shared, only gross rate errors should fail this.
     assert 60 <= len(sends) <= 180
     assert sorted(target.received) == sorted(sends)
+
+
+def test_a_body_template_carries_each_id_in_the_systems_own_format(
+    tmp_path: Path, started: list[LoadProcess]
+) -> None:
+    template = '<job ref="{id}" n="{seq}"/>'
+    with producer(202) as target:
+        plan = make_plan(
+            tmp_path, target.url, body=template, content_type="application/xml", duration_s=1.0
+        )
+        assert run(plan, started).wait(timeout=30) == 0
+
+    sends = read_sends(plan.ledger_path)
+    assert sends and set(sends.values()) == {SendOutcome.OK}
+    assert {content_type for content_type, _ in target.bodies} == {"application/xml"}
+    refs = [re.fullmatch(r'<job ref="([^"]+)" n="\d+"/>', body) for _, body in target.bodies]
+    assert sorted(m.group(1) for m in refs if m) == sorted(sends)
 
 
 def test_refused_sends_are_fail(tmp_path: Path, started: list[LoadProcess]) -> None:

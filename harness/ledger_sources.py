@@ -1,0 +1,133 @@
+"""The processed side of the ledger, read from where a system's own workers record their effects.
+
+A system the harness did not write keeps no ledger in the harness's format, but its effects are
+somewhere: a Redis set or hash, a table, a file, an endpoint. After the drain, the harness reads
+that place once and counts how many times each id was processed; more than once is a duplicate,
+never is a loss, exactly as with the reference sink's ledger.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from harness.spec import FileLedger, HttpLedger, LedgerSource, RedisLedger, SqliteLedger
+
+TIMEOUT_S = 10.0
+
+
+class LedgerSourceError(Exception):
+    """The source could not be read; the message says which and why."""
+
+
+def read(source: LedgerSource) -> collections.Counter[str]:
+    """How many times each id was processed, by the source (placeholders already filled)."""
+    try:
+        if isinstance(source, RedisLedger):
+            return _redis(source)
+        if isinstance(source, SqliteLedger):
+            return _sqlite(source)
+        if isinstance(source, FileLedger):
+            return _files(source)
+        return _http(source)
+    except LedgerSourceError:
+        raise
+    except (redis.RedisError, sqlite3.Error, httpx.HTTPError, OSError, ValueError) as exc:
+        raise LedgerSourceError(f"{describe(source)}: {type(exc).__name__}: {exc}") from exc
+
+
+def describe(source: LedgerSource) -> str:
+    if isinstance(source, RedisLedger):
+        return f"redis key {source.key!r} at {source.url}"
+    if isinstance(source, SqliteLedger):
+        return f"sqlite {source.path}"
+    if isinstance(source, FileLedger):
+        return f"files {source.path}"
+    return f"GET {source.url}"
+
+
+def _redis(source: RedisLedger) -> collections.Counter[str]:
+    client = redis.Redis.from_url(
+        source.url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+    )
+    try:
+        kind = _text(client.type(source.key))
+        if kind == "none":
+            return collections.Counter()  # nothing processed yet writes no key
+        if kind == "set":
+            return collections.Counter({_text(m): 1 for m in client.smembers(source.key)})
+        if kind == "hash":
+            return _counts(client.hgetall(source.key).items(), source)
+        if kind == "zset":
+            return _counts(client.zrange(source.key, 0, -1, withscores=True), source)
+        if kind == "list":
+            return collections.Counter(_text(m) for m in client.lrange(source.key, 0, -1))
+        raise LedgerSourceError(
+            f"{describe(source)} is a {kind}; a ledger key is a set, hash, sorted set or list"
+        )
+    finally:
+        client.close()
+
+
+def _sqlite(source: SqliteLedger) -> collections.Counter[str]:
+    path = Path(source.path)
+    if not path.is_file():
+        raise LedgerSourceError(f"{describe(source)}: no such file")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_S) as db:
+        rows = db.execute(source.query).fetchall()
+    if rows and len(rows[0]) not in (1, 2):
+        raise LedgerSourceError(
+            f"{describe(source)}: the query returns {len(rows[0])} columns; "
+            "it must return id, or id and count"
+        )
+    if rows and len(rows[0]) == 2:
+        return _counts(rows, source)
+    return collections.Counter(_text(row[0]) for row in rows)
+
+
+def _files(source: FileLedger) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for name in sorted(glob.glob(source.path)):
+        text = Path(name).read_text(encoding="utf-8", errors="replace")
+        counts.update(line.strip() for line in text.splitlines() if line.strip())
+    return counts
+
+
+def _http(source: HttpLedger) -> collections.Counter[str]:
+    answer = httpx.get(source.url, timeout=TIMEOUT_S)
+    answer.raise_for_status()
+    body = answer.json()
+    if isinstance(body, dict) and isinstance(body.get("ids"), list):
+        body = body["ids"]
+    if isinstance(body, list):
+        return collections.Counter(_text(item) for item in body)
+    if isinstance(body, dict):
+        return _counts(body.items(), source)
+    raise LedgerSourceError(
+        f"{describe(source)} answered {type(body).__name__}; expected a list of ids, "
+        '{"ids": [...]} or {id: count}'
+    )
+
+
+def _counts(pairs: Any, source: LedgerSource) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for key, value in pairs:
+        try:
+            times = int(float(_text(value)))
+        except ValueError:
+            raise LedgerSourceError(
+                f"{describe(source)}: the count of {_text(key)!r} is {_text(value)!r}, not a number"
+            ) from None
+        if times > 0:
+            counts[_text(key)] = times
+    return counts
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
