@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from harness import components, up
+from harness import components, scaffold, up
 from harness.deploy import leftovers
 from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
@@ -338,6 +338,17 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
+def _init(args: argparse.Namespace, out: Console) -> int:
+    for path in scaffold.write(args.name, Path(args.dir), args.force):
+        out.print(f"wrote {path}")
+    experiment = Path(args.dir) / "experiments" / f"{args.name}-crashed-workers.yaml"
+    out.print(
+        f"next: edit the TODO lines, then `harness validate {experiment}`, "
+        f"then `harness run {experiment}`"
+    )
+    return 0
+
+
 def _probe(args: argparse.Namespace, out: Console) -> int:
     queue_probe.serve(args.url, args.queue, args.unacked, args.port)
     return 0
@@ -529,6 +540,19 @@ def _parser() -> argparse.ArgumentParser:
         "that was killed (SIGKILL) mid-run",
     )
     down.set_defaults(command=_down)
+
+    init = commands.add_parser(
+        "init",
+        help="write a commented starting target and experiment for your own system",
+        description="Write targets/NAME.yaml (your system as the harness deploys it: an API, "
+        "a broker, workers, a broker probe and where the workers record their effects, with "
+        "the lines to change marked TODO) and experiments/NAME-crashed-workers.yaml (half the "
+        "workers killed mid-job, twice) under DIR. Nothing is overwritten without --force.",
+    )
+    init.add_argument("name", metavar="NAME", help="the target's name")
+    init.add_argument("--dir", default=".", help="where targets/ and experiments/ go (default: .)")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.set_defaults(command=_init)
 
     probe = commands.add_parser(
         "probe",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 import yaml
 
 from harness.cli import _parser
+from harness.loader import load_experiment
 from tests.conftest import ROOT
 
 
@@ -31,3 +33,18 @@ def test_the_pre_commit_hook_validates_experiment_files() -> None:
     assert not re.search(hook["files"], "targets/redis-streams.yaml")
     argv = [*shlex.split(hook["entry"])[1:], "experiments/slow-consumer.yaml"]
     assert _parser().parse_args(argv).files == ["experiments/slow-consumer.yaml"]
+
+
+def test_the_readmes_own_system_target_loads(tmp_path: Path) -> None:
+    section = (ROOT / "README.md").read_text().split("## Your own system", 1)[1]
+    target = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "my-tasks.yaml").write_text(target)
+    (tmp_path / "experiments").mkdir()
+    experiment = tmp_path / "experiments" / "exp.yaml"
+    experiment.write_text(
+        "name: exp\ntarget: my-tasks\nload: {rate: 1/s, duration: 1s}\n"
+        "checks:\n  - {name: nothing lost, ledger: lost, expect: '== 0'}\n"
+    )
+    loaded = load_experiment(experiment)
+    assert loaded.topology.ledger is not None and "{id}" in loaded.topology.load.body

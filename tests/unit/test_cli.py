@@ -205,3 +205,28 @@ def test_the_schema_refuses_what_the_loader_refuses(harness_cli) -> None:
     experiment["drian"] = "30s"
     with pytest.raises(jsonschema.ValidationError, match="drian"):
         jsonschema.validate(experiment, schema)
+
+
+def test_init_writes_a_target_and_experiment_that_validate(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli("init", "shop", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    target = tmp_path / "targets" / "shop.yaml"
+    experiment = tmp_path / "experiments" / "shop-crashed-workers.yaml"
+    assert "TODO" in target.read_text() and "target: shop" in experiment.read_text()
+    checked = harness_cli("validate", str(experiment))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    target.write_text(target.read_text() + "# mine\n")
+    again = harness_cli("init", "shop", "--dir", str(tmp_path))
+    assert again.returncode == 3
+    assert f"already there: {target}, {experiment}; --force overwrites" in again.stderr
+    assert target.read_text().endswith("# mine\n")  # nothing was overwritten
+    forced = harness_cli("init", "shop", "--dir", str(tmp_path), "--force")
+    assert forced.returncode == 0 and not target.read_text().endswith("# mine\n")
+
+
+def test_init_refuses_a_name_that_is_not_a_target_name(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli("init", "my shop", "--dir", str(tmp_path))
+    assert result.returncode == 3
+    assert "'my shop' is not a target name" in result.stderr
+    assert not any(tmp_path.iterdir())
