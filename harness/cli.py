@@ -546,8 +546,8 @@ def _parser() -> argparse.ArgumentParser:
         help="write a commented starting target and experiment for your own system",
         description="Write targets/NAME.yaml (your system as the harness deploys it: an API, "
         "a broker, workers, a broker probe and where the workers record their effects, with "
-        "the lines to change marked TODO) and experiments/NAME-crashed-workers.yaml (half the "
-        "workers killed mid-job, twice) under DIR. Nothing is overwritten without --force.",
+        "the lines to change marked TODO) and experiments/NAME-crashed-workers.yaml (every "
+        "worker killed mid-job, twice) under DIR. Nothing is overwritten without --force.",
     )
     init.add_argument("name", metavar="NAME", help="the target's name")
     init.add_argument("--dir", default=".", help="where targets/ and experiments/ go (default: .)")
@@ -568,7 +568,11 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument(
         "--queue", action="append", required=True, help="a list to measure (repeat for more)"
     )
-    probe.add_argument("--unacked", help="the key of the messages delivered, not acknowledged")
+    probe.add_argument(
+        "--unacked",
+        help="the key of the messages delivered and not acknowledged (a hash, list or sorted "
+        "set), or a pattern with * whose keys are summed (one list per worker)",
+    )
     probe.add_argument("--port", type=int, required=True, help="where to serve /metrics")
     probe.set_defaults(command=_probe)
 

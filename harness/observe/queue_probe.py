@@ -53,12 +53,22 @@ class RedisQueues(Collector):
         yield from (up, depth, inflight)
 
     def _unacked_count(self) -> int:
+        """The size of the unacknowledged key, or the sum over the keys a pattern with ``*``
+        matches (one list per worker, say ``processing:*``)."""
         if self.unacked is None:
             return 0
-        kind = self.client.type(self.unacked)
+        keys = (
+            list(self.client.scan_iter(match=self.unacked, count=1000))
+            if "*" in self.unacked
+            else [self.unacked]
+        )
+        return sum(self._size(key) for key in keys)
+
+    def _size(self, key: str | bytes) -> int:
+        kind = self.client.type(key)
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         sizes = {"hash": self.client.hlen, "list": self.client.llen, "zset": self.client.zcard}
-        return int(sizes[kind](self.unacked)) if kind in sizes else 0
+        return int(sizes[kind](key)) if kind in sizes else 0
 
 
 def serve(url: str, queues: list[str], unacked: str | None, port: int) -> None:
