@@ -1,0 +1,102 @@
+"""Systems the harness did not write, described only in YAML, through the catalogue: the Celery
+example in both acknowledgement modes, and the tutorial's shop before and after its fix, each on
+real processes with the ledger read from where the workers record their effects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.test_catalogue import assert_exact_ledger, verdicts
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Tasks long enough, and the workers busy enough, that a kill lands mid-task nearly always.
+CELERY = ("--target", "examples/celery-tasks", "--set", "load.rate=150/s",
+          "--set", "worker.env.PROCESS_MS=20")  # fmt: skip
+
+
+def journal_of(runs: Path) -> dict[str, Any]:
+    (run_dir,) = runs.iterdir()
+    journal: dict[str, Any] = json.loads((run_dir / "journal.json").read_text())
+    return journal
+
+
+def test_celery_acknowledging_on_start_loses_the_tasks_killed_workers_were_running(
+    harness_cli, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    result = harness_cli(
+        "run", "experiments/crashed-workers.yaml", *CELERY, "--runs-dir", str(runs), timeout=240
+    )
+    journal = journal_of(runs)
+    assert result.returncode == 1, result.stdout + result.stderr
+    checks = verdicts(journal)
+    assert checks["nothing acknowledged is lost"] == "failed", journal["checks"]
+    assert checks["the dead workers' pending messages are claimed by the survivors"] == (
+        "not-applicable"
+    )
+    assert journal["ledger"]["lost"] > 0 and journal["ledger"]["examples"]["lost"]
+    assert_exact_ledger(journal["ledger"])
+    assert any(e["kind"] == "ledger.read" and e["outcome"] == "ok" for e in journal["timeline"])
+
+
+def test_celery_acknowledging_late_loses_nothing(harness_cli, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    late = ("--set", "worker.env.ACKS_LATE=1")
+    result = harness_cli(
+        "run", "experiments/crashed-workers.yaml", *CELERY, *late, "--runs-dir", str(runs),
+        timeout=240,
+    )  # fmt: skip
+    journal = journal_of(runs)
+    checks = verdicts(journal)
+    assert checks["nothing acknowledged is lost"] == "held", result.stdout + result.stderr
+    assert checks["all work is picked up within 30 s of the end of the load"] == "held"
+    ledger = journal["ledger"]
+    assert ledger["lost"] == 0 and ledger["processed"] == ledger["acknowledged"]
+    # A worker killed between its effect and its acknowledgement has the task done twice.
+    assert checks["no effect is applied twice"] == (
+        "held" if ledger["duplicated"] == 0 else "failed"
+    )
+    assert_exact_ledger(ledger)
+
+
+def tutorial_shop(tmp_path: Path, harness_cli) -> Path:  # type: ignore[no-untyped-def]
+    """The folder docs/tutorial.md builds: `harness init shop`, the app, the edits it names."""
+    shop = tmp_path / "shop"
+    assert harness_cli("init", "shop", "--dir", str(shop)).returncode == 0
+    shutil.copytree(ROOT / "docs" / "tutorial" / "app", shop / "app")
+    return shop
+
+
+def run_shop(harness_cli, shop: Path) -> tuple[int, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    runs = shop / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    experiment = shop / "experiments" / "shop-crashed-workers.yaml"
+    result = harness_cli("run", str(experiment), "--runs-dir", str(runs), timeout=240)
+    return result.returncode, journal_of(runs)
+
+
+def test_the_tutorial_finds_the_shops_lost_jobs_and_passes_once_they_are_fixed(
+    harness_cli, tmp_path: Path
+) -> None:
+    shop = tutorial_shop(tmp_path, harness_cli)
+    code, journal = run_shop(harness_cli, shop)
+    assert code == 1, journal["checks"]
+    assert verdicts(journal)["nothing acknowledged is lost"] == "failed"
+    assert journal["ledger"]["lost"] > 0
+
+    # The tutorial's fix: the worker that keeps what it holds, and the probe that counts it.
+    shutil.copy(shop / "app" / "worker_fixed.py", shop / "app" / "worker.py")
+    target = shop / "targets" / "shop.yaml"
+    target.write_text(
+        target.read_text().replace("--unacked, unacked,", "--unacked, 'processing:*',")
+    )
+    code, journal = run_shop(harness_cli, shop)
+    assert code == 0, journal["checks"]
+    assert journal["ledger"]["lost"] == 0 and journal["ledger"]["duplicated"] == 0
