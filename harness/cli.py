@@ -350,7 +350,11 @@ def _init(args: argparse.Namespace, out: Console) -> int:
 
 
 def _probe(args: argparse.Namespace, out: Console) -> int:
-    queue_probe.serve(args.url, args.queue, args.unacked, args.port)
+    try:
+        source = queue_probe.collector(args.broker, args.url, args.queue, args.unacked)
+    except ValueError as exc:
+        raise SpecError("harness probe", None, "", str(exc)) from None
+    queue_probe.serve(source, args.port)
     return 0
 
 
@@ -561,12 +565,16 @@ def _parser() -> argparse.ArgumentParser:
         "scrape of /metrics it reads the broker and exports harness_queue_depth, "
         "harness_queue_inflight and harness_probe_broker_up, which the checks and the drain "
         "read. `redis`: queues kept as Redis lists (Celery, RQ), with the messages delivered "
-        "and not acknowledged in one key (Celery's `unacked` hash).",
+        "and not acknowledged in one key (Celery's `unacked` hash). `kafka`: the lag of a "
+        "consumer group on a topic, the records past its committed offsets.",
     )
-    probe.add_argument("broker", choices=("redis",))
-    probe.add_argument("--url", required=True, help="redis://host:port/db")
+    probe.add_argument("broker", choices=("redis", "kafka"))
+    probe.add_argument("--url", required=True, help="redis://host:port/db, or Kafka's host:port")
     probe.add_argument(
-        "--queue", action="append", required=True, help="a list to measure (repeat for more)"
+        "--queue",
+        action="append",
+        required=True,
+        help="a Redis list, or a Kafka TOPIC:GROUP, to measure (repeat for more)",
     )
     probe.add_argument(
         "--unacked",

@@ -36,6 +36,7 @@ from harness.units import Moment
 from harness.yamlsource import Loc, Override, Source, apply_override, leaves, load, merged
 
 M = TypeVar("M", bound=BaseModel)
+QUEUE_VARIABLE = "$queue"
 
 
 def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
@@ -80,6 +81,7 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
         topo.overridden[("components", *s.path)] = s.text
     topology = _validate(TopologySpec, topo)
     _check_topology(topology, topo)
+    source.data = _with_queue(source.data, topology.queue)
     spec = _validate(ExperimentSpec, source)
     faults = tuple(_fault_entries(spec, topology, source))
     _check_overlaps(faults, spec.load.duration, source)
@@ -91,6 +93,18 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
             f"({spec.load.duration:g}s)",
         )
     return Experiment(spec, topology, faults, path, topo_path)
+
+
+def _with_queue(data: Any, queue: str) -> Any:
+    """The experiment with ``$queue`` (as on the dashboards) replaced by its target's queue, so
+    one experiment reads the right series on a target whose queue has another name."""
+    if isinstance(data, str):
+        return data.replace(QUEUE_VARIABLE, queue)
+    if isinstance(data, dict):
+        return {key: _with_queue(value, queue) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_with_queue(value, queue) for value in data]
+    return data
 
 
 def experiment_files(paths: Iterable[str]) -> list[Path]:

@@ -1,9 +1,10 @@
-"""A broker probe for systems the harness did not write: the backlog of Redis-list queues.
+"""Broker probes for systems the harness did not write: the backlog their brokers hold.
 
 Task queues on Redis (Celery, RQ, Sidekiq-style workers) keep waiting messages in a list and
-those delivered but not acknowledged in a hash or another list. Reading both on each scrape
-gives the harness the depth and in-flight counts its checks and its drain read, without the
-system exporting anything. Run as a component: ``harness probe redis --url ... --queue jobs``.
+those delivered but not acknowledged in a hash or another list; a Kafka consumer group's backlog
+is its lag, the records past its committed offsets. Reading them on each scrape gives the
+harness the depth and in-flight counts its checks and its drain read, without the system
+exporting anything. Run as a component: ``harness probe redis|kafka --url ... --queue ...``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 
 import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -71,10 +73,82 @@ class RedisQueues(Collector):
         return int(sizes[kind](key)) if kind in sizes else 0
 
 
-def serve(url: str, queues: list[str], unacked: str | None, port: int) -> None:
-    """Serve the metrics on ``port`` until SIGTERM or SIGINT."""
+class KafkaLag(Collector):
+    """On each scrape: per ``topic:group``, the records past the group's committed offsets (a
+    record a member read and did not commit counts: it will be read again)."""
+
+    def __init__(self, bootstrap: str, queues: list[str]) -> None:
+        self.pairs = [_topic_group(queue) for queue in queues]
+        self.readers = {
+            group: Consumer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": group,  # read its offsets; never subscribes, never commits
+                    "enable.auto.commit": False,
+                    "socket.connection.setup.timeout.ms": 1000,
+                    "log_level": 0,
+                }
+            )
+            for _, group in self.pairs
+        }
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("harness_probe_broker_up", "1 if Kafka answered this scrape")
+        try:
+            lags = [self._lag(topic, group) for topic, group in self.pairs]
+        except KafkaException:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        depth = GaugeMetricFamily(
+            "harness_queue_depth", "Records past the group's committed offsets", labels=["queue"]
+        )
+        inflight = GaugeMetricFamily(
+            "harness_queue_inflight", "0: Kafka's lag counts read records too", labels=["queue"]
+        )
+        lag = GaugeMetricFamily(
+            "harness_consumer_lag", "Records past the committed offsets", labels=["queue", "group"]
+        )
+        for (topic, group), records in zip(self.pairs, lags, strict=True):
+            depth.add_metric([topic], records)
+            inflight.add_metric([topic], 0)
+            lag.add_metric([topic, group], records)
+        yield from (up, depth, inflight, lag)
+
+    def _lag(self, topic: str, group: str) -> int:
+        reader = self.readers[group]
+        metadata = reader.list_topics(topic, timeout=TIMEOUT_S).topics[topic]
+        if metadata.error is not None:
+            if metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return 0  # not created yet: nothing waits in it
+            raise KafkaException(metadata.error)
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+        total = 0
+        for partition in reader.committed(partitions, timeout=TIMEOUT_S):
+            low, high = reader.get_watermark_offsets(partition, timeout=TIMEOUT_S, cached=False)
+            total += high - max(partition.offset, low)
+        return total
+
+
+def _topic_group(queue: str) -> tuple[str, str]:
+    topic, sep, group = queue.partition(":")
+    if not sep or not topic or not group:
+        raise ValueError(f"--queue {queue!r}: a Kafka queue is TOPIC:GROUP")
+    return topic, group
+
+
+def collector(broker: str, url: str, queues: list[str], unacked: str | None) -> Collector:
+    """The probe of ``broker`` (redis | kafka) at ``url``."""
+    if broker == "kafka":
+        return KafkaLag(url, queues)
     client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
-    REGISTRY.register(RedisQueues(client, queues, unacked))
+    return RedisQueues(client, queues, unacked)
+
+
+def serve(source: Collector, port: int) -> None:
+    """Serve the metrics on ``port`` until SIGTERM or SIGINT."""
+    REGISTRY.register(source)
     start_http_server(port, addr="127.0.0.1")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -359,3 +359,18 @@ def test_a_boolean_in_an_environment_is_refused_with_the_fix(tmp_path: Path) -> 
     assert (error.file, error.line) == (str(path), line_of(text, "DEBUG"))
     assert error.field == "overrides.worker.env.DEBUG"
     assert "quote the text you mean" in error.message
+
+
+def test_queue_stands_for_the_targets_queue(tmp_path: Path) -> None:
+    write(
+        tmp_path / "targets" / "mini.yaml",
+        MINI_TOPOLOGY.replace("name: mini", "name: mini\nqueue: events"),
+    )
+    experiment = write(
+        tmp_path / "experiments" / "exp.yaml",
+        "name: q\ntarget: mini\nload: {rate: 1/s, duration: 1s}\n"
+        "checks:\n  - {name: empty, query: 'sum(harness_queue_depth{queue=\"$queue\"})', "
+        "at: end, expect: '== 0'}\n",
+    )
+    (check,) = load_experiment(experiment).spec.checks
+    assert check.query == 'sum(harness_queue_depth{queue="events"})'
