@@ -132,6 +132,7 @@ class GroupConsumer:
     ) -> None:
         self.log, self.topic, self.stop = log, topic, stop
         self.joined = threading.Event()  # set once the group gave this member its partitions
+        self.in_flight = False  # an asynchronous commit the broker has not answered yet
         self.throttled = service.Throttled(log)
         self.consumer = Consumer(
             config(
@@ -155,21 +156,29 @@ class GroupConsumer:
             self.consumer.commit(asynchronous=False)
         except KafkaException as exc:
             self._committed(exc.args[0], [])
+        self.in_flight = False
 
     def done(self, messages: list[Message]) -> None:
         """Mark ``messages`` finished: store the offsets past them (only these are ever
-        committed, also on a rebalance or at close) and commit without waiting for the broker.
-        A synchronous commit per batch costs a round trip that, at a few records a batch,
-        rivals their processing."""
+        committed, also on a rebalance or at close) and commit them. One commit at a time is
+        in flight: while the broker answers within a batch's processing, commits never hold
+        the worker up; once it answers slower than that (a slow link), the worker waits for
+        each, as a consumer that commits after every batch does."""
         ends: dict[int, int] = {}
         for message in messages:
             ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
         self.consumer.store_offsets(
             offsets=[TopicPartition(self.topic, p, end) for p, end in ends.items()]
         )
-        self.consumer.commit(asynchronous=True)
+        if self.in_flight:
+            self.commit()
+        else:
+            self.in_flight = True
+            self.consumer.commit(asynchronous=True)
 
     def _committed(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The broker answered a commit (served by the next read)."""
+        self.in_flight = False
         if err is not None and err.code() != KafkaError._NO_OFFSET:
             self.throttled.warning(f"commit failed: {err.str()}")
 
