@@ -1,18 +1,19 @@
 """The stream processor: counts events per customer in 5 s tumbling windows. One member of the
-consumer group ``windows`` on the topic ``events``; each batch's counts, and the ids it counted,
-go to SQLite in one transaction, then the batch's offsets are committed. A member that dies
-between the two has its batch read again by the member that takes its partitions: at least
-once, so a window's count can exceed the truth, by exactly the events counted twice.
+consumer group ``windows`` on the topic ``events``; each event's count, and its id, go to SQLite
+in one transaction as it is processed, and a batch's offsets are committed once all of it is
+counted. A member that dies mid-batch has the batch read again by the member that takes its
+partitions: at least once, so a window's count can exceed the truth, by exactly the events
+counted twice.
 Env: KAFKA_ADDR, COUNTS_DB, PROCESS_MS (work per event), WORKER_NAME.
 """
 
-import collections
 import os
 import signal
 import sqlite3
 import time
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 WINDOW_S = 5
 stopping = False
@@ -34,28 +35,36 @@ consumer = Consumer(
      "enable.auto.commit": False, "auto.offset.reset": "earliest",
      "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 )  # fmt: skip
+admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_ADDR"]})
+for future in admin.create_topics([NewTopic("events", 4, 1)]).values():
+    try:
+        future.result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
 consumer.subscribe(["events"], on_assign=lambda *_: print("assigned", flush=True))
 work_s = int(os.environ.get("PROCESS_MS", "5")) / 1000
 member = os.environ.get("WORKER_NAME", "counter")
 while not stopping:
     first = consumer.poll(0.1)
-    if first is None or first.error():
+    if first is None:
+        continue
+    if first.error():
+        print(f"consume: {first.error()}", flush=True)
         continue
     batch = [first, *consumer.consume(49, 0)]
-    windows: collections.Counter[tuple[int, str]] = collections.Counter()
     for record in batch:
         time.sleep(work_s)
         window = int(record.timestamp()[1] / 1000 // WINDOW_S * WINDOW_S)
-        windows[(window, record.key().decode())] += 1
-    db.execute("BEGIN IMMEDIATE")
-    db.executemany(
-        "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        [(window, key, n) for (window, key), n in windows.items()],
-    )
-    db.executemany(
-        "INSERT INTO counted VALUES (?, ?, ?)",
-        [(r.value().decode(), r.key().decode(), member) for r in batch],
-    )
-    db.execute("COMMIT")
+        customer = record.key().decode()
+        with db:  # the count and the id it counted, in one transaction
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT INTO counts VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET n = n + 1",
+                (window, customer),
+            )
+            db.execute(
+                "INSERT INTO counted VALUES (?, ?, ?)", (record.value().decode(), customer, member)
+            )
     consumer.commit(asynchronous=False)
 consumer.close()
