@@ -281,8 +281,9 @@ def _check_ledger(topology: TopologySpec, source: Source) -> None:
     the topology's folder and components' addresses mean something there."""
     if topology.ledger is None:
         return
-    for field, text in topology.ledger.model_dump().items():
-        for match in PLACEHOLDER.finditer(str(text) if field in ("url", "path") else ""):
+    for field in ("url", "path"):
+        text = getattr(topology.ledger, field, None)
+        for match in PLACEHOLDER.finditer(text or ""):
             kind, arg = match.group(1), match.group(2)
             loc = ("ledger", field)
             if kind == "addr" and arg is not None:

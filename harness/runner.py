@@ -436,11 +436,13 @@ def _read_ledger_source(ctx: RunContext, say: Callable[[str], None]) -> None:
     if topology.ledger is None or ctx.layout is None:
         return
     t_invoke = time.time()
-    filled = type(topology.ledger).model_validate(
-        {
-            field: local.fill_outside(value, ctx.experiment.topology_file.parent, ctx.run_dir,
-                                      ctx.layout) if isinstance(value, str) else value
-            for field, value in topology.ledger.model_dump().items()
+    folder = ctx.experiment.topology_file.parent
+    filled = topology.ledger.model_copy(
+        update={
+            field: local.fill_outside(getattr(topology.ledger, field), folder, ctx.run_dir,
+                                      ctx.layout)
+            for field in ("url", "path")
+            if hasattr(topology.ledger, field)
         }
     )  # fmt: skip
     path = ctx.run_dir / "ledger" / "processed.jsonl"
