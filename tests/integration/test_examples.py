@@ -48,7 +48,13 @@ def test_celery_acknowledging_on_start_loses_the_tasks_killed_workers_were_runni
     assert any(e["kind"] == "ledger.read" and e["outcome"] == "ok" for e in journal["timeline"])
 
 
-def test_celery_acknowledging_late_loses_nothing(harness_cli, tmp_path: Path) -> None:
+def test_celery_acknowledging_late_loses_at_most_what_a_kill_caught_in_receipt(
+    harness_cli, tmp_path: Path
+) -> None:
+    """Late acknowledgement redelivers a killed worker's task once its visibility timeout
+    passes. It can still lose one message a kill: kombu's Redis transport takes a message off
+    the list (BRPOP) and records it as unacknowledged after, and a kill between the two loses
+    it. The ledger must say exactly that: at most one lost per worker killed (4 here)."""
     runs = tmp_path / "runs"
     late = ("--set", "worker.env.ACKS_LATE=1")
     result = harness_cli(
@@ -57,14 +63,16 @@ def test_celery_acknowledging_late_loses_nothing(harness_cli, tmp_path: Path) ->
     )  # fmt: skip
     journal = journal_of(runs)
     checks = verdicts(journal)
-    assert checks["nothing acknowledged is lost"] == "held", result.stdout + result.stderr
-    assert checks["all work is picked up within 30 s of the end of the load"] == "held"
-    ledger = journal["ledger"]
-    assert ledger["lost"] == 0 and ledger["processed"] == ledger["acknowledged"]
-    # A worker killed between its effect and its acknowledgement has the task done twice.
-    assert checks["no effect is applied twice"] == (
-        "held" if ledger["duplicated"] == 0 else "failed"
+    assert checks["all work is picked up within 30 s of the end of the load"] == "held", (
+        result.stdout + result.stderr
     )
+    ledger = journal["ledger"]
+    assert ledger["lost"] <= 4, ledger
+    lost = "held" if ledger["lost"] == 0 else "failed"
+    assert checks["nothing acknowledged is lost"] == lost
+    # A worker killed between its effect and its acknowledgement has the task done twice.
+    twice = "held" if ledger["duplicated"] == 0 else "failed"
+    assert checks["no effect is applied twice"] == twice
     assert_exact_ledger(ledger)
 
 
