@@ -150,9 +150,13 @@ def _target_dirs(experiment_dir: Path) -> list[str]:
 def find_target(target: str, experiment_dir: Path) -> Path | None:
     """A target is a path to a YAML file, or a name (``examples/celery-tasks``: in a subfolder)
     looked up in the ``targets/`` folders."""
-    if target.endswith((".yaml", ".yml")):
+    is_file_name = target.endswith((".yaml", ".yml"))
+    if is_file_name or "/" in target:
         candidate = (experiment_dir / target).resolve()
-        return candidate if candidate.is_file() else None
+        if candidate.is_file():
+            return candidate  # a path from the experiment's folder
+        if is_file_name:
+            return None
     for folder in _target_dirs(experiment_dir):  # a name, or a name in a subfolder
         candidate = Path(folder) / f"{target}.yaml"
         if candidate.is_file():
