@@ -374,3 +374,12 @@ def test_queue_stands_for_the_targets_queue(tmp_path: Path) -> None:
     )
     (check,) = load_experiment(experiment).spec.checks
     assert check.query == 'sum(harness_queue_depth{queue="events"})'
+
+
+def test_a_target_in_a_subfolder_of_targets_is_named_with_its_folder(tmp_path: Path) -> None:
+    topology = write(tmp_path / "targets" / "examples" / "mini.yaml", MINI_TOPOLOGY)
+    experiment = write(
+        tmp_path / "experiments" / "exp.yaml",
+        LEDGER_ONLY.replace("target: mini", "target: examples/mini"),
+    )
+    assert load_experiment(experiment).topology_file == topology
