@@ -39,7 +39,7 @@ from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import charts, html, junit, panels
 from harness.report.console import Plan, Progress
-from harness.spec import Experiment, RecoveryCheck
+from harness.spec import Experiment
 from harness.timeline import FaultStep, Scheduler, expand, plan
 from harness.units import Condition
 from harness.verdict import Verdict, merge
@@ -392,12 +392,10 @@ def _drain(
     watch: AbortWatch,
     progress: Progress,
 ) -> None:
-    """Wait for the backlog to empty (at most ``limit_s``), and for the last recovery check's
-    window to close; the run's end is when both are past."""
+    """Wait for the backlog to empty (at most ``limit_s``); the run's end is when it did."""
     say = progress.say
     t_invoke = time.time()
     deadline = time.monotonic() + limit_s
-    windows_close = _recovery_windows_close(ctx)
     outcome = Outcome.FAIL
     while time.monotonic() < deadline:
         watch.check()
@@ -405,9 +403,8 @@ def _drain(
         progress.tick()
         with contextlib.suppress(PromQLError):
             samples = promql.instant(drained.expr)
-            holds = bool(samples) and all(drained.expectation.holds(s.value) for s in samples)
-            outcome = Outcome.OK if holds else Outcome.FAIL
-            if holds and time.time() >= windows_close:
+            if samples and all(drained.expectation.holds(s.value) for s in samples):
+                outcome = Outcome.OK
                 break
         time.sleep(0.25)
     _await_scrape_after(promql, time.time())
@@ -415,20 +412,6 @@ def _drain(
     ctx.mark("end", time.time())
     ctx.log.now("drain", "target", outcome, t_invoke, condition=str(drained))
     say("drained" if outcome is Outcome.OK else f"[yellow]not drained after {limit_s:g}s[/yellow]")
-
-
-def _recovery_windows_close(ctx: RunContext) -> float:
-    """When the last recovery check's window closes. A run that ended sooner (the drain's
-    condition need not cover what such a check watches, such as notifications still being
-    delivered) would judge a condition still on its way back as never recovered."""
-    return max(
-        (
-            ctx.moments[check.after.anchor] + check.after.offset_s + check.within
-            for check in ctx.experiment.spec.checks
-            if isinstance(check, RecoveryCheck) and check.after.anchor in ctx.moments
-        ),
-        default=0.0,
-    )
 
 
 def _await_scrape_after(promql: PromQL, t: float) -> None:
