@@ -407,6 +407,9 @@ def _drain(
                 outcome = Outcome.OK
                 break
         time.sleep(0.25)
+    # One more scrape as before (a recovery still under way gets that long), and then until
+    # every component's last scrape is after the drain.
+    time.sleep(1.2)
     _await_scrape_after(promql, time.time())
     ctx.drained = outcome is Outcome.OK
     ctx.mark("end", time.time())
