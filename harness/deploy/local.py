@@ -129,7 +129,7 @@ def plan(
                     env,
                     Path(fill(spec.workdir)) if spec.workdir else None,
                     Readiness(
-                        None if spec.ready.command or spec.ready.log else port,
+                        port,
                         spec.ready.http,
                         tuple(fill(arg) for arg in spec.ready.command),
                         spec.ready.log,
