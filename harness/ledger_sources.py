@@ -11,13 +11,22 @@ from __future__ import annotations
 import collections
 import glob
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import redis
 
-from harness.spec import FileLedger, HttpLedger, LedgerSource, RedisLedger, SqliteLedger
+from harness.spec import (
+    FileLedger,
+    HttpLedger,
+    LedgerSource,
+    PostgresLedger,
+    RedisLedger,
+    SqliteLedger,
+)
 
 TIMEOUT_S = 10.0
 
@@ -33,12 +42,21 @@ def read(source: LedgerSource) -> collections.Counter[str]:
             return _redis(source)
         if isinstance(source, SqliteLedger):
             return _sqlite(source)
+        if isinstance(source, PostgresLedger):
+            return _postgres(source)
         if isinstance(source, FileLedger):
             return _files(source)
         return _http(source)
     except LedgerSourceError:
         raise
-    except (redis.RedisError, sqlite3.Error, httpx.HTTPError, OSError, ValueError) as exc:
+    except (
+        redis.RedisError,
+        sqlite3.Error,
+        psycopg.Error,
+        httpx.HTTPError,
+        OSError,
+        ValueError,
+    ) as exc:
         raise LedgerSourceError(f"{describe(source)}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -47,6 +65,8 @@ def describe(source: LedgerSource) -> str:
         return f"redis key {source.key!r} at {source.url}"
     if isinstance(source, SqliteLedger):
         return f"sqlite {source.path}"
+    if isinstance(source, PostgresLedger):
+        return f"postgres {_without_password(source.url)}"
     if isinstance(source, FileLedger):
         return f"files {source.path}"
     return f"GET {source.url}"
@@ -81,6 +101,22 @@ def _sqlite(source: SqliteLedger) -> collections.Counter[str]:
         raise LedgerSourceError(f"{describe(source)}: no such file")
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_S) as db:
         rows = db.execute(source.query).fetchall()
+    return _rows(rows, source)
+
+
+def _postgres(source: PostgresLedger) -> collections.Counter[str]:
+    # Read-only, and bounded: a wrong query must not write, and a slow one must not hang a run.
+    with psycopg.connect(
+        source.url,
+        connect_timeout=int(TIMEOUT_S),
+        options=f"-c default_transaction_read_only=on -c statement_timeout={int(TIMEOUT_S)}s",
+    ) as db:
+        rows = db.execute(source.query.encode()).fetchall()
+    return _rows(rows, source)
+
+
+def _rows(rows: list[Any], source: SqliteLedger | PostgresLedger) -> collections.Counter[str]:
+    """A query's rows: one ``id`` per processing, or ``id, count``."""
     if rows and len(rows[0]) not in (1, 2):
         raise LedgerSourceError(
             f"{describe(source)}: the query returns {len(rows[0])} columns; "
@@ -127,6 +163,15 @@ def _counts(pairs: Any, source: LedgerSource) -> collections.Counter[str]:
         if times > 0:
             counts[_text(key)] = times
     return counts
+
+
+def _without_password(url: str) -> str:
+    """The URL as a message may show it."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _text(value: Any) -> str:

@@ -159,6 +159,14 @@ class SqliteLedger(Model):
     query: str
 
 
+class PostgresLedger(Model):
+    """Rows of a query on a PostgreSQL database: ``id`` (one row per processing) or ``id, count``."""
+
+    source: Literal["postgres"]
+    url: str = Field(description="postgresql://user[:password]@host:port/database; {addr:NAME}")
+    query: str
+
+
 class FileLedger(Model):
     """Lines of text files, one processed id a line; ``path`` may be a glob (one per replica)."""
 
@@ -173,16 +181,17 @@ class HttpLedger(Model):
     url: str
 
 
-LEDGER_SOURCES = {"redis", "sqlite", "file", "http"}
+LEDGER_SOURCES = {"redis", "sqlite", "postgres", "file", "http"}
 LedgerSource = Annotated[
     Annotated[RedisLedger, Tag("redis")]
     | Annotated[SqliteLedger, Tag("sqlite")]
+    | Annotated[PostgresLedger, Tag("postgres")]
     | Annotated[FileLedger, Tag("file")]
     | Annotated[HttpLedger, Tag("http")],
     Discriminator(
         lambda v: v.get("source") if isinstance(v, dict) else getattr(v, "source", None),
         custom_error_type="ledger_source",
-        custom_error_message="source must be one of redis, sqlite, file, http",
+        custom_error_message="source must be one of redis, sqlite, postgres, file, http",
     ),
 ]
 

@@ -259,7 +259,7 @@ TOPOLOGY_CASES = [
         "the body must carry the message id as {id}"),
     case("ledger-source-of-unknown-kind", "load: {component: api}",
         "load: {component: api}\nledger: {source: mongo, url: x}", "ledger", "source: mongo",
-        "source must be one of redis, sqlite, file, http"),
+        "source must be one of redis, sqlite, postgres, file, http"),
     case("ledger-placeholder-of-a-component", "load: {component: api}",
         'load: {component: api}\nledger: {source: file, path: "{data}/done.txt"}', "ledger.path",
         "{data}", "unknown placeholder {data} in a ledger source; known: dir, run, addr:NAME"),
