@@ -33,13 +33,20 @@ from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess, RemoteWorkers
 from harness.observe.footprint import own_cpu_s
-from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
+from harness.observe.gaps import (
+    IDENTIFIER,
+    WHY_SATURATED,
+    Gap,
+    find_gaps,
+    meant_down,
+    saturation_gaps,
+)
 from harness.observe.live import LiveNumbers
 from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import charts, html, junit, panels
 from harness.report.console import Plan, Progress
-from harness.spec import Experiment
+from harness.spec import Experiment, RecoveryCheck
 from harness.timeline import FaultStep, Scheduler, expand, plan
 from harness.units import Condition
 from harness.verdict import Verdict, merge
@@ -407,6 +414,7 @@ def _drain(
                 outcome = Outcome.OK
                 break
         time.sleep(0.25)
+    _await_recoveries(ctx, promql, watch, progress)
     # One more scrape as before (a recovery still under way gets that long), and then until
     # every component's last scrape is after the drain.
     time.sleep(1.2)
@@ -415,6 +423,40 @@ def _drain(
     ctx.mark("end", time.time())
     ctx.log.now("drain", "target", outcome, t_invoke, condition=str(drained))
     say("drained" if outcome is Outcome.OK else f"[yellow]not drained after {limit_s:g}s[/yellow]")
+
+
+def _await_recoveries(
+    ctx: RunContext, promql: PromQL, watch: AbortWatch, progress: Progress
+) -> None:
+    """Keep the run going while a recovery check's condition is false and its window open.
+
+    The drain's condition need not cover what such a check watches (notifications still being
+    delivered, a lag still shrinking), and a run that ended then would judge a condition on its
+    way back as never recovered. Waiting for every window to close instead would add the whole
+    ``within`` to most runs: a condition that holds ends the wait for its check.
+    """
+    lacks = set(ctx.experiment.topology.lacks)
+    pending = {
+        check.name: (check, ctx.moments[check.after.anchor] + check.after.offset_s + check.within)
+        for check in ctx.experiment.spec.checks
+        if isinstance(check, RecoveryCheck)
+        and check.after.anchor in ctx.moments
+        and not lacks & set(IDENTIFIER.findall(check.recovers.expr))  # not applicable
+    }
+    while pending:
+        for name, (check, closes) in list(pending.items()):
+            if time.time() >= closes:
+                del pending[name]
+                continue
+            with contextlib.suppress(PromQLError):
+                samples = promql.instant(check.recovers.expr)
+                if samples and all(check.recovers.expectation.holds(s.value) for s in samples):
+                    del pending[name]
+        if pending:
+            watch.check()
+            ctx.footprint.sample()
+            progress.tick()
+            time.sleep(0.5)
 
 
 def _await_scrape_after(promql: PromQL, t: float) -> None:

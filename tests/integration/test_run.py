@@ -142,6 +142,26 @@ def test_workers_too_slow_to_drain_fail_the_recovery_check(harness_cli, tmp_path
     assert not leftovers(Path(journal["run_dir"]), journal)
 
 
+def test_the_run_waits_for_a_recovery_still_under_way(harness_cli, tmp_path: Path) -> None:
+    """The drain is over at once here, but one condition only turns true about 20 s after the
+    load starts: the run lasts until it does, and no longer than a window that cannot recover."""
+    late = "time() - min(process_start_time_seconds{job='sink'}) > 25"
+    experiment = tmp_path / "late.yaml"
+    experiment.write_text(
+        f"name: late\ntarget: {ROOT / 'targets' / 'redis-streams.yaml'}\n"
+        "load: {rate: 20/s, duration: 4s}\n"
+        "checks:\n"
+        f'  - {{name: comes back late, recovers: "{late}", after: load.end, within: 60s}}\n'
+        "  - {name: never back, recovers: 'vector(0) > 1', after: load.end, within: 3s}\n"
+    )
+    harness_cli("run", str(experiment), "--runs-dir", str(tmp_path / "runs"))
+    journal = journal_of(tmp_path / "runs")
+    assert check(journal, "comes back late")["verdict"] == "held", journal["checks"]
+    never = check(journal, "never back")
+    assert (never["verdict"], "never recovered" in never["observed"]) == ("failed", True), never
+    assert not leftovers(Path(journal["run_dir"]), journal)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_mid_run_tears_everything_down(tmp_path: Path, signum: signal.Signals) -> None:
     proc = subprocess.Popen(
