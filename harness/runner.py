@@ -213,6 +213,7 @@ def _deploy(
         prometheus_port or ctx.ports.allocate(),
         ctx.run_dir,
         scrape,
+        topology.prometheus.url if topology.prometheus else None,
     )
     prometheus.start()
     ctx.infrastructure["prometheus"] = prometheus.process
@@ -467,7 +468,7 @@ def _await_scrape_after(promql: PromQL, t: float) -> None:
     deadline = time.monotonic() + SCRAPE_AFTER_DRAIN_TIMEOUT_S
     while time.monotonic() < deadline:
         with contextlib.suppress(PromQLError):
-            samples = promql.instant('min(timestamp(up{job!="load"}))')
+            samples = promql.instant('min(timestamp(up{job!="load",instance_name!=""}))')
             if samples and samples[0].value > t:
                 return
         time.sleep(0.2)

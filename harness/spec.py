@@ -160,7 +160,7 @@ class SqliteLedger(Model):
 
 
 class PostgresLedger(Model):
-    """Rows of a query on a PostgreSQL database: ``id`` (one row per processing) or ``id, count``."""
+    """Rows of a query on PostgreSQL: ``id`` (one row per processing) or ``id, count``."""
 
     source: Literal["postgres"]
     url: str = Field(description="postgresql://user[:password]@host:port/database; {addr:NAME}")
@@ -196,6 +196,13 @@ LedgerSource = Annotated[
 ]
 
 
+class ExistingPrometheus(Model):
+    """A Prometheus the system already has; the run's own still scrapes the load and what the
+    harness started, and reads this one's series at query time (remote read)."""
+
+    url: str = Field(description="its base URL, such as http://prometheus.staging:9090")
+
+
 class TopologySpec(Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -211,6 +218,9 @@ class TopologySpec(Model):
         None,
         description="where the workers record the ids they processed, read after the drain; "
         "default: the file the {processed_ledger} placeholder names",
+    )
+    prometheus: ExistingPrometheus | None = Field(
+        None, description="an existing Prometheus whose series checks and conditions may query"
     )
     drained: ConditionField = Field(
         Condition.parse("sum(harness_queue_depth) + sum(harness_queue_inflight) == 0"),

@@ -74,7 +74,8 @@ def meant_down(
 def find_gaps(promql: PromQL, start: float, end: float, excused: Windows) -> list[Gap]:
     """Every unexcused run of failed scrapes of at least ``MIN_GAP_S`` between the two times."""
     gaps = []
-    for series in promql.range("up", start, end, STEP_S):
+    # The run's own scrapes only: an existing Prometheus read alongside has targets of its own.
+    for series in promql.range('up{instance_name!=""}', start, end, STEP_S):
         instance = series.labels.get("instance_name", series.labels.get("instance", "?"))
         allowed = excused.get(instance, ())
         down = [

@@ -26,10 +26,23 @@ class ScrapeTarget:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def config(targets: Sequence[ScrapeTarget]) -> dict[str, object]:
+def config(targets: Sequence[ScrapeTarget], read_from: str | None = None) -> dict[str, object]:
+    """Scrape every target each second; with ``read_from``, an existing Prometheus's series are
+    read at query time too (remote read), so checks see both through one endpoint."""
     jobs: dict[tuple[str, str], list[ScrapeTarget]] = {}
     for target in targets:
         jobs.setdefault((target.job, target.path), []).append(target)
+    remote = (
+        [
+            {
+                "url": f"{read_from.rstrip('/')}/api/v1/read",
+                "read_recent": True,
+                "remote_timeout": "5s",
+            }
+        ]
+        if read_from
+        else []
+    )
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -46,16 +59,24 @@ def config(targets: Sequence[ScrapeTarget]) -> dict[str, object]:
             }
             for (job, path), members in jobs.items()
         ],
+        "remote_read": remote,
     }
 
 
 class Prometheus:
     """A Prometheus server for one run, on a free port, keeping its TSDB in the run folder."""
 
-    def __init__(self, binary: Path, port: int, run_dir: Path, targets: Sequence[ScrapeTarget]):
+    def __init__(
+        self,
+        binary: Path,
+        port: int,
+        run_dir: Path,
+        targets: Sequence[ScrapeTarget],
+        read_from: str | None = None,
+    ):
         self.port = port
         self.config_path = run_dir / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config(targets), sort_keys=False))
+        self.config_path.write_text(yaml.safe_dump(config(targets, read_from), sort_keys=False))
         argv = [
             str(binary),
             f"--config.file={self.config_path}",

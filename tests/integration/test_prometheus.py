@@ -71,3 +71,42 @@ def test_a_bad_query_is_a_promql_error(prometheus: tuple[PromQL, Gauge]) -> None
     client, _ = prometheus
     with pytest.raises(PromQLError, match="bad_data"):
         client.instant("sum(")
+
+
+def test_an_existing_prometheus_is_read_alongside(
+    prometheus: tuple[PromQL, Gauge], tmp_path: Path
+) -> None:
+    """Series an existing Prometheus scraped (a staging system's) reach the run's queries,
+    while the run's own scrape health stays the run's own."""
+    client, _ = prometheus
+    ports = PortAllocator()
+    registry = CollectorRegistry()
+    Gauge("staging_backlog", "waiting in staging", registry=registry).set(5)
+    app_port = ports.allocate()
+    server, _thread = start_http_server(app_port, addr="127.0.0.1", registry=registry)
+    for folder in ("existing", "run"):
+        (tmp_path / folder / "logs").mkdir(parents=True)
+    existing = Prometheus(
+        components.find("prometheus"), ports.allocate(), tmp_path / "existing",
+        [ScrapeTarget("staging", app_port)],
+    )  # fmt: skip
+    existing.start()
+    existing.wait_ready()
+    runs = Prometheus(
+        components.find("prometheus"), ports.allocate(), tmp_path / "run",
+        [ScrapeTarget("app", ports.allocate(), labels={"instance_name": "app"})],
+        read_from=existing.url,
+    )  # fmt: skip
+    runs.start()
+    runs.wait_ready()
+    through = PromQL(runs.url)
+    try:
+        assert wait_for(through, "staging_backlog") == 5
+        assert {s.labels["job"] for s in through.instant("up")} == {"app", "staging"}
+        assert [s.labels["job"] for s in through.instant('up{instance_name!=""}')] == ["app"]
+        assert client.instant("staging_backlog") == []  # a run without read_from sees none
+    finally:
+        through.close()
+        runs.stop()
+        existing.stop()
+        server.shutdown()

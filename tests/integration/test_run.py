@@ -16,8 +16,11 @@ from typing import Any
 
 import psutil
 import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from harness import components
+from harness.deploy.ports import PortAllocator
+from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.report import panels
 from tests.conftest import ROOT, harness_argv
 from tests.integration import browser
@@ -160,6 +163,46 @@ def test_the_run_waits_for_a_recovery_still_under_way(harness_cli, tmp_path: Pat
     never = check(journal, "never back")
     assert (never["verdict"], "never recovered" in never["observed"]) == ("failed", True), never
     assert not leftovers(Path(journal["run_dir"]), journal)
+
+
+def test_checks_read_an_existing_prometheus_too(harness_cli, tmp_path: Path) -> None:
+    """A topology naming an existing Prometheus (a staging system's, here a real one scraping a
+    gauge) gets its series in the run's checks, and the run's own scrape health unconfused."""
+    registry = CollectorRegistry()
+    Gauge("staging_backlog", "waiting in staging", registry=registry).set(5)
+    ports = PortAllocator()
+    app_port = ports.allocate()
+    server, _thread = start_http_server(app_port, addr="127.0.0.1", registry=registry)
+    (tmp_path / "existing" / "logs").mkdir(parents=True)
+    existing = Prometheus(
+        components.find("prometheus"), ports.allocate(), tmp_path / "existing",
+        [ScrapeTarget("staging", app_port)],
+    )  # fmt: skip
+    existing.start()
+    reference = (ROOT / "targets" / "redis-streams.yaml").read_text()
+    target = tmp_path / "staging.yaml"
+    target.write_text(
+        reference.replace("{dir}", str(ROOT / "targets"))
+        + f"prometheus: {{url: '{existing.url}'}}\n"
+    )
+    experiment = tmp_path / "staging-check.yaml"
+    experiment.write_text(
+        f"name: staging-check\ntarget: {target}\nload: {{rate: 20/s, duration: 4s}}\nchecks:\n"
+        "  - {name: staging backlog seen, query: staging_backlog, at: end, expect: '== 5'}\n"
+        "  - {name: staging backlog large, query: staging_backlog, at: end, expect: '> 100'}\n"
+    )
+    try:
+        existing.wait_ready()
+        result = harness_cli("run", str(experiment), "--runs-dir", str(tmp_path / "runs"))
+    finally:
+        existing.stop()
+        server.shutdown()
+    journal = journal_of(tmp_path / "runs")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert check(journal, "staging backlog seen")["verdict"] == "held", journal["checks"]
+    assert check(journal, "staging backlog large")["verdict"] == "failed", journal["checks"]
+    events = (Path(journal["run_dir"]) / "events.jsonl").read_text().splitlines()
+    assert not [e for e in events if json.loads(e)["kind"] == "observe.gap"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
