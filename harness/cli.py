@@ -301,6 +301,13 @@ def _remove_leftovers(console: Console) -> bool:
         )
         for left in found.processes:
             console.print(f"  {left.pid}  {left.command}", soft_wrap=True, markup=False)
+    if found.proxies:
+        console.print(
+            f"[yellow]removed {_count(len(found.proxies), 'proxy', 'proxies')} a harness that "
+            "was killed left on an existing Toxiproxy:[/yellow]"
+        )
+        for proxy in found.proxies:
+            console.print(f"  {proxy}", soft_wrap=True, markup=False)
     return bool(found)
 
 

@@ -22,11 +22,13 @@ from harness.spec import (
     CHECK_TAGS,
     LEDGER_PLACEHOLDERS,
     LEDGER_SOURCES,
+    NATS_SUBJECT,
     PLACEHOLDER,
     SIMPLE_PLACEHOLDERS,
     Experiment,
     ExperimentSpec,
     FaultEntry,
+    LoadPublish,
     RecoveryCheck,
     ThresholdCheck,
     TopologySpec,
@@ -212,6 +214,8 @@ def _check_topology(topology: TopologySpec, source: Source) -> None:
             ("load", "body"),
             "the body must carry the message id as {id}: the ledger tells messages apart by it",
         )
+    if topology.load.publish is not None:
+        _check_publish(topology.load.publish, topology.queue, source)
     for name, component in topology.components.items():
         texts: list[tuple[Loc, str]] = [
             (("components", name, "command", i), a) for i, a in enumerate(component.command)
@@ -280,6 +284,42 @@ def _check_addr(arg: str, topology: TopologySpec, source: Source, loc: Loc) -> N
         raise source.error(loc, f"{other} has {_no_such('port', port, ports)}")
 
 
+def _check_publish(publish: LoadPublish, queue: str, source: Source) -> None:
+    """The options of a load that publishes into a broker fit that broker; an unnamed
+    destination is the queue."""
+    loc = ("load", "publish")
+    into = publish.into
+    if publish.routing_key is not None and into != "rabbitmq":
+        raise source.error(
+            (*loc, "routing_key"), f"routing_key is for rabbitmq only; {into} has no routing key"
+        )
+    if publish.field is not None:
+        if into != "redis-stream":
+            raise source.error(
+                (*loc, "field"), f"field is for redis-stream only; {into} has no entry fields"
+            )
+        if publish.field in ("", "id"):
+            raise source.error(
+                (*loc, "field"),
+                'name the entry field for the body, other than "id" (which holds the message id)',
+            )
+    if publish.name == "" and into != "rabbitmq":
+        raise source.error((*loc, "name"), f"an empty name is no {into} destination")
+    if into == "rabbitmq" and publish.name == "" and not publish.routing_key:
+        raise source.error(
+            (*loc, "routing_key"),
+            "the default exchange ('') routes to the queue named by the routing key: give "
+            "routing_key",
+        )
+    subject = queue if publish.name is None else publish.name
+    if into == "nats" and not NATS_SUBJECT.fullmatch(subject):
+        raise source.error(
+            (*loc, "name") if publish.name is not None else ("queue",),
+            f"{subject!r} is no subject to publish to: dot-separated tokens, no spaces, "
+            "no wildcards (* or >)",
+        )
+
+
 def _check_ledger(topology: TopologySpec, source: Source) -> None:
     """The ledger source is read by the harness, outside any component: only the run's folder,
     the topology's folder and components' addresses mean something there."""
@@ -319,6 +359,12 @@ def _fault_entries(
             where = (*loc, field) if isinstance(chosen, str) else (*loc, field, position)
             if name not in known:
                 raise source.error(where, _no_such(field, name, known))
+            if field == "component" and topology.components[name].external is not None:
+                raise source.error(
+                    where,
+                    f"{name} is external: the harness cannot {entry.fault} what it did not "
+                    "start; a fault on one of its links reaches it",
+                )
         if kind.reach is Reach.COMPONENT:
             _check_count(entry.count, targets, topology, source, loc)
         elif entry.count is not None or entry.percent is not None:

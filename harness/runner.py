@@ -31,7 +31,7 @@ from harness.faults import FaultTools
 from harness.journal import Event, Outcome, write_json
 from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
-from harness.load import LoadPlan, LoadProcess, RemoteWorkers
+from harness.load import LoadPlan, LoadProcess, RemoteWorkers, load_address
 from harness.observe.footprint import own_cpu_s
 from harness.observe.gaps import (
     IDENTIFIER,
@@ -198,7 +198,7 @@ def _deploy(
     layers = local.plan(topology, experiment.topology_file.parent, ctx.run_dir, where)
     load_port, toxiproxy_port = ctx.ports.allocate(), ctx.ports.allocate()
     scrape = [
-        ScrapeTarget(i.component, i.metrics_port, i.metrics, {"instance_name": i.name})
+        ScrapeTarget(i.component, i.metrics_port, i.metrics, {"instance_name": i.name}, i.host)
         for layer in layers
         for i in layer
         if i.metrics
@@ -224,16 +224,13 @@ def _deploy(
     # keeps its series for the report.
     teardown.callback(ctx.safely, "save series for the report", lambda: _save_series(ctx, promql))
 
-    toxiproxy = ToxiproxyServer(
-        components.find("toxiproxy-server"), toxiproxy_port, ctx.run_dir / "logs" / "toxiproxy.log"
-    )
-    toxiproxy.start()
-    ctx.infrastructure["toxiproxy"] = toxiproxy.process
-    teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
-    network = LinkNetwork(toxiproxy_port)
+    network = _link_network(ctx, teardown, toxiproxy_port)
     for link, port in where.links.items():
-        network.create(LinkAddress(link, port, where.upstream(link)))
-    teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
+        network.create(
+            LinkAddress(
+                link, port, where.upstream(link), where.upstream_host(link), where.proxy_host
+            )
+        )
     say(f"toxiproxy: {len(where.links)} links behind proxies; prometheus at {prometheus.url}")
 
     deployment = local.LocalDeployment(layers)
@@ -249,6 +246,26 @@ def _deploy(
     return Standing(prometheus, promql, network, deployment, where, len(scrape) - 1, load_port)
 
 
+def _link_network(ctx: RunContext, teardown: ExitStack, port: int) -> LinkNetwork:
+    """The run's own Toxiproxy server, reset at teardown; or the topology's existing one, where
+    the run's proxies carry its id and teardown removes only them."""
+    existing = ctx.experiment.topology.toxiproxy
+    if existing is not None:
+        host, api_port = existing.address
+        network = LinkNetwork(api_port, host, prefix=f"{ctx.run_id}.")
+        teardown.callback(ctx.safely, "remove the run's proxies", network.remove)
+        return network
+    toxiproxy = ToxiproxyServer(
+        components.find("toxiproxy-server"), port, ctx.run_dir / "logs" / "toxiproxy.log"
+    )
+    toxiproxy.start()
+    ctx.infrastructure["toxiproxy"] = toxiproxy.process
+    teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
+    network = LinkNetwork(port)
+    teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
+    return network
+
+
 def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[CheckResult]:
     say = progress.say
     experiment, topology = ctx.experiment, ctx.experiment.topology
@@ -261,12 +278,16 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
 
     load_spec = experiment.spec.load
     target = standing.where.ports[topology.load.component][0]
+    host, publish = load_address(
+        topology.load, topology.queue, target, standing.where.hosts[topology.load.component]
+    )
     load = LoadProcess(
         LoadPlan(
-            host=f"http://127.0.0.1:{target}",
+            host=host,
             path=topology.load.path,
             body=topology.load.body,
             content_type=topology.load.content_type,
+            publish=publish,
             rate=load_spec.rate,
             duration_s=load_spec.duration,
             metrics_port=standing.load_port,

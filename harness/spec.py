@@ -61,6 +61,7 @@ EnvValue = Annotated[str, BeforeValidator(_scalar_text), _TEXT_OR_NUMBER]
 Arg = Annotated[str, BeforeValidator(_scalar_text), _TEXT_OR_NUMBER]
 LINK_PATTERN = r"^[A-Za-z][\w-]*->[A-Za-z][\w-]*$"
 NAME_PATTERN = r"^[A-Za-z][\w-]*$"
+HOST_PORT_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([1-9]\d{0,4})$"
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^{}]+))?\}")
 SIMPLE_PLACEHOLDERS = {
     "port",
@@ -105,10 +106,18 @@ class Ready(Model):
 
 
 class ComponentSpec(Model):
-    """One deployable part, started as a process; ``{...}`` placeholders are filled at deploy."""
+    """One deployable part, started as a process (``{...}`` placeholders are filled at deploy),
+    or one already running somewhere that the harness only reaches (``external``)."""
 
     description: str = ""
-    command: list[Arg] = Field(min_length=1)
+    command: list[Arg] = Field(default_factory=list, description="its argument list")
+    external: str | None = Field(
+        None,
+        pattern=HOST_PORT_PATTERN,
+        description="host:port of a component already running, such as a staging broker: the "
+        "harness starts, stops and signals nothing there; links, addresses, readiness (TCP or "
+        "http) and metrics work as for its own",
+    )
     env: dict[str, EnvValue] = {}
     vars: dict[str, EnvValue] = Field(
         {}, description="named settings its command and env use as {var:NAME}"
@@ -125,21 +134,92 @@ class ComponentSpec(Model):
         None, description="the name (in ports) of the port to scrape instead of its port"
     )
 
+    @model_validator(mode="after")
+    def _started_or_external(self) -> ComponentSpec:
+        if self.external_address is None:
+            if not self.command:
+                raise ValueError("give its command, or external: host:port if it already runs")
+            return self
+        started = {
+            "command": bool(self.command),
+            "env": bool(self.env),
+            "workdir": self.workdir is not None,
+            "replicas": self.replicas != 1,
+            "port": self.port is not None,
+            "ports": bool(self.ports),
+            "metrics_port": self.metrics_port is not None,
+            "ready.command": bool(self.ready.command),
+            "ready.log": self.ready.log is not None,
+        }
+        if given := [name for name, is_set in started.items() if is_set]:
+            raise ValueError(
+                f"an external component is not started by the harness: {', '.join(given)} "
+                "cannot apply to it"
+            )
+        return self
+
+    @property
+    def external_address(self) -> tuple[str, int] | None:
+        if self.external is None:
+            return None
+        host, _, port = self.external.rpartition(":")
+        if int(port) > 65535:
+            raise ValueError(f"external: {port} is not a port (1-65535)")
+        return host.strip("[]"), int(port)
+
 
 DEFAULT_BODY = '{"id": "{id}", "payload": {"seq": {seq}}}'
 
 
-class LoadTarget(Model):
-    """Where the load generator sends its messages, and what each POST carries."""
+PublishInto = Literal["redis-stream", "redis-list", "rabbitmq", "kafka", "nats"]
+NATS_SUBJECT = re.compile(r"[^.\s*>]+(\.[^.\s*>]+)*")  # one a message can be published to
 
-    component: str
-    path: str = "/jobs"
+
+class LoadPublish(Model):
+    """A load that publishes each message straight into the broker instead of POSTing it to a
+    producer: for systems without an HTTP API. The broker is the load's component, reached at
+    127.0.0.1 and its port."""
+
+    into: PublishInto = Field(
+        description="how: XADD to a Redis stream, LPUSH to a Redis list, a RabbitMQ publish "
+        "(mandatory, with publisher confirms), a Kafka produce (acks=all) or a NATS JetStream "
+        "publish"
+    )
+    name: str | None = Field(
+        None,
+        description="the stream key, list key, exchange ('' is RabbitMQ's default exchange), "
+        "topic or subject; default: the topology's queue",
+    )
+    routing_key: str | None = Field(
+        None, description="rabbitmq only: the routing key; default: name"
+    )
+    field: str | None = Field(
+        None,
+        description='redis-stream only: the entry\'s field that holds the body (default "body"); '
+        'the entry carries the message id in the field "id" too',
+    )
+
+
+class LoadTarget(Model):
+    """Where the load generator sends its messages, and what each one carries."""
+
+    component: str = Field(
+        description="the producer the load POSTs to, or with publish the broker it writes into"
+    )
+    path: str = Field("/jobs", description="the path POSTed to; unused with publish")
     body: str = Field(
         DEFAULT_BODY,
-        description="the POST body; {id} becomes the message id (the ledger's key), {seq} the "
-        "sender's sequence number",
+        description="the POST body, or the message with publish; {id} becomes the message id "
+        "(the ledger's key), {seq} the sender's sequence number",
     )
-    content_type: str = "application/json"
+    content_type: str = Field(
+        "application/json",
+        description="the body's type; with publish, RabbitMQ's content_type property and a "
+        "content-type header on Kafka and NATS (unused for Redis)",
+    )
+    publish: LoadPublish | None = Field(
+        None, description="publish straight into the broker instead of POSTing to path"
+    )
 
 
 class RedisLedger(Model):
@@ -203,6 +283,20 @@ class ExistingPrometheus(Model):
     url: str = Field(description="its base URL, such as http://prometheus.staging:9090")
 
 
+class ExistingToxiproxy(Model):
+    """A Toxiproxy server that already runs, such as one beside a staging system: the run makes
+    its proxies there (named after the run) and removes only those."""
+
+    url: str = Field(
+        pattern=r"^https?://[^/]+/?$", description="its API, such as http://toxiproxy:8474"
+    )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.url.split("://", 1)[1].rstrip("/").rpartition(":")
+        return (host.strip("[]"), int(port)) if port.isdigit() else (port, 8474)
+
+
 class TopologySpec(Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -218,6 +312,9 @@ class TopologySpec(Model):
         None,
         description="where the workers record the ids they processed, read after the drain; "
         "default: the file the {processed_ledger} placeholder names",
+    )
+    toxiproxy: ExistingToxiproxy | None = Field(
+        None, description="an existing Toxiproxy server for the links' proxies"
     )
     prometheus: ExistingPrometheus | None = Field(
         None, description="an existing Prometheus whose series checks and conditions may query"

@@ -23,6 +23,7 @@ import psutil
 
 from harness.components import home
 from harness.errors import EnvironmentProblem
+from harness.load import Publish
 from harness.spec import Experiment
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ def record(standing: Standing, experiment: Experiment, run_dir: Path) -> Stand:
     """Called in the standing process once everything answers; the parent waits for this."""
     topology = experiment.topology
     load = topology.load
+    port, host = standing.where.ports[load.component][0], standing.where.hosts[load.component]
+    publish = Publish.of(load, topology.queue)
+    # Where the load would send: a producer's URL, or the broker and what it writes there.
+    address = publish.describe(port, host) if publish else f"http://{host}:{port}{load.path}"
     stand = Stand(
         pid=os.getpid(),
         started=round(psutil.Process().create_time(), 2),
@@ -59,9 +64,8 @@ def record(standing: Standing, experiment: Experiment, run_dir: Path) -> Stand:
         run_dir=str(run_dir),
         urls={
             "prometheus": standing.prometheus.url,
-            "toxiproxy": f"http://127.0.0.1:{standing.network.api_port}",
-            load.component: f"http://127.0.0.1:{standing.where.ports[load.component][0]}"
-            f"{load.path}",
+            "toxiproxy": standing.network.url,
+            load.component: address,
         },
     )
     _records().mkdir(parents=True, exist_ok=True)

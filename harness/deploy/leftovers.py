@@ -12,8 +12,9 @@ The owner's record also names its run folders, whose state file lists the faults
 in effect when the harness died. A process whose owner no longer runs is a leftover.
 Components, Locust, Prometheus and Toxiproxy (with its proxies and toxics) all go with their
 process groups, which is what undoes those faults: a paused process is continued and killed,
-a toxic or disabled proxy goes with its Toxiproxy. Processes of a harness that still runs are
-never touched, so concurrent runs are safe.
+a toxic or disabled proxy goes with its Toxiproxy. On an existing Toxiproxy (one the run did
+not start) the record names each proxy the run made there, and those are deleted. Processes of
+a harness that still runs are never touched, so concurrent runs are safe.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 
 from harness.components import home
@@ -58,9 +60,10 @@ class Remains:
 
     processes: list[Leftover]
     faults: dict[Path, list[InEffect]]
+    proxies: list[str]  # the API URL of each proxy made on an existing Toxiproxy
 
     def __bool__(self) -> bool:
-        return bool(self.processes or self.faults)
+        return bool(self.processes or self.faults or self.proxies)
 
 
 def _live_dir() -> Path:
@@ -80,6 +83,11 @@ def record(pid: int, name: str) -> None:
 def record_run(run_dir: Path) -> None:
     """Note a run folder, so the faults in its state file can be accounted for."""
     _append({"run_dir": str(run_dir)})
+
+
+def record_proxy(url: str) -> None:
+    """Note a proxy made on a Toxiproxy server the run does not own, by its API URL."""
+    _append({"proxy": url})
 
 
 def _append(line: dict[str, object]) -> None:
@@ -152,6 +160,7 @@ def find() -> Remains:
     records = [_records(path) for path in _dead_owner_files()]
     pids = _marked_pids().union(*(_recorded_pids(entries) for entries in records))
     faults = {run: f for entries in records for run, f in _faults_in_effect(entries).items()}
+    proxies = [str(e["proxy"]) for entries in records for e in entries if "proxy" in e]
     found = []
     for pid in sorted(pids):
         with contextlib.suppress(psutil.Error, ProcessLookupError):
@@ -160,7 +169,7 @@ def find() -> Remains:
                 continue
             command = " ".join(process.cmdline()) or process.name()
             found.append(Leftover(pid, os.getpgid(pid), command))
-    return Remains(found, faults)
+    return Remains(found, faults, proxies)
 
 
 def remove(remains: Remains) -> None:
@@ -178,6 +187,9 @@ def remove(remains: Remains) -> None:
     for left in leftovers:  # reap what is ours to reap; wait for the rest to go
         with contextlib.suppress(psutil.Error):
             psutil.Process(left.pid).wait(timeout=5)
+    for proxy in remains.proxies:  # with its toxics; already gone is as good
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.delete(proxy, timeout=5.0, trust_env=False)
     for run_dir in remains.faults:
         with contextlib.suppress(OSError):
             FaultState(run_dir).torn_down("harness down")

@@ -20,6 +20,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import NotFound
 from toxiproxy.proxy import Proxy
 
+from harness.deploy import leftovers
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import EnvironmentProblem
 
@@ -40,10 +41,12 @@ class LinkAddress:
     name: str
     listen_port: int
     upstream_port: int
+    upstream_host: str = "127.0.0.1"
+    listen_host: str = "127.0.0.1"
 
     @property
     def listen(self) -> str:
-        return f"127.0.0.1:{self.listen_port}"
+        return f"{self.listen_host}:{self.listen_port}"
 
 
 class ToxiproxyServer:
@@ -64,19 +67,33 @@ class ToxiproxyServer:
 
 
 class LinkNetwork:
-    """The proxies of every link, and the toxics on them (the network seam of faults)."""
+    """The proxies of every link, and the toxics on them (the network seam of faults).
 
-    def __init__(self, api_port: int) -> None:
-        toxiproxy.api.APIConsumer.host = "127.0.0.1"
+    On a server the run does not own, each proxy's name starts with ``prefix`` (the run's id),
+    so that it neither collides with nor touches anyone else's.
+    """
+
+    def __init__(self, api_port: int, api_host: str = "127.0.0.1", prefix: str = "") -> None:
+        toxiproxy.api.APIConsumer.host = api_host
         toxiproxy.api.APIConsumer.port = api_port
         self.api_port = api_port
+        self.api_host = api_host
+        self.prefix = prefix
         self.server = Toxiproxy()
         self.proxies: dict[str, Proxy] = {}
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
     def create(self, link: LinkAddress) -> None:
+        if self.prefix:  # not the run's own server: a killed harness leaves the proxy there
+            leftovers.record_proxy(f"{self.url}/proxies/{self.prefix}{link.name}")
         try:
             self.proxies[link.name] = self.server.create(
-                upstream=f"127.0.0.1:{link.upstream_port}", name=link.name, listen=link.listen
+                upstream=f"{link.upstream_host}:{link.upstream_port}",
+                name=self.prefix + link.name,
+                listen=link.listen,
             )
         except (requests.RequestException, toxiproxy.exceptions.ProxyExists) as exc:
             raise EnvironmentProblem(
@@ -113,3 +130,10 @@ class LinkNetwork:
     def reset(self) -> None:
         """Every proxy enabled, every toxic gone: the last step of teardown."""
         self.server.reset()
+
+    def remove(self) -> None:
+        """The run's proxies gone, with their toxics; the server's others untouched: the last
+        step of teardown on a server the run does not own."""
+        for proxy in self.proxies.values():
+            with contextlib.suppress(NotFound):
+                proxy.destroy()

@@ -1,4 +1,5 @@
-"""The local deployer: every component replica a process on a free 127.0.0.1 port.
+"""The local deployer: every component replica a process on a free 127.0.0.1 port, and the
+external components (already running elsewhere) only reached.
 
 Components start in dependency order (a component waits for what its links and addresses
 point at), each layer in parallel, and each is polled on its own protocol until ready.
@@ -31,6 +32,7 @@ class Instance:
     name: str
     replica: int
     port: int
+    host: str  # 127.0.0.1 but for an external component
     argv: list[str]
     env: dict[str, str]
     cwd: Path | None
@@ -39,6 +41,7 @@ class Instance:
     metrics: str | None
     metrics_port: int  # the port Prometheus scrapes: its own, or one of its named ports
     log_path: Path
+    external: bool = False  # already running: nothing to start, stop or signal
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Layout:
     ports: dict[str, list[int]]  # component → one port per replica
     links: dict[str, int]  # link → its proxy's listening port
     named: dict[str, list[dict[str, int]]]  # component → per replica, its named ports
+    hosts: dict[str, str]  # component → its host: 127.0.0.1, or an external component's
+    proxy_host: str = "127.0.0.1"  # where the links' proxies listen: the Toxiproxy's host
+
+    def upstream_host(self, link: str) -> str:
+        return self.hosts[link.split("->")[1]]
 
     def upstream(self, link: str) -> int:
         """Where link ``A->B`` leads: B's port named A if B has one (a broker that must tell
@@ -58,14 +66,18 @@ class Layout:
     def addr(self, component: str) -> str:
         """``NAME`` (its port) or ``NAME:PORT`` (one of its named ports), of its first replica."""
         name, _, port = component.partition(":")
-        return f"127.0.0.1:{self.named[name][0][port] if port else self.ports[name][0]}"
+        return f"{self.hosts[name]}:{self.named[name][0][port] if port else self.ports[name][0]}"
 
 
 def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
     """Reserve every port: fixed ones must be free now, the rest are picked free."""
     ports: dict[str, list[int]] = {}
+    hosts = {name: "127.0.0.1" for name in topology.components}
     for name, spec in topology.components.items():
-        if spec.port is not None:
+        if spec.external_address is not None:
+            hosts[name], port = spec.external_address
+            ports[name] = [port]  # elsewhere, or taken by it: nothing to reserve here
+        elif spec.port is not None:
             if spec.replicas > 1:
                 ports[name] = [spec.port + i for i in range(spec.replicas)]
             else:
@@ -80,7 +92,9 @@ def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
         name: [{port: allocator.allocate() for port in spec.ports} for _ in range(spec.replicas)]
         for name, spec in topology.components.items()
     }
-    return Layout(ports, {link: allocator.allocate() for link in topology.links}, named)
+    links = {link: allocator.allocate() for link in topology.links}
+    proxy_host = topology.toxiproxy.address[0] if topology.toxiproxy else "127.0.0.1"
+    return Layout(ports, links, named, hosts, proxy_host)
 
 
 def plan(
@@ -116,7 +130,8 @@ def plan(
                 )
 
             argv = [fill(arg) for arg in spec.command]
-            argv[0] = _executable(argv[0])
+            if argv:
+                argv[0] = _executable(argv[0])
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             env.update({key: fill(value) for key, value in spec.env.items()})
             instances.setdefault(name, []).append(
@@ -125,6 +140,7 @@ def plan(
                     label,
                     replica,
                     port,
+                    where.hosts[name],
                     argv,
                     env,
                     Path(fill(spec.workdir)) if spec.workdir else None,
@@ -133,11 +149,13 @@ def plan(
                         spec.ready.http,
                         tuple(fill(arg) for arg in spec.ready.command),
                         spec.ready.log,
+                        where.hosts[name],
                     ),
                     spec.ready.timeout,
                     spec.metrics,
                     named[spec.metrics_port] if spec.metrics_port else port,
                     run_dir / "logs" / f"{label}.log",
+                    external=spec.external is not None,
                 )
             )
     return [[i for c in layer for i in instances[c]] for layer in topology.layers()]
@@ -156,7 +174,7 @@ def _value(
     if kind in ("var", "port") and arg is not None:
         return own[f"{kind}:{arg}"]
     if kind == "link" and arg is not None:
-        return f"127.0.0.1:{where.links[arg]}"
+        return f"{where.proxy_host}:{where.links[arg]}"
     if kind == "addr" and arg is not None:
         return where.addr(arg)
     return values[kind]
@@ -194,6 +212,8 @@ class LocalDeployment:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for layer in self.layers:
                 for instance in layer:
+                    if instance.external:
+                        continue
                     process = _process(instance)
                     self.processes[instance.name] = process
                     process.start()
@@ -202,8 +222,10 @@ class LocalDeployment:
                     future.result()
 
     def _ready(self, instance: Instance, on_ready: Callable[[Instance], object]) -> None:
-        process = self.processes[instance.name]
-        process.wait_ready(instance.ready_timeout_s, instance.ready)
+        if instance.external:
+            instance.ready.wait_external(instance.name, instance.ready_timeout_s)
+        else:
+            self.processes[instance.name].wait_ready(instance.ready_timeout_s, instance.ready)
         on_ready(instance)
 
     def replicas(self, component: str) -> list[ManagedProcess]:

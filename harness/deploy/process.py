@@ -45,6 +45,7 @@ class Readiness:
     http: str | None = None
     command: tuple[str, ...] = ()
     log: str | None = None  # a regular expression
+    host: str = "127.0.0.1"
 
     def poll_s(self) -> float:
         return 0.25 if self.command else 0.02  # a command is a process start each time
@@ -61,7 +62,20 @@ class Readiness:
             return done.returncode == 0
         if self.log is not None:
             return re.search(self.log, process.logged()) is not None
-        return self.port is None or _answers(self.port, self.http)
+        return self.port is None or _answers(self.host, self.port, self.http)
+
+    def wait_external(self, name: str, timeout_s: float) -> None:
+        """An external component is only reached: ready once its port (or http) answers."""
+        assert self.port is not None, "an external component has an address"
+        deadline = time.monotonic() + timeout_s
+        while not _answers(self.host, self.port, self.http):
+            if time.monotonic() > deadline:
+                where = f"http://{self.host}:{self.port}{self.http}" if self.http else "it"
+                raise ComponentFailed(
+                    name, f"(external, {self.host}:{self.port}) did not answer: {where} "
+                    f"refused or timed out for {timeout_s:g}s",
+                )  # fmt: skip
+            time.sleep(0.25)
 
 
 class ManagedProcess:
@@ -202,16 +216,17 @@ class ManagedProcess:
                 self.proc.wait(timeout=5)
 
 
-def _answers(port: int, http_path: str | None) -> bool:
+def _answers(host: str, port: int, http_path: str | None) -> bool:
     if http_path is None:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
             return False
     try:
         # trust_env=False: an http_proxy in the environment must not intercept loopback.
-        response = httpx.get(f"http://127.0.0.1:{port}{http_path}", timeout=1.0, trust_env=False)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}{http_path}"
+        response = httpx.get(url, timeout=1.0, trust_env=False)
     except httpx.HTTPError:
         return False
     return response.is_success

@@ -1,5 +1,13 @@
-"""The load step: Locust driving messages at the producer, with a ledger of every send."""
+"""The load step: Locust driving messages at the producer, or straight into the broker, with a
+ledger of every send."""
 
-from harness.load.process import LoadPlan, LoadProcess, RemoteWorkers, worker_command
+from harness.load.process import (
+    LoadPlan,
+    LoadProcess,
+    Publish,
+    RemoteWorkers,
+    load_address,
+    worker_command,
+)
 
-__all__ = ["LoadPlan", "LoadProcess", "RemoteWorkers", "worker_command"]
+__all__ = ["LoadPlan", "LoadProcess", "Publish", "RemoteWorkers", "load_address", "worker_command"]

@@ -1,10 +1,12 @@
-"""The load generator's sends, run inside Locust: one POST per message, each one in the ledger.
+"""The load generator's sends, run inside Locust: one POST per message, or one publish straight
+into the broker (``publishers.py``), each one in the ledger.
 
 Never import this module from the harness: Locust and gevent monkey-patch the interpreter.
 Locust imports it as a top-level module named ``locustfile``, so it must not import harness.
 Its whole configuration comes from the ``--harness-*`` options ``harness.load.process`` puts on
 Locust's command line; in a distributed run the master forwards them to its workers, so a
-worker needs nothing but the master's address.
+worker needs nothing but the master's address. One user class per way of sending; the harness
+names the one a run uses on the command line (``Producer`` POSTs; the others publish).
 
 Ledger lines (JSON, one per line): ``{"id", "type": "invoke", "t"}`` before a send, then
 ``{"id", "type": "ok"|"fail"|"info", "t", "status", "error"}`` once its outcome is known.
@@ -20,14 +22,19 @@ import itertools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gevent
-from locust import FastHttpUser, constant_throughput, events, task
+from locust import FastHttpUser, User, constant_throughput, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from harness.load import publishers
+else:
+    import publishers  # beside this file: Locust puts its folder on the path while importing it
 
 _FLUSH_EVERY_S = 0.2
 _ERROR_CHARS = 200
@@ -49,6 +56,9 @@ class Config:
     seed: int
     timeout_s: float
     workers: int
+    publish_name: str
+    publish_routing_key: str
+    publish_field: str
 
     @classmethod
     def of(cls, options: Any) -> Config:
@@ -61,6 +71,9 @@ class Config:
             options.harness_seed,
             options.harness_timeout,
             max(1, options.expect_workers or 1) if options.harness_distributed else 1,
+            options.harness_publish_name,
+            options.harness_publish_routing_key,
+            options.harness_publish_field,
         )
 
 
@@ -75,6 +88,10 @@ def _options(parser: Any) -> None:
     parser.add_argument("--harness-timeout", type=float, default=5.0)
     parser.add_argument("--harness-distributed", action="store_true", default=False)
     parser.add_argument("--harness-duration", type=float, default=0.0)
+    # A load that publishes into the broker at --host (its user class is named, too).
+    parser.add_argument("--harness-publish-name", default="")
+    parser.add_argument("--harness-publish-routing-key", default="")
+    parser.add_argument("--harness-publish-field", default="body")
     # Only where the ledger is written (alone, or the master): not forwarded to workers.
     parser.add_argument("--harness-ledger", default="")
     parser.add_argument("--harness-metrics-port", type=int, default=0)
@@ -168,7 +185,7 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     """A worker learns the run from the options its master forwarded with the spawn."""
     global config
     config = Config.of(environment.parsed_options)
-    Producer.wait_time = constant_throughput(config.rate / config.users)
+    Sender.wait_time = constant_throughput(config.rate / config.users)
     Producer.network_timeout = Producer.connection_timeout = config.timeout_s
     if isinstance(environment.runner, WorkerRunner):
         gevent.spawn(_flush_forever, environment)
@@ -218,12 +235,12 @@ events.test_stop.add_listener(_on_stop)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 
-class Producer(FastHttpUser):
-    """A client of the producer, sending messages at an equal share of the target rate."""
+class Sender(User):
+    """What every way of sending shares: message ids, pacing at an equal share of the target
+    rate, and the ledger. A subclass sends one message in ``_send``."""
 
+    abstract = True
     wait_time = constant_throughput(1.0)  # each run's own is set at test start
-    # A retried POST would be a duplicate caused by the load generator itself.
-    max_retries = 0
 
     _numbers = itertools.count()
 
@@ -249,6 +266,24 @@ class Producer(FastHttpUser):
         _record(id=message_id, type="invoke", t=time.time())
         started = time.perf_counter()
         body = config.body.replace("{id}", message_id).replace("{seq}", str(seq))
+        outcome, status, error = self._send(message_id, body)
+        pending.durations.append(time.perf_counter() - started)
+        pending.outcomes.append(outcome)
+        _record(id=message_id, type=outcome, t=time.time(), status=status, error=error)
+
+    def _send(self, message_id: str, body: str) -> publishers.Outcome:
+        """Send one message: ok, fail or info (see ``_outcome``), a status code, an error."""
+        raise NotImplementedError
+
+
+class Producer(Sender, FastHttpUser):
+    """A client of the producer: one POST per message."""
+
+    # A retried POST would be a duplicate caused by the load generator itself.
+    max_retries = 0
+
+    def _send(self, message_id: str, body: str) -> publishers.Outcome:
+        assert config is not None
         with self.client.post(
             config.path,
             data=body,
@@ -257,7 +292,6 @@ class Producer(FastHttpUser):
             # A followed redirect would POST the message a second time.
             allow_redirects=False,
         ) as response:
-            pending.durations.append(time.perf_counter() - started)
             status = response.status_code
             # Only a response standing in for a connection error carries .error.
             outcome, error = _outcome(status, getattr(response, "error", None))
@@ -265,8 +299,56 @@ class Producer(FastHttpUser):
                 response.success()
             else:
                 response.failure(error)
-        pending.outcomes.append(outcome)
-        _record(id=message_id, type=outcome, t=time.time(), status=status or None, error=error)
+        return outcome, status or None, error
+
+
+class BrokerPublisher(Sender):
+    """A client of the broker at --host: one publish per message, through its own connection."""
+
+    abstract = True
+    publisher_class: ClassVar[type[publishers.Publisher]]
+
+    def on_start(self) -> None:
+        assert config is not None and self.host is not None
+        self.publisher = self.publisher_class(publishers.Destination.of(self.host, config))
+        super().on_start()
+
+    def _send(self, message_id: str, body: str) -> publishers.Outcome:
+        started = time.perf_counter()
+        outcome, status, error = self.publisher.send(message_id, body)
+        # Locust's own statistics (its summary in the load's log), as an HTTP client fills them.
+        self.environment.events.request.fire(
+            request_type=self.publisher_class.__name__.removesuffix("Publisher"),
+            name=self.publisher.to.name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=None if outcome == "ok" else RuntimeError(f"{outcome}: {error}"),
+            context={},
+        )
+        return outcome, status, error
+
+    def on_stop(self) -> None:
+        self.publisher.close()
+
+
+class RedisStreamPublisher(BrokerPublisher):
+    publisher_class = publishers.RedisStreamPublisher
+
+
+class RedisListPublisher(BrokerPublisher):
+    publisher_class = publishers.RedisListPublisher
+
+
+class RabbitMQPublisher(BrokerPublisher):
+    publisher_class = publishers.RabbitMQPublisher
+
+
+class KafkaPublisher(BrokerPublisher):
+    publisher_class = publishers.KafkaPublisher
+
+
+class NatsPublisher(BrokerPublisher):
+    publisher_class = publishers.NatsPublisher
 
 
 def _record(**fields: Any) -> None:

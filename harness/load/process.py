@@ -23,7 +23,7 @@ import httpx
 
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import ComponentFailed
-from harness.spec import DEFAULT_BODY
+from harness.spec import DEFAULT_BODY, LoadTarget, PublishInto
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -56,6 +56,80 @@ def worker_command(master_host: str, master_port: int) -> list[str]:
     return [*_LOCUST, "--worker", "--master-host", master_host, "--master-port", str(master_port)]
 
 
+# The Locust user class for each way of sending (locustfile.py defines them).
+USER_CLASSES: dict[PublishInto | None, str] = {
+    None: "Producer",
+    "redis-stream": "RedisStreamPublisher",
+    "redis-list": "RedisListPublisher",
+    "rabbitmq": "RabbitMQPublisher",
+    "kafka": "KafkaPublisher",
+    "nats": "NatsPublisher",
+}
+_SCHEMES: dict[PublishInto, str] = {
+    "redis-stream": "redis",
+    "redis-list": "redis",
+    "rabbitmq": "amqp",
+    "kafka": "kafka",
+    "nats": "nats",
+}
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A load that publishes straight into a broker, its defaults filled in: the stream key,
+    list key, exchange, topic or subject, and RabbitMQ's routing key, or the stream's field."""
+
+    into: PublishInto
+    name: str
+    routing_key: str = ""
+    field: str = "body"
+
+    @classmethod
+    def of(cls, load: LoadTarget, queue: str) -> Publish | None:
+        """What the topology's load says, the queue standing for an unnamed destination."""
+        spec = load.publish
+        if spec is None:
+            return None
+        name = queue if spec.name is None else spec.name
+        routing_key = name if spec.routing_key is None else spec.routing_key
+        return cls(spec.into, name, routing_key, spec.field or "body")
+
+    def url(self, port: int, host: str = "127.0.0.1") -> str:
+        """The broker's address as the load's ``--host``."""
+        return f"{_SCHEMES[self.into]}://{host}:{port}"
+
+    def describe(self, port: int, host: str = "127.0.0.1") -> str:
+        """Where the messages go, for a person: ``redis://127.0.0.1:6379 (XADD jobs)``."""
+        exchange = self.name or "'' (the default)"
+        what = {
+            "redis-stream": f"XADD {self.name}, body in field {self.field}",
+            "redis-list": f"LPUSH {self.name}",
+            "rabbitmq": f"exchange {exchange}, routing key {self.routing_key}",
+            "kafka": f"topic {self.name}",
+            "nats": f"JetStream subject {self.name}",
+        }[self.into]
+        return f"{self.url(port, host)} ({what})"
+
+    def options(self) -> list[str]:
+        return [
+            "--harness-publish-name",
+            self.name,
+            "--harness-publish-routing-key",
+            self.routing_key,
+            "--harness-publish-field",
+            self.field,
+        ]
+
+
+def load_address(
+    load: LoadTarget, queue: str, port: int, host: str = "127.0.0.1"
+) -> tuple[str, Publish | None]:
+    """The load's ``host`` (the producer's base URL, or the broker's address) and how it
+    publishes, if it does, for a load component listening on port."""
+    publish = Publish.of(load, queue)
+    return (publish.url(port, host) if publish else f"http://{host}:{port}"), publish
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     """What to send, how fast and for how long, and where the evidence of sending goes."""
@@ -75,6 +149,7 @@ class LoadPlan:
     remote: RemoteWorkers | None = None  # workers on other machines, and the master's address
     body: str = DEFAULT_BODY  # {id}: the message id, {seq}: the sender's sequence number
     content_type: str = "application/json"
+    publish: Publish | None = None  # straight into the broker at host; None: POST to host+path
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0 or self.timeout_s <= 0:
@@ -227,6 +302,9 @@ class LoadProcess:
             # Refused sends are the experiment's data, not a failure of the load step.
             "--exit-code-on-error",
             "0",
+            *(plan.publish.options() if plan.publish else []),
+            # The one user class that sends this way (a worker learns it from its master).
+            USER_CLASSES[plan.publish.into if plan.publish else None],
         ]
 
     def worker_command(self) -> list[str]:

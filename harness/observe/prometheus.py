@@ -24,6 +24,7 @@ class ScrapeTarget:
     port: int
     path: str = "/metrics"
     labels: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
 
 
 def config(targets: Sequence[ScrapeTarget], read_from: str | None = None) -> dict[str, object]:
@@ -54,7 +55,7 @@ def config(targets: Sequence[ScrapeTarget], read_from: str | None = None) -> dic
                 "job_name": job,
                 "metrics_path": path,
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{t.port}"], "labels": t.labels} for t in members
+                    {"targets": [f"{t.host}:{t.port}"], "labels": t.labels} for t in members
                 ],
             }
             for (job, path), members in jobs.items()

@@ -16,6 +16,14 @@ IMPOSSIBLE = (
 )
 
 
+def reference_target(folder: Path, extra: str) -> Path:
+    """The reference target with more top-level fields (``extra``), written into ``folder``."""
+    text = (ROOT / "targets" / "redis-streams.yaml").read_text()
+    path = folder / "reference.yaml"
+    path.write_text(text.replace("{dir}", str(ROOT / "targets")) + extra)
+    return path
+
+
 def write_sound_and_weak(folder: Path) -> None:
     """``a-sound.yaml`` (experiment ``sound``, holds) and ``b-weak.yaml`` (``weak``, fails)."""
     folder.mkdir(parents=True, exist_ok=True)

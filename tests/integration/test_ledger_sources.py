@@ -94,6 +94,7 @@ def postgres() -> Iterator[str]:
 
     def run(*command: str) -> None:
         subprocess.run([*as_user, *command], check=True, capture_output=True)
+
     try:
         run(_postgres_bin("initdb"), "-D", str(data), "-U", "harness", "--auth=trust")
         run(

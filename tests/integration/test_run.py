@@ -24,7 +24,7 @@ from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.report import panels
 from tests.conftest import ROOT, harness_argv
 from tests.integration import browser
-from tests.integration.quick_experiments import write_sound_and_weak
+from tests.integration.quick_experiments import reference_target, write_sound_and_weak
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -179,12 +179,7 @@ def test_checks_read_an_existing_prometheus_too(harness_cli, tmp_path: Path) -> 
         [ScrapeTarget("staging", app_port)],
     )  # fmt: skip
     existing.start()
-    reference = (ROOT / "targets" / "redis-streams.yaml").read_text()
-    target = tmp_path / "staging.yaml"
-    target.write_text(
-        reference.replace("{dir}", str(ROOT / "targets"))
-        + f"prometheus: {{url: '{existing.url}'}}\n"
-    )
+    target = reference_target(tmp_path, f"prometheus: {{url: '{existing.url}'}}\n")
     experiment = tmp_path / "staging-check.yaml"
     experiment.write_text(
         f"name: staging-check\ntarget: {target}\nload: {{rate: 20/s, duration: 4s}}\nchecks:\n"

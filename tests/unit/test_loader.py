@@ -269,7 +269,30 @@ TOPOLOGY_CASES = [
     case("ledger-without-its-key", "load: {component: api}",
         'load: {component: api}\nledger: {source: redis, url: "redis://{addr:broker}/0"}',
         "ledger.key", "source: redis", "required field is missing"),
+    case("external-and-started", '--port, "{port}"]', '--port, "{port}"]\n    external: db:6379',
+        "components.broker", "broker:",
+        "an external component is not started by the harness: command cannot apply to it"),
+    case("neither-started-nor-external", 'command: [redis-server, --port, "{port}"]',
+        "description: a broker", "components.broker", "broker:",
+        "give its command, or external: host:port if it already runs"),
+    case("external-without-a-port", 'command: [redis-server, --port, "{port}"]',
+        "external: db.staging", "components.broker.external", "db.staging",
+        "String should match pattern"),
 ]  # fmt: skip
+
+
+def test_an_external_component_cannot_take_a_process_fault(tmp_path: Path) -> None:
+    text = edited(MINI_TOPOLOGY, 'command: [redis-server, --port, "{port}"]', "external: db:6379")
+    write(tmp_path / "targets" / "mini.yaml", text)
+    killing = LEDGER_ONLY.replace(
+        "checks:", "timeline:\n  - {at: 0s, for: 1s, fault: kill, component: broker}\nchecks:"
+    )
+    experiment = write(tmp_path / "experiments" / "exp.yaml", killing)
+    error = spec_error(experiment)
+    assert (error.file, error.line, error.field) == (str(experiment), 5, "timeline[0].component")
+    assert "broker is external: the harness cannot kill what it did not start" in error.message
+    plain = load_experiment(write(tmp_path / "experiments" / "plain.yaml", LEDGER_ONLY))
+    assert plain.topology.components["broker"].external_address == ("db", 6379)
 
 
 @pytest.mark.parametrize(("old", "new", "field", "fragment", "message"), TOPOLOGY_CASES)
