@@ -443,11 +443,11 @@ checks:
 
 
 def test_interrupted_anywhere_a_run_leaves_nothing_behind(harness_cli, tmp_path: Path) -> None:
-    """20 seeded points from start-up to teardown; SIGINT, SIGTERM or SIGKILL (then down)."""
+    """14 seeded points from start-up to teardown; SIGINT, SIGTERM or SIGKILL (then down)."""
     experiment = tmp_path / "interruptible.yaml"
     experiment.write_text(INTERRUPTIBLE.format(target=ROOT / "targets" / "redis-streams.yaml"))
     rng = random.Random(2026)
-    for point in range(20):
+    for point in range(14):
         signum = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
         after_s = rng.uniform(1.0, 12.0)
         runs = tmp_path / f"runs-{point}"
