@@ -135,9 +135,10 @@ def _targets(args: argparse.Namespace) -> list[str]:
 def _override_sets(args: argparse.Namespace) -> list[list[str]]:
     """The overrides of each variant of an experiment: one, or one per --target."""
     targets = _targets(args)
+    sets = _with_deployer(args, list(args.set))
     if not targets:
-        return [list(args.set)]
-    return [[*args.set, f"target={target}"] for target in targets]
+        return [sets]
+    return [[*sets, f"target={target}"] for target in targets]
 
 
 def _variants(args: argparse.Namespace) -> list[tuple[Path, list[str]]]:
@@ -245,7 +246,7 @@ def _down(args: argparse.Namespace, out: Console) -> int:
 
 
 def _up(args: argparse.Namespace, out: Console) -> int:
-    experiment = load_experiment(Path(args.file), args.set)
+    experiment = load_experiment(Path(args.file), _with_deployer(args, args.set))
     grafana_api = _grafana(args)
     if args.foreground:
         from harness.runner import Standing, stand  # the runner pulls in every step
@@ -257,7 +258,7 @@ def _up(args: argparse.Namespace, out: Console) -> int:
         return 0
     argv = ["up", args.file, "--foreground", "--runs-dir", args.runs_dir]
     argv += ["--prometheus-port", str(args.prometheus_port)]
-    for override in args.set:
+    for override in _with_deployer(args, args.set):
         argv += ["--set", override]
     log = components.home() / "standing" / f"up-{os.getpid()}.log"
     standing = up.start_detached(argv, log)
@@ -301,13 +302,17 @@ def _remove_leftovers(console: Console) -> bool:
         )
         for left in found.processes:
             console.print(f"  {left.pid}  {left.command}", soft_wrap=True, markup=False)
-    if found.proxies:
-        console.print(
-            f"[yellow]removed {_count(len(found.proxies), 'proxy', 'proxies')} a harness that "
-            "was killed left on an existing Toxiproxy:[/yellow]"
-        )
-        for proxy in found.proxies:
-            console.print(f"  {proxy}", soft_wrap=True, markup=False)
+    for things, what, where in (
+        (found.proxies, ("proxy", "proxies"), "on an existing Toxiproxy"),
+        (found.containers, ("container or network", "containers and networks"), "in Docker"),
+    ):
+        if things:
+            console.print(
+                f"[yellow]removed {_count(len(things), *what)} a harness that was killed left "
+                f"{where}:[/yellow]"
+            )
+            for thing in things:
+                console.print(f"  {thing}", soft_wrap=True, markup=False)
     return bool(found)
 
 
@@ -379,6 +384,23 @@ def _setup(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _images(args: argparse.Namespace, out: Console) -> int:
+    from harness.deploy import images  # the Docker SDK is only needed here
+
+    def say(line: str) -> None:
+        out.print(line, style="dim", markup=False, soft_wrap=True)
+
+    client = images.connect()
+    try:
+        for kind in dict.fromkeys(args.kind or images.KINDS):
+            image = images.provide(client, kind, say)
+            how = f"built in {image.seconds:.1f} s" if image.built else "found"
+            out.print(f"{kind:<10} {image.tag:<32} {how}", markup=False, soft_wrap=True)
+    finally:
+        client.close()
+    return 0
+
+
 def _status_table(statuses: Sequence[components.Status]) -> Table:
     table = Table(header_style="bold")
     for column in ("component", "found", "version", "path or how to install"):
@@ -387,6 +409,19 @@ def _status_table(statuses: Sequence[components.Status]) -> Table:
         found = "[green]yes[/green]" if s.found else "[red]no[/red]"
         table.add_row(s.name, found, s.version or "", str(s.path) if s.path else s.install_hint)
     return table
+
+
+def _deployer_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--deployer",
+        choices=("local", "docker"),
+        help="start the target as local processes or as Docker containers, whatever its file "
+        "says (the same as --set deployer=...)",
+    )
+
+
+def _with_deployer(args: argparse.Namespace, sets: list[str]) -> list[str]:
+    return [*sets, f"deployer={args.deployer}"] if args.deployer else sets
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -462,9 +497,12 @@ def _parser() -> argparse.ArgumentParser:
             action="append",
             default=[],
             metavar="PATH=VALUE",
-            help="override a field of the experiment (load.rate=100/s) or of a target "
-            "component (worker.replicas=1, worker.env.PROCESS_MS=50); repeatable",
+            help="override a field of the experiment (load.rate=100/s), of a target "
+            "component (worker.replicas=1, worker.env.PROCESS_MS=50) or the target's deployer "
+            "(deployer=docker); repeatable",
         )
+    for sub in (run, validate):
+        _deployer_option(sub)
 
     report = commands.add_parser(
         "report",
@@ -531,6 +569,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stand.add_argument("file", metavar="FILE", help="an experiment file; its target stands")
     stand.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    _deployer_option(stand)
     stand.add_argument("--runs-dir", default="runs", help="where its folder goes (default: runs)")
     stand.add_argument(
         "--prometheus-port", type=int, default=9090, help="Prometheus' port (default: 9090)"
@@ -595,6 +634,20 @@ def _parser() -> argparse.ArgumentParser:
     doctor.set_defaults(command=_doctor)
     setup = commands.add_parser("setup", help="install the real components that are missing")
     setup.set_defaults(command=_setup)
+    images = commands.add_parser(
+        "images",
+        help="build the images the docker deployer runs, unless built already",
+        description="Make each image kind (default: all) from a Debian base debootstrapped on "
+        "this machine, unless an image with the same recipe is there; print its tag and "
+        "whether it was built or found. Needs a running Docker engine (exit 2 without one).",
+    )
+    images.add_argument(
+        "--kind",
+        action="append",
+        choices=("base", "redis", "python", "toxiproxy"),
+        help="an image kind to make (repeatable; default: all)",
+    )
+    images.set_defaults(command=_images)
     return parser
 
 

@@ -24,6 +24,7 @@ from harness.spec import Experiment
 from harness.state import FaultState
 
 if TYPE_CHECKING:
+    from harness.deploy.docker import DockerDeployment
     from harness.deploy.local import Layout, LocalDeployment
     from harness.observe.promql import PromQL
 
@@ -44,7 +45,7 @@ class RunContext:
     drained: bool = False
     load_failure: str | None = None  # the load generator died: no verdict can be trusted as held
     layout: Layout | None = None
-    deployment: LocalDeployment | None = None
+    deployment: LocalDeployment | DockerDeployment | None = None
     promql: PromQL | None = None
     cleanup_errors: list[str] = field(default_factory=list)
     infrastructure: dict[str, ManagedProcess] = field(default_factory=dict)  # prometheus, …

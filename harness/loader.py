@@ -81,6 +81,10 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
             )
         apply_override(components, s.path, s.value, s.text)
         topo.overridden[("components", *s.path)] = s.text
+    if isinstance(topo.data, dict) and isinstance(source.data.get("deployer"), str):
+        # The experiment (or --deployer) decides how its target runs for this run.
+        topo.data["deployer"] = source.data["deployer"]
+        topo.borrowed[("deployer",)] = (source, ("deployer",))
     topology = _validate(TopologySpec, topo)
     _check_topology(topology, topo)
     source.data = _with_queue(source.data, topology.queue)
@@ -142,7 +146,9 @@ def _apply(source: Source, sets: Iterable[Override]) -> None:
 
 
 def _target_dirs(experiment_dir: Path) -> list[str]:
-    dirs = [experiment_dir.parent / "targets", Path.cwd() / "targets"]
+    # Beside the experiments' folder, or beside a folder above it (experiments/containers/).
+    above = [folder / "targets" for folder in experiment_dir.resolve().parents]
+    dirs = [*above[:3], Path.cwd() / "targets"]
     extra = os.environ.get("HARNESS_TARGETS")
     if extra:
         dirs = [Path(p) for p in extra.split(os.pathsep)] + dirs
@@ -365,6 +371,12 @@ def _fault_entries(
                     f"{name} is external: the harness cannot {entry.fault} what it did not "
                     "start; a fault on one of its links reaches it",
                 )
+        if kind.deployer is not None and topology.deployer != kind.deployer:
+            raise source.error(
+                (*loc, "fault"),
+                f"a {entry.fault} fault needs the {kind.deployer} deployer (--deployer "
+                f"{kind.deployer}); this target runs with {topology.deployer}",
+            )
         if kind.reach is Reach.COMPONENT:
             _check_count(entry.count, targets, topology, source, loc)
         elif entry.count is not None or entry.percent is not None:

@@ -24,7 +24,7 @@ from harness import components, ledger_sources
 from harness.abort import AbortWatch
 from harness.checks import CheckResult, Evidence, evaluate, steady_state_checks
 from harness.context import RunContext
-from harness.deploy import local
+from harness.deploy import docker, images, local
 from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
 from harness.errors import Aborted, HarnessError, Interrupted
 from harness.faults import FaultTools
@@ -179,7 +179,7 @@ class Standing:
     prometheus: Prometheus
     promql: PromQL
     network: LinkNetwork
-    deployment: local.LocalDeployment
+    deployment: local.LocalDeployment | docker.DockerDeployment
     where: local.Layout
     scraped: int  # components Prometheus scrapes, the load aside
     load_port: int
@@ -194,8 +194,17 @@ def _deploy(
     """Prometheus, Toxiproxy with a proxy per link, then the target; each undone by teardown."""
     experiment, topology = ctx.experiment, ctx.experiment.topology
     where = local.layout(topology, ctx.ports)
+    engine = _engine(ctx, teardown, say) if topology.deployer == "docker" else None
+    if engine is not None:
+        where = docker.place(where, topology, engine.network, engine.proxy_host)
     ctx.layout = where
-    layers = local.plan(topology, experiment.topology_file.parent, ctx.run_dir, where)
+    layers = local.plan(
+        topology,
+        experiment.topology_file.parent,
+        ctx.run_dir,
+        where,
+        images.PYTHON if engine is not None else None,
+    )
     load_port, toxiproxy_port = ctx.ports.allocate(), ctx.ports.allocate()
     scrape = [
         ScrapeTarget(i.component, i.metrics_port, i.metrics, {"instance_name": i.name}, i.host)
@@ -224,7 +233,7 @@ def _deploy(
     # keeps its series for the report.
     teardown.callback(ctx.safely, "save series for the report", lambda: _save_series(ctx, promql))
 
-    network = _link_network(ctx, teardown, toxiproxy_port)
+    network = _link_network(ctx, teardown, toxiproxy_port, engine)
     for link, port in where.links.items():
         network.create(
             LinkAddress(
@@ -233,35 +242,94 @@ def _deploy(
         )
     say(f"toxiproxy: {len(where.links)} links behind proxies; prometheus at {prometheus.url}")
 
-    deployment = local.LocalDeployment(layers)
+    deployment: local.LocalDeployment | docker.DockerDeployment
+    if engine is None:
+        deployment = local.LocalDeployment(layers)
+    else:
+        deployment = engine.deployment(layers, ctx.run_id)
     ctx.deployment = deployment
     teardown.callback(ctx.safely, "stop components", deployment.down)
     t_deploy = time.time()
     deployment.up(
         lambda i: ctx.log.now("component.ready", i.name, Outcome.OK, t_deploy, port=i.port)
     )
-    say(f"deployed {len(deployment.instances)} processes of {topology.name}")
+    say(f"deployed {len(deployment.instances)} {_units(engine)} of {topology.name}")
     prometheus.wait_ready()  # long since, as a rule: it started first
     ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
     return Standing(prometheus, promql, network, deployment, where, len(scrape) - 1, load_port)
 
 
-def _link_network(ctx: RunContext, teardown: ExitStack, port: int) -> LinkNetwork:
-    """The run's own Toxiproxy server, reset at teardown; or the topology's existing one, where
-    the run's proxies carry its id and teardown removes only them."""
+@dataclass(frozen=True)
+class Engine:
+    """The docker deployer's share of a run: the engine, the run's network and its images."""
+
+    client: Any
+    network: docker.RunNetwork
+    images: dict[str, str]  # component → image, and "toxiproxy"
+    proxy_host: str  # Toxiproxy's address on the network
+    binds: tuple[str, ...]
+
+    def deployment(
+        self, layers: list[list[local.Instance]], run_id: str
+    ) -> docker.DockerDeployment:
+        return docker.DockerDeployment(
+            self.client, self.network, layers, self.images, run_id, self.binds
+        )
+
+
+def _engine(ctx: RunContext, teardown: ExitStack, say: Callable[[str], None]) -> Engine:
+    """The engine, the images every container needs (built once, then cached) and the run's
+    network, removed last at teardown."""
+    experiment, topology = ctx.experiment, ctx.experiment.topology
+    client = docker.connect()
+    wanted = {
+        name: spec.image or images.ensure(client, docker.image_kind(name, spec), say)
+        for name, spec in topology.components.items()
+        if spec.external is None
+    }
+    wanted["toxiproxy"] = images.ensure(client, "toxiproxy", say)
+    network = docker.RunNetwork(client, ctx.run_id)
+    teardown.callback(ctx.safely, "remove the run's network", network.remove)
+    # The run folder (data, ledger, logs) and the target's folder (its programs) are the same
+    # paths inside every container as outside.
+    topology_dir = experiment.topology_file.parent.resolve()
+    binds = (
+        f"{ctx.run_dir.resolve()}:{ctx.run_dir.resolve()}:rw",
+        f"{topology_dir}:{topology_dir}:ro",
+    )
+    return Engine(client, network, wanted, network.address(), binds)
+
+
+def _units(engine: Engine | None) -> str:
+    return "processes" if engine is None else "containers"
+
+
+def _link_network(
+    ctx: RunContext, teardown: ExitStack, port: int, engine: Engine | None
+) -> LinkNetwork:
+    """The run's own Toxiproxy (a process, or a container on the run's network), reset at
+    teardown; or the topology's existing one, where the run's proxies carry its id and teardown
+    removes only them."""
     existing = ctx.experiment.topology.toxiproxy
     if existing is not None:
         host, api_port = existing.address
         network = LinkNetwork(api_port, host, prefix=f"{ctx.run_id}.")
         teardown.callback(ctx.safely, "remove the run's proxies", network.remove)
         return network
-    toxiproxy = ToxiproxyServer(
-        components.find("toxiproxy-server"), port, ctx.run_dir / "logs" / "toxiproxy.log"
-    )
+    log = ctx.run_dir / "logs" / "toxiproxy.log"
+    toxiproxy: ToxiproxyServer | docker.ToxiproxyContainer
+    if engine is None:
+        toxiproxy = ToxiproxyServer(components.find("toxiproxy-server"), port, log)
+    else:
+        toxiproxy = docker.ToxiproxyContainer(
+            engine.client, engine.images["toxiproxy"], engine.network, engine.proxy_host,
+            ctx.run_id, log,
+        )  # fmt: skip
     toxiproxy.start()
-    ctx.infrastructure["toxiproxy"] = toxiproxy.process
+    if isinstance(toxiproxy, ToxiproxyServer):
+        ctx.infrastructure["toxiproxy"] = toxiproxy.process
     teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
-    network = LinkNetwork(port)
+    network = LinkNetwork(toxiproxy.port, engine.proxy_host if engine else "127.0.0.1")
     teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
     return network
 
@@ -279,7 +347,7 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
     load_spec = experiment.spec.load
     target = standing.where.ports[topology.load.component][0]
     host, publish = load_address(
-        topology.load, topology.queue, target, standing.where.hosts[topology.load.component]
+        topology.load, topology.queue, target, standing.where.hosts[topology.load.component][0]
     )
     load = LoadProcess(
         LoadPlan(
@@ -620,6 +688,7 @@ def _journal(
         "experiment": experiment.name,
         "experiment_file": str(experiment.file),
         "target": experiment.topology.name,
+        "deployer": experiment.topology.deployer,
         "target_file": str(experiment.topology_file),
         "overrides": list(overrides),
         "seed": ctx.seed,

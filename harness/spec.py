@@ -65,6 +65,7 @@ HOST_PORT_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([1-9]\d{0
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([^{}]+))?\}")
 SIMPLE_PLACEHOLDERS = {
     "port",
+    "bind",
     "python",
     "dir",
     "data",
@@ -110,7 +111,15 @@ class ComponentSpec(Model):
     or one already running somewhere that the harness only reaches (``external``)."""
 
     description: str = ""
-    command: list[Arg] = Field(default_factory=list, description="its argument list")
+    command: list[Arg] = Field(
+        default_factory=list,
+        description="its argument list; with the docker deployer, the container's command",
+    )
+    image: str | None = Field(
+        None,
+        description="the image it runs as with the docker deployer (its own command when "
+        "command is empty); default: the harness's image for a {python} or redis-server command",
+    )
     external: str | None = Field(
         None,
         pattern=HOST_PORT_PATTERN,
@@ -137,11 +146,14 @@ class ComponentSpec(Model):
     @model_validator(mode="after")
     def _started_or_external(self) -> ComponentSpec:
         if self.external_address is None:
-            if not self.command:
-                raise ValueError("give its command, or external: host:port if it already runs")
+            if not self.command and self.image is None:
+                raise ValueError(
+                    "give its command (or image), or external: host:port if it already runs"
+                )
             return self
         started = {
             "command": bool(self.command),
+            "image": self.image is not None,
             "env": bool(self.env),
             "workdir": self.workdir is not None,
             "replicas": self.replicas != 1,
@@ -312,6 +324,11 @@ class TopologySpec(Model):
         None,
         description="where the workers record the ids they processed, read after the drain; "
         "default: the file the {processed_ledger} placeholder names",
+    )
+    deployer: Literal["local", "docker"] = Field(
+        "local",
+        description="local: each replica a process here; docker: a container on the run's own "
+        "network (an experiment's deployer, or harness run --deployer, chooses for one run)",
     )
     toxiproxy: ExistingToxiproxy | None = Field(
         None, description="an existing Toxiproxy server for the links' proxies"
@@ -503,6 +520,9 @@ class ExperimentSpec(Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     target: str
+    deployer: Literal["local", "docker"] | None = Field(
+        None, description="how its target runs for this experiment; default: the target's own"
+    )
     overrides: dict[str, dict[str, Any]] = {}
     load: LoadSpec
     drain: Duration = Field(30.0, description="longest wait for the backlog to empty after load")

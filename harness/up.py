@@ -53,7 +53,7 @@ def record(standing: Standing, experiment: Experiment, run_dir: Path) -> Stand:
     """Called in the standing process once everything answers; the parent waits for this."""
     topology = experiment.topology
     load = topology.load
-    port, host = standing.where.ports[load.component][0], standing.where.hosts[load.component]
+    port, host = standing.where.ports[load.component][0], standing.where.hosts[load.component][0]
     publish = Publish.of(load, topology.queue)
     # Where the load would send: a producer's URL, or the broker and what it writes there.
     address = publish.describe(port, host) if publish else f"http://{host}:{port}{load.path}"

@@ -13,7 +13,9 @@ in effect when the harness died. A process whose owner no longer runs is a lefto
 Components, Locust, Prometheus and Toxiproxy (with its proxies and toxics) all go with their
 process groups, which is what undoes those faults: a paused process is continued and killed,
 a toxic or disabled proxy goes with its Toxiproxy. On an existing Toxiproxy (one the run did
-not start) the record names each proxy the run made there, and those are deleted. Processes of
+not start) the record names each proxy the run made there, and those are deleted. Containers
+and networks of the docker deployer carry their harness's owner mark as a label: those of a
+harness that no longer runs are removed. Processes of
 a harness that still runs are never touched, so concurrent runs are safe.
 """
 
@@ -61,9 +63,10 @@ class Remains:
     processes: list[Leftover]
     faults: dict[Path, list[InEffect]]
     proxies: list[str]  # the API URL of each proxy made on an existing Toxiproxy
+    containers: list[str]  # "container NAME" or "network NAME", with the docker deployer
 
     def __bool__(self) -> bool:
-        return bool(self.processes or self.faults or self.proxies)
+        return bool(self.processes or self.faults or self.proxies or self.containers)
 
 
 def _live_dir() -> Path:
@@ -169,7 +172,9 @@ def find() -> Remains:
                 continue
             command = " ".join(process.cmdline()) or process.name()
             found.append(Leftover(pid, os.getpgid(pid), command))
-    return Remains(found, faults, proxies)
+    from harness.deploy import docker  # here: it imports this module
+
+    return Remains(found, faults, proxies, docker.orphans(_owner_runs))
 
 
 def remove(remains: Remains) -> None:
@@ -187,6 +192,10 @@ def remove(remains: Remains) -> None:
     for left in leftovers:  # reap what is ours to reap; wait for the rest to go
         with contextlib.suppress(psutil.Error):
             psutil.Process(left.pid).wait(timeout=5)
+    if remains.containers:
+        from harness.deploy import docker  # here: it imports this module
+
+        docker.remove_orphans(remains.containers)
     for proxy in remains.proxies:  # with its toxics; already gone is as good
         with contextlib.suppress(httpx.HTTPError):
             httpx.delete(proxy, timeout=5.0, trust_env=False)

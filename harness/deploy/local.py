@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import components
 from harness.deploy.ports import PortAllocator, is_free
 from harness.deploy.process import ManagedProcess, Readiness
-from harness.errors import MissingComponent, PortTaken
+from harness.errors import EnvironmentProblem, MissingComponent, PortTaken
 from harness.spec import PLACEHOLDER, TopologySpec
 
 
@@ -51,11 +51,11 @@ class Layout:
     ports: dict[str, list[int]]  # component → one port per replica
     links: dict[str, int]  # link → its proxy's listening port
     named: dict[str, list[dict[str, int]]]  # component → per replica, its named ports
-    hosts: dict[str, str]  # component → its host: 127.0.0.1, or an external component's
+    hosts: dict[str, list[str]]  # component → per replica, its host (127.0.0.1 when local)
     proxy_host: str = "127.0.0.1"  # where the links' proxies listen: the Toxiproxy's host
 
     def upstream_host(self, link: str) -> str:
-        return self.hosts[link.split("->")[1]]
+        return self.hosts[link.split("->")[1]][0]
 
     def upstream(self, link: str) -> int:
         """Where link ``A->B`` leads: B's port named A if B has one (a broker that must tell
@@ -66,17 +66,20 @@ class Layout:
     def addr(self, component: str) -> str:
         """``NAME`` (its port) or ``NAME:PORT`` (one of its named ports), of its first replica."""
         name, _, port = component.partition(":")
-        return f"{self.hosts[name]}:{self.named[name][0][port] if port else self.ports[name][0]}"
+        return f"{self.hosts[name][0]}:{self.named[name][0][port] if port else self.ports[name][0]}"
 
 
 def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
     """Reserve every port: fixed ones must be free now, the rest are picked free."""
     ports: dict[str, list[int]] = {}
-    hosts = {name: "127.0.0.1" for name in topology.components}
+    hosts = {name: ["127.0.0.1"] * spec.replicas for name, spec in topology.components.items()}
     for name, spec in topology.components.items():
         if spec.external_address is not None:
-            hosts[name], port = spec.external_address
-            ports[name] = [port]  # elsewhere, or taken by it: nothing to reserve here
+            host, port = spec.external_address
+            hosts[name], ports[name] = (
+                [host],
+                [port],
+            )  # elsewhere, or taken by it: nothing to reserve here
         elif spec.port is not None:
             if spec.replicas > 1:
                 ports[name] = [spec.port + i for i in range(spec.replicas)]
@@ -98,9 +101,17 @@ def layout(topology: TopologySpec, allocator: PortAllocator) -> Layout:
 
 
 def plan(
-    topology: TopologySpec, topology_dir: Path, run_dir: Path, where: Layout
+    topology: TopologySpec,
+    topology_dir: Path,
+    run_dir: Path,
+    where: Layout,
+    container_python: str | None = None,
 ) -> list[list[Instance]]:
-    """Every instance, filled in, grouped in layers that can start together."""
+    """Every instance, filled in, grouped in layers that can start together.
+
+    With ``container_python`` (the interpreter inside the image), for containers: ``{python}``
+    is that, programs are found in the image, and the harness's environment stays out.
+    """
     instances: dict[str, list[Instance]] = {}
     for name, spec in topology.components.items():
         labels = topology.replica_names(name)
@@ -108,7 +119,10 @@ def plan(
             label = labels[replica]
             values = {
                 "port": str(port),
-                "python": sys.executable,
+                # The address to listen on: only the harness's host reaches a local process,
+                # but other containers must reach a container.
+                "bind": "127.0.0.1" if container_python is None else "0.0.0.0",
+                "python": container_python or sys.executable,
                 "dir": str(topology_dir.resolve()),
                 "data": str(run_dir / "data" / label),
                 "run": str(run_dir),
@@ -130,9 +144,14 @@ def plan(
                 )
 
             argv = [fill(arg) for arg in spec.command]
-            if argv:
+            if not argv and spec.external is None and container_python is None:
+                raise EnvironmentProblem(
+                    f"{name} names only an image: run it with the docker deployer "
+                    "(--deployer docker), or give it a command"
+                )
+            if argv and container_python is None:
                 argv[0] = _executable(argv[0])
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**(os.environ if container_python is None else {}), "PYTHONUNBUFFERED": "1"}
             env.update({key: fill(value) for key, value in spec.env.items()})
             instances.setdefault(name, []).append(
                 Instance(
@@ -140,7 +159,7 @@ def plan(
                     label,
                     replica,
                     port,
-                    where.hosts[name],
+                    where.hosts[name][replica],
                     argv,
                     env,
                     Path(fill(spec.workdir)) if spec.workdir else None,
@@ -149,7 +168,7 @@ def plan(
                         spec.ready.http,
                         tuple(fill(arg) for arg in spec.ready.command),
                         spec.ready.log,
-                        where.hosts[name],
+                        where.hosts[name][replica],
                     ),
                     spec.ready.timeout,
                     spec.metrics,
@@ -254,6 +273,13 @@ class LocalDeployment:
         self.processes[replica] = process
         process.start()
         process.wait_ready(instance.ready_timeout_s, instance.ready)
+
+    def cut(self, replica: str) -> None:
+        raise EnvironmentProblem(
+            "a cut needs the docker deployer: a process has no network of its own"
+        )
+
+    rejoin = cut
 
     def down(self) -> None:
         """Stop every process, last layer first; each layer's processes stop in parallel."""

@@ -62,13 +62,13 @@ class Readiness:
             return done.returncode == 0
         if self.log is not None:
             return re.search(self.log, process.logged()) is not None
-        return self.port is None or _answers(self.host, self.port, self.http)
+        return self.port is None or reachable(self.host, self.port, self.http)
 
     def wait_external(self, name: str, timeout_s: float) -> None:
         """An external component is only reached: ready once its port (or http) answers."""
         assert self.port is not None, "an external component has an address"
         deadline = time.monotonic() + timeout_s
-        while not _answers(self.host, self.port, self.http):
+        while not reachable(self.host, self.port, self.http):
             if time.monotonic() > deadline:
                 where = f"http://{self.host}:{self.port}{self.http}" if self.http else "it"
                 raise ComponentFailed(
@@ -216,7 +216,8 @@ class ManagedProcess:
                 self.proc.wait(timeout=5)
 
 
-def _answers(host: str, port: int, http_path: str | None) -> bool:
+def reachable(host: str, port: int, http_path: str | None) -> bool:
+    """A TCP connect to host:port succeeds, or with ``http_path``, a GET there answers 2xx."""
     if http_path is None:
         try:
             with socket.create_connection((host, port), timeout=0.5):

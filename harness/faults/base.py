@@ -66,6 +66,12 @@ class Processes(Protocol):
     def start(self, replica: str) -> None:
         """Start a stopped replica again, as it was started first, and wait until it is ready."""
 
+    def cut(self, replica: str) -> None:
+        """Drop every packet between the replica and its peers (not the harness's host)."""
+
+    def rejoin(self, replica: str) -> None:
+        """Undo ``cut``."""
+
 
 class Reach(Enum):
     """What a fault kind acts on."""
@@ -97,6 +103,8 @@ class Fault(BaseModel):
 
     kind: ClassVar[str]
     reach: ClassVar[Reach]
+    # The deployer it needs, if only one can do it.
+    deployer: ClassVar[str | None] = None
 
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         """Put the fault in effect on ``target``; ``label`` names it uniquely in this run."""

@@ -1,4 +1,5 @@
-"""Process faults: signals to some replicas of a component (kill, pause, graceful restart).
+"""Process faults: signals to some replicas of a component (kill, pause, graceful restart), and
+cutting a container off its peers.
 
 A broker crash is ``kill`` on the broker: its data folder stays, so it comes back with
 whatever it had persisted.
@@ -82,3 +83,31 @@ class Pause(Fault):
         for replica in target.replicas:
             tools.processes.send_signal(replica, signal.SIGSTOP)
         return Paused(tools.processes, target.replicas)
+
+
+@dataclass
+class Cut:
+    processes: Processes
+    replicas: tuple[str, ...]
+    healed: bool = field(default=False)
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.healed = True
+            for replica in self.replicas:
+                self.processes.rejoin(replica)
+
+
+@register
+class CutOff(Fault):
+    """A real partition: every packet between the replica and its peers is dropped inside its
+    network namespace, so connections hang as across a dead switch; the harness still sees it."""
+
+    kind: ClassVar[str] = "cut"
+    reach: ClassVar[Reach] = Reach.COMPONENT
+    deployer: ClassVar[str | None] = "docker"
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        for replica in target.replicas:
+            tools.processes.cut(replica)
+        return Cut(tools.processes, target.replicas)

@@ -144,7 +144,9 @@ def main() -> int:
     stop = service.install_stop_handler(interrupt=False)
     client = common.connect(host, port, socket_timeout=1, connect_timeout=1)
     REGISTRY.register(StreamCollector(client, queues))
-    start_http_server(metrics_port, addr="127.0.0.1")  # daemon threads: no need to stop them
+    start_http_server(
+        metrics_port, addr=service.bind_addr()
+    )  # daemon threads: no need to stop them
     log.info(
         "probe observing redis %s:%d queues %s, metrics on http://127.0.0.1:%d/metrics",
         host,

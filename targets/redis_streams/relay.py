@@ -118,7 +118,7 @@ def main() -> int:
     stop = service.install_stop_handler(interrupt=True)
     relay: Relay | None = None
     try:
-        start_http_server(cfg.metrics_port, addr="127.0.0.1")
+        start_http_server(cfg.metrics_port, addr=service.bind_addr())
         relay = Relay(cfg, stop)
         log.info(
             "relay %s consuming redis %s:%d stream=%s group=%s, notifier %s, "

@@ -225,7 +225,7 @@ def main() -> int:
     worker: Worker | None = None
     mover = threading.Thread(target=move_due_retries, args=(cfg, stop), daemon=True)
     try:
-        start_http_server(cfg.metrics_port, addr="127.0.0.1")
+        start_http_server(cfg.metrics_port, addr=service.bind_addr())
         log.info(
             "worker %s consuming redis %s:%d stream=%s group=%s, sink %s, ack %s processing, "
             "claim idle %d ms, retries %d..%d ms, max attempts %d, dlq %s, "

@@ -126,8 +126,13 @@ def install_stop_handler(interrupt: bool) -> threading.Event:
     return stop
 
 
+def bind_addr() -> str:
+    """Where to listen: BIND (the harness's {bind}: 0.0.0.0 in a container), else loopback."""
+    return os.environ.get("BIND", "127.0.0.1")
+
+
 def serve_asgi(app: Any, port: int) -> None:
-    """Run an ASGI app on 127.0.0.1 in this process until SIGTERM/SIGINT, then return."""
+    """Run an ASGI app on bind_addr() in this process until SIGTERM/SIGINT, then return."""
     import uvicorn
 
     # uvicorn re-raises the caught signal once it has shut down, after restoring the handlers it
@@ -137,7 +142,7 @@ def serve_asgi(app: Any, port: int) -> None:
         signal.signal(sig, lambda signum, frame: None)
     config = uvicorn.Config(
         app,
-        host="127.0.0.1",
+        host=bind_addr(),
         port=port,
         access_log=False,
         log_level="warning",

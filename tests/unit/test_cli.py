@@ -193,7 +193,7 @@ def test_the_schema_accepts_every_shipped_file(harness_cli, kind: str, folder: s
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
-    files = sorted((ROOT / folder).glob("*.yaml"))
+    files = sorted((ROOT / folder).glob("**/*.yaml"))
     assert files
     for path in files:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)

@@ -11,6 +11,7 @@ from harness.errors import SpecError
 from harness.faults.network import Latency
 from harness.loader import load_experiment
 from harness.spec import LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
+from tests.conftest import ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "targets" / "redis-streams.yaml"
@@ -107,7 +108,7 @@ CASES = [
     case("missing-required", "  duration: 60s\n", "", "load.duration", "load:",
          "required field is missing"),
     case("unknown-fault", "fault: latency", "fault: latenccy", "timeline[0].fault",
-         "fault: latenccy", "no fault 'latenccy'; faults are bandwidth, kill, latency"),
+         "fault: latenccy", "no fault 'latenccy'; faults are bandwidth, cut, kill, latency"),
     case("missing-link", "link: worker->broker", "link: worker->brokr", "timeline[0].link",
          "link: worker->brokr",
          "no link 'worker->brokr'; links are api->broker, api->notifier, relay->broker, "
@@ -225,7 +226,7 @@ def test_a_target_name_resolves_to_the_targets_folder_beside_the_experiments(
 
 TOPOLOGY_CASES = [
     case("unknown-placeholder", '"{port}"', '"{prot}"', "components.broker.command[2]", "{prot}",
-         "unknown placeholder {prot}; known: data, dir, name, port"),
+         "unknown placeholder {prot}; known: bind, data, dir, name, port"),
     case("unknown-link-placeholder", "{link:api->broker}", "{link:api->sink}",
          "components.api.env.REDIS_ADDR", "api->sink", "no link 'api->sink'; links are"),
     case("missing-load-component", "load: {component: api}", "load: {component: ap}",
@@ -274,7 +275,7 @@ TOPOLOGY_CASES = [
         "an external component is not started by the harness: command cannot apply to it"),
     case("neither-started-nor-external", 'command: [redis-server, --port, "{port}"]',
         "description: a broker", "components.broker", "broker:",
-        "give its command, or external: host:port if it already runs"),
+        "give its command (or image), or external: host:port if it already runs"),
     case("external-without-a-port", 'command: [redis-server, --port, "{port}"]',
         "external: db.staging", "components.broker.external", "db.staging",
         "String should match pattern"),
@@ -406,3 +407,15 @@ def test_a_target_in_a_subfolder_of_targets_is_named_with_its_folder(tmp_path: P
         LEDGER_ONLY.replace("target: mini", "target: examples/mini"),
     )
     assert load_experiment(experiment).topology_file == topology
+
+
+def test_a_cut_needs_the_docker_deployer() -> None:
+    path = ROOT / "experiments" / "containers" / "workers-cut-off.yaml"
+    experiment = load_experiment(path)
+    assert (experiment.topology.deployer, experiment.faults[0].kind) == ("docker", "cut")
+    error = spec_error(path, ("deployer=local",))
+    assert error.field == "timeline[0].fault"
+    assert "a cut fault needs the docker deployer (--deployer docker)" in error.message
+    assert load_experiment(ROOT / "experiments" / "slow-consumer.yaml").topology.deployer == "local"
+    docker = load_experiment(ROOT / "experiments" / "slow-consumer.yaml", ("deployer=docker",))
+    assert docker.topology.deployer == "docker"

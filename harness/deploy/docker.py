@@ -1,0 +1,378 @@
+"""The docker deployer: every component replica a container on the run's own network.
+
+Each run gets a user-defined bridge network with a /24 of its own, so every container's address
+is decided before anything starts, as the local deployer decides its ports: placeholders,
+Prometheus' targets and the links' upstreams are filled from one layout either way. The harness
+itself (Prometheus, the load) stays on the host and reaches the containers at their addresses on
+the bridge; Toxiproxy runs as a container on the network. Every container and network carries
+the run's id and its harness's owner mark as labels, so that what a killed harness left is found
+and removed by label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+from docker.models.containers import Container
+
+from harness.deploy import leftovers
+from harness.deploy.local import Instance, Layout
+from harness.deploy.process import ManagedProcess, reachable
+from harness.errors import ComponentFailed, EnvironmentProblem
+from harness.spec import ComponentSpec, TopologySpec
+
+LABEL_RUN = "harness.run"
+LABEL_OWNER = "harness.owner"
+TOXIPROXY_API_PORT = 8474
+STOP_GRACE_S = 3
+_POLL_S = 0.05
+_LOG_TAIL_LINES = 20
+# 10.213.0.0/16, one /24 per run: far from Docker's own default pools (172.17+ and 192.168).
+_SUBNETS = [f"10.213.{n}.0/24" for n in range(256)]
+IMAGE_OF_PROGRAM = {"{python}": "python", "redis-server": "redis"}
+
+
+def connect() -> docker.DockerClient:
+    """The engine, or one message that says how to get one."""
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise EnvironmentProblem(
+            f"docker: the engine does not answer ({exc}); start it (dockerd, as root; on "
+            "Debian: apt-get install docker.io) or run with the local deployer"
+        ) from None
+    return client
+
+
+def labels(run_id: str) -> dict[str, str]:
+    return {LABEL_RUN: run_id, LABEL_OWNER: leftovers.owner_mark()}
+
+
+def image_kind(name: str, spec: ComponentSpec) -> str:
+    """Which of the harness's own images runs a component that names none."""
+    program = spec.command[0] if spec.command else ""
+    if program in IMAGE_OF_PROGRAM:
+        return IMAGE_OF_PROGRAM[program]
+    raise EnvironmentProblem(
+        f"{name}: give it an image (components.{name}.image) to run with the docker deployer; "
+        f"the harness has images only for {', '.join(sorted(IMAGE_OF_PROGRAM))} commands"
+    )
+
+
+class RunNetwork:
+    """The run's bridge network and the addresses handed out on it, in order."""
+
+    def __init__(self, client: docker.DockerClient, run_id: str) -> None:
+        self.network = self._create(client, run_id)
+        self.subnet = str(self.network.attrs["IPAM"]["Config"][0]["Subnet"])
+        self.name = str(self.network.name)
+        hosts = list(ipaddress.IPv4Network(self.subnet).hosts())
+        self.gateway = str(hosts[0])  # the bridge's own address: the host, seen from inside
+        self._free: Iterator[ipaddress.IPv4Address] = iter(hosts[1:])
+
+    @staticmethod
+    def _create(client: docker.DockerClient, run_id: str) -> Any:
+        for subnet in _SUBNETS:
+            pool = docker.types.IPAMPool(subnet=subnet)
+            try:
+                return client.networks.create(
+                    f"harness-{run_id}",
+                    driver="bridge",
+                    ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+                    labels=labels(run_id),
+                )
+            except docker.errors.APIError as exc:
+                if "overlap" not in str(exc).lower():
+                    raise EnvironmentProblem(
+                        f"docker: cannot create the run's network: {exc}"
+                    ) from None
+        raise EnvironmentProblem("docker: every subnet of 10.213.0.0/16 is taken by a network")
+
+    def address(self) -> str:
+        return str(next(self._free))
+
+    def remove(self) -> None:
+        self.network.remove()
+
+
+def place(where: Layout, topology: TopologySpec, network: RunNetwork, proxy_host: str) -> Layout:
+    """The layout with an address on the network for every replica the harness starts."""
+    hosts = {
+        name: where.hosts[name]
+        if spec.external is not None
+        else [network.address() for _ in range(spec.replicas)]
+        for name, spec in topology.components.items()
+    }
+    return dataclasses.replace(where, hosts=hosts, proxy_host=proxy_host)
+
+
+def _create(
+    client: docker.DockerClient,
+    image: str,
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    network: RunNetwork,
+    address: str,
+    run_id: str,
+    binds: Iterable[str] = (),
+) -> Container:
+    """A container with a fixed address, labelled with its run, not started."""
+    endpoint = client.api.create_endpoint_config(ipv4_address=address, aliases=[name])
+    container_id = client.api.create_container(
+        image,
+        command=argv or None,
+        environment=dict(env),
+        name=f"{run_id}-{name}",
+        hostname=name,
+        labels=labels(run_id),
+        host_config=client.api.create_host_config(binds=list(binds), init=True),
+        networking_config=client.api.create_networking_config({network.name: endpoint}),
+    )["Id"]
+    return client.containers.get(container_id)
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:])
+
+
+def _save_logs(container: Container, path: Path) -> None:
+    """The container's output into the run's log folder, where a local process writes its own."""
+    with contextlib.suppress(docker.errors.DockerException, OSError):
+        path.write_bytes(container.logs(stdout=True, stderr=True))
+
+
+class ToxiproxyContainer:
+    """The run's Toxiproxy, a container on the run's network."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        network: RunNetwork,
+        address: str,
+        run_id: str,
+        log_path: Path,
+    ) -> None:
+        self.host, self.port, self.log_path = address, TOXIPROXY_API_PORT, log_path
+        argv = ["toxiproxy-server", "-host", "0.0.0.0", "-port", str(self.port)]
+        self.container = _create(client, image, "toxiproxy", argv, {}, network, address, run_id)
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self.container.start()
+        deadline = time.monotonic() + timeout_s
+        while not reachable(self.host, self.port, "/version"):
+            if time.monotonic() > deadline:
+                _save_logs(self.container, self.log_path)
+                raise ComponentFailed("toxiproxy", f"did not answer within {timeout_s:g}s")
+            time.sleep(_POLL_S)
+
+    def stop(self) -> None:
+        _save_logs(self.container, self.log_path)
+        self.container.remove(force=True)
+
+
+class DockerDeployment:
+    """The running containers of one topology; the process seam of faults maps to the engine:
+    kill is SIGKILL to the container, pause is the engine's pause (the cgroup freezer)."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        network: RunNetwork,
+        layers: list[list[Instance]],
+        images: Mapping[str, str],
+        run_id: str,
+        binds: Iterable[str],
+    ) -> None:
+        self.layers = layers
+        self.client, self.network, self.images, self.run_id = client, network, images, run_id
+        self.binds = list(binds)
+        self.containers: dict[str, Container] = {}
+        self.started: dict[str, float] = {}
+        # Nothing of the deployment runs on the host: its processes are the engine's.
+        self.processes: dict[str, ManagedProcess] = {}
+
+    @property
+    def instances(self) -> list[Instance]:
+        return [i for layer in self.layers for i in layer]
+
+    def up(self, on_ready: Callable[[Instance], object] = lambda _: None) -> None:
+        """Create and start layer by layer; raises ComponentFailed on the first that fails."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for layer in self.layers:
+                owned = [i for i in layer if not i.external]
+                list(pool.map(self._create, owned))
+                for instance in owned:
+                    self._start(instance.name)
+                futures = [pool.submit(self._ready, i, on_ready) for i in layer]
+                for future in futures:
+                    future.result()
+
+    def _create(self, instance: Instance) -> None:
+        self.containers[instance.name] = _create(
+            self.client, self.images[instance.component], instance.name, instance.argv,
+            instance.env, self.network, instance.host, self.run_id, self.binds,
+        )  # fmt: skip
+
+    def _start(self, replica: str) -> None:
+        self.started[replica] = time.time()
+        self.containers[replica].start()
+
+    def _ready(self, instance: Instance, on_ready: Callable[[Instance], object]) -> None:
+        if instance.external:
+            instance.ready.wait_external(instance.name, instance.ready_timeout_s)
+        else:
+            self._wait_ready(instance)
+        on_ready(instance)
+
+    def _wait_ready(self, instance: Instance) -> None:
+        container = self.containers[instance.name]
+        deadline = time.monotonic() + instance.ready_timeout_s
+        while not self._answers(instance, container):
+            container.reload()
+            if container.status == "exited":
+                code = container.attrs["State"]["ExitCode"]
+                raise ComponentFailed(
+                    instance.name, f"exited with code {code}", self._logs(instance)
+                )
+            if time.monotonic() > deadline:
+                raise ComponentFailed(
+                    instance.name,
+                    f"was not ready within {instance.ready_timeout_s:g}s",
+                    self._logs(instance),
+                )
+            time.sleep(_POLL_S)
+
+    def _answers(self, instance: Instance, container: Container) -> bool:
+        ready = instance.ready
+        if ready.command:
+            with contextlib.suppress(docker.errors.APIError):
+                return bool(container.exec_run(list(ready.command)).exit_code == 0)
+            return False
+        if ready.log is not None:
+            since = int(self.started[instance.name])
+            with contextlib.suppress(docker.errors.APIError):
+                text = container.logs(since=since).decode("utf-8", "replace")
+                return re.search(ready.log, text) is not None
+            return False
+        return ready.port is None or reachable(instance.host, ready.port, ready.http)
+
+    def _logs(self, instance: Instance) -> str:
+        _save_logs(self.containers[instance.name], instance.log_path)
+        with contextlib.suppress(OSError):
+            return _tail(instance.log_path.read_text(encoding="utf-8", errors="replace"))
+        return ""
+
+    # The process seam of faults (harness.faults.Processes), by replica name.
+
+    def send_signal(self, replica: str, signum: int) -> None:
+        container = self.containers[replica]
+        if signum == signal.SIGSTOP:
+            container.pause()
+        elif signum == signal.SIGCONT:
+            container.unpause()
+        else:
+            container.kill(signal=signum)
+
+    def kill(self, replica: str) -> None:
+        self.containers[replica].kill()
+
+    def stop(self, replica: str) -> None:
+        self.containers[replica].stop(timeout=STOP_GRACE_S)
+
+    def cut(self, replica: str) -> None:
+        self._filter(replica, "-I")
+
+    def rejoin(self, replica: str) -> None:
+        self._filter(replica, "-D")
+
+    def _filter(self, replica: str, action: str) -> None:
+        """Add (-I) or remove (-D) the rules that drop the replica's packets to and from its
+        peers on the run's network, in its own network namespace; the gateway (the harness's
+        host: Prometheus, the load) stays reachable, so the run keeps seeing it."""
+        self.containers[replica].reload()
+        pid = str(self.containers[replica].attrs["State"]["Pid"])
+        gateway, peers = self.network.gateway, self.network.subnet
+        rules = [
+            ["INPUT", "-s", peers, "-j", "DROP"],
+            ["OUTPUT", "-d", peers, "-j", "DROP"],
+            ["INPUT", "-s", gateway, "-j", "ACCEPT"],  # inserted last, so matched first
+            ["OUTPUT", "-d", gateway, "-j", "ACCEPT"],
+        ]
+        for chain, *rule in rules:
+            command = ["nsenter", "-t", pid, "-n", "iptables", "-w", action, chain, *rule]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0 and action == "-I":
+                raise EnvironmentProblem(
+                    f"cut {replica}: {' '.join(command)} failed: {done.stderr.strip()} "
+                    "(needs root, nsenter and iptables on the harness's host)"
+                )
+
+    def start(self, replica: str) -> None:
+        """Start a killed or stopped container again: same address, same filesystem."""
+        instance = next(i for i in self.instances if i.name == replica)
+        self._start(replica)
+        self._wait_ready(instance)
+
+    def down(self) -> None:
+        """Keep each container's output in the run's logs, then remove it, last layer first."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for layer in reversed(self.layers):
+                names = [i.name for i in layer if i.name in self.containers]
+                list(pool.map(self._remove, names))
+
+    def _remove(self, replica: str) -> None:
+        container = self.containers[replica]
+        instance = next(i for i in self.instances if i.name == replica)
+        _save_logs(container, instance.log_path)
+        with contextlib.suppress(docker.errors.NotFound):
+            container.reload()
+            if container.status == "paused":
+                container.unpause()  # the engine refuses to stop a frozen container
+            container.stop(timeout=STOP_GRACE_S)
+            container.remove(force=True)
+
+    def pids(self) -> list[int]:
+        return []
+
+
+def orphans(alive: Callable[[str], bool]) -> list[str]:
+    """``container NAME`` and ``network NAME`` for each left by a harness that no longer runs
+    (``alive`` says of an owner mark), when an engine answers here."""
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+        containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
+        networks = client.networks.list(filters={"label": LABEL_OWNER})
+    except docker.errors.DockerException:
+        return []
+    return [f"container {c.name}" for c in containers if not alive(c.labels[LABEL_OWNER])] + [
+        f"network {n.name}" for n in networks if not alive(n.attrs["Labels"][LABEL_OWNER])
+    ]
+
+
+def remove_orphans(names: Iterable[str]) -> None:
+    """Remove what ``orphans`` named: containers first, as a network in use cannot go."""
+    with contextlib.suppress(docker.errors.DockerException):
+        client = docker.from_env(timeout=30)
+        for kind, name in sorted((n.split(" ", 1) for n in names), key=lambda k: k[0]):
+            with contextlib.suppress(docker.errors.NotFound):
+                if kind == "container":
+                    client.containers.get(name).remove(force=True)
+                else:
+                    client.networks.get(name).remove()

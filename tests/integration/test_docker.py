@@ -1,0 +1,96 @@
+"""The docker deployer on a real engine: the reference target as containers built here (no
+registry), with the same links, faults, checks and run folder as the local deployer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness.deploy.docker import LABEL_RUN
+from tests.conftest import ROOT, harness_argv
+from tests.integration.test_catalogue import assert_exact_ledger, run, verdicts
+from tests.integration.test_run import SHORT, _wait_for_event
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DOCKER = ("--deployer", "docker")
+
+
+def of_run(run_id: str) -> list[str]:
+    """Containers and networks the engine still has for a run."""
+    client = docker.from_env()
+    label = {"label": f"{LABEL_RUN}={run_id}"}
+    return [f"container {c.name}" for c in client.containers.list(all=True, filters=label)] + [
+        f"network {n.name}" for n in client.networks.list(filters=label)
+    ]
+
+
+def test_slow_consumer_holds_on_containers_and_leaves_none(harness_cli, tmp_path: Path) -> None:
+    result, journal = run(harness_cli, "slow-consumer", tmp_path, *DOCKER, *SHORT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (journal["verdict"], journal["deployer"]) == ("held", "docker"), journal["checks"]
+    assert journal["ledger"]["acknowledged"] > 1000
+    assert_exact_ledger(journal["ledger"])
+    # Each container's output is in the run folder, as a local process's would be.
+    assert (
+        "Ready to accept connections" in (Path(journal["run_dir"]) / "logs/broker.log").read_text()
+    )
+    assert of_run(journal["run_id"]) == []
+
+
+def test_crashed_workers_hold_on_containers(harness_cli, tmp_path: Path) -> None:
+    """SIGKILL to worker containers mid-job; they start again with the same address."""
+    short = [
+        "--set", "load.duration=16s", "--set", "timeline.0.at=4s", "--set", "timeline.0.for=4s",
+        "--set", "timeline.0.times=1",
+    ]  # fmt: skip
+    result, journal = run(harness_cli, "crashed-workers", tmp_path, *DOCKER, *short)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert journal["verdict"] == "held", verdicts(journal)
+    kills = [e for e in journal["timeline"] if e["kind"] == "fault.apply"]
+    assert kills and all(e["outcome"] == "ok" for e in kills)
+    assert journal["ledger"]["lost"] == 0
+    assert of_run(journal["run_id"]) == []
+
+
+def test_workers_cut_off_by_iptables_catch_up_after_heal(harness_cli, tmp_path: Path) -> None:
+    """A real partition in the workers' network namespaces: the backlog builds while they are
+    cut off (the cut works), and they recover on their own after it heals."""
+    result = harness_cli(
+        "run", "experiments/containers/workers-cut-off.yaml", "--runs-dir", str(tmp_path),
+        timeout=240,
+    )  # fmt: skip
+    (run_dir,) = tmp_path.iterdir()
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert journal["verdict"] == "held", verdicts(journal)
+    built = next(c for c in journal["checks"] if c["name"].startswith("the backlog builds"))
+    assert float(built["observed"]) > 300
+    assert journal["ledger"]["lost"] == 0
+    assert of_run(journal["run_id"]) == []
+
+
+def test_a_sigkilled_harness_leaves_containers_that_down_removes(
+    harness_cli, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        harness_argv("run", "experiments/paused-consumer.yaml", "--runs-dir", str(tmp_path),
+                     *DOCKER, "--set", "timeline.0.at=1s"),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert _wait_for_event(tmp_path, "fault.apply", timeout_s=120), "the fault never came"
+    finally:
+        proc.kill()  # SIGKILL: no teardown can run
+        proc.wait()
+    (run_dir,) = tmp_path.iterdir()
+    left = of_run(run_dir.name)
+    assert any(n.startswith("network ") for n in left) and len(left) > 5, left
+    result = harness_cli("down")
+    assert result.returncode == 0, result.stderr
+    assert f"removed {len(left)} containers and networks" in result.stdout, result.stdout
+    assert of_run(run_dir.name) == []
