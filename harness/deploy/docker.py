@@ -29,8 +29,8 @@ import docker.types
 from docker.models.containers import Container
 
 from harness.deploy import leftovers
-from harness.deploy.local import Instance, Layout
-from harness.deploy.process import ManagedProcess, reachable
+from harness.deploy.local import Deployment, Instance, Layout
+from harness.deploy.process import reachable
 from harness.errors import ComponentFailed, EnvironmentProblem
 from harness.spec import ComponentSpec, TopologySpec
 
@@ -186,7 +186,7 @@ class ToxiproxyContainer:
         self.container.remove(force=True)
 
 
-class DockerDeployment:
+class DockerDeployment(Deployment):
     """The running containers of one topology; the process seam of faults maps to the engine:
     kill is SIGKILL to the container, pause is the engine's pause (the cgroup freezer)."""
 
@@ -199,17 +199,11 @@ class DockerDeployment:
         run_id: str,
         binds: Iterable[str],
     ) -> None:
-        self.layers = layers
+        super().__init__(layers)  # no processes here: they are the engine's
         self.client, self.network, self.images, self.run_id = client, network, images, run_id
         self.binds = list(binds)
         self.containers: dict[str, Container] = {}
         self.started: dict[str, float] = {}
-        # Nothing of the deployment runs on the host: its processes are the engine's.
-        self.processes: dict[str, ManagedProcess] = {}
-
-    @property
-    def instances(self) -> list[Instance]:
-        return [i for layer in self.layers for i in layer]
 
     def up(self, on_ready: Callable[[Instance], object] = lambda _: None) -> None:
         """Create and start layer by layer; raises ComponentFailed on the first that fails."""

@@ -215,8 +215,8 @@ def _process(instance: Instance) -> ManagedProcess:
     )
 
 
-class LocalDeployment:
-    """The running processes of one topology."""
+class Deployment:
+    """The instances of one topology, in layers, and the processes of it running here."""
 
     def __init__(self, layers: list[list[Instance]]) -> None:
         self.layers = layers
@@ -225,6 +225,10 @@ class LocalDeployment:
     @property
     def instances(self) -> list[Instance]:
         return [i for layer in self.layers for i in layer]
+
+
+class LocalDeployment(Deployment):
+    """The running processes of one topology."""
 
     def up(self, on_ready: Callable[[Instance], object] = lambda _: None) -> None:
         """Start layer by layer; raises ComponentFailed (with its log tail) on the first failure."""

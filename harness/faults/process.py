@@ -8,6 +8,7 @@ whatever it had persisted.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -15,10 +16,10 @@ from harness.faults.base import Applied, Fault, FaultTools, Processes, Reach, Ta
 
 
 @dataclass
-class Down:
-    """Replicas that were stopped; heal starts them again and waits until they are ready."""
+class Undo:
+    """The replicas a fault acted on; heal undoes it on each of them, once."""
 
-    processes: Processes
+    undo: Callable[[str], None]
     replicas: tuple[str, ...]
     healed: bool = field(default=False)
 
@@ -26,7 +27,12 @@ class Down:
         if not self.healed:
             self.healed = True
             for replica in self.replicas:
-                self.processes.start(replica)
+                self.undo(replica)
+
+
+@dataclass
+class Down(Undo):
+    """Replicas that were stopped; heal starts them again and waits until they are ready."""
 
     def release(self) -> None:
         # Teardown stops every process anyway: starting them only to stop them helps no one.
@@ -43,7 +49,7 @@ class Kill(Fault):
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         for replica in target.replicas:
             tools.processes.kill(replica)
-        return Down(tools.processes, target.replicas)
+        return Down(tools.processes.start, target.replicas)
 
 
 @register
@@ -56,20 +62,7 @@ class Restart(Fault):
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         for replica in target.replicas:
             tools.processes.stop(replica)
-        return Down(tools.processes, target.replicas)
-
-
-@dataclass
-class Paused:
-    processes: Processes
-    replicas: tuple[str, ...]
-    healed: bool = field(default=False)
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.healed = True
-            for replica in self.replicas:
-                self.processes.send_signal(replica, signal.SIGCONT)
+        return Down(tools.processes.start, target.replicas)
 
 
 @register
@@ -82,20 +75,8 @@ class Pause(Fault):
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         for replica in target.replicas:
             tools.processes.send_signal(replica, signal.SIGSTOP)
-        return Paused(tools.processes, target.replicas)
-
-
-@dataclass
-class Cut:
-    processes: Processes
-    replicas: tuple[str, ...]
-    healed: bool = field(default=False)
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.healed = True
-            for replica in self.replicas:
-                self.processes.rejoin(replica)
+        processes: Processes = tools.processes
+        return Undo(lambda replica: processes.send_signal(replica, signal.SIGCONT), target.replicas)
 
 
 @register
@@ -110,4 +91,4 @@ class CutOff(Fault):
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         for replica in target.replicas:
             tools.processes.cut(replica)
-        return Cut(tools.processes, target.replicas)
+        return Undo(tools.processes.rejoin, target.replicas)
