@@ -289,12 +289,11 @@ def _debootstrap(tarball: Path, say: Callable[[str], None]) -> None:
         _remove_tree(scratch)
 
 
-def _run(argv: list[str], log: Path, what: str) -> None:
+def _run(argv: list[str], log: Path, what: str, timeout_s: float = DEBOOTSTRAP_TIMEOUT_S) -> None:
+    """Run a step of making an image, its output appended to ``log``; fail with its tail."""
     with log.open("a") as out:
         try:
-            result = subprocess.run(
-                argv, stdout=out, stderr=subprocess.STDOUT, timeout=DEBOOTSTRAP_TIMEOUT_S
-            )
+            result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise EnvironmentProblem(f"{what} failed: {error} (its log: {log})") from error
     if result.returncode != 0:
@@ -537,17 +536,9 @@ def _download(cache: Path, specs: list[str], say: Callable[[str], None]) -> None
         *specs,
     ]  # fmt: skip
     say(f"downloading wheels for the python image: {' '.join(specs)}")
-    try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise EnvironmentProblem(f"pip download of the python image's wheels: {error}") from error
-    if result.returncode != 0:
-        raise EnvironmentProblem(
-            f"pip download of the python image's wheels failed ({' '.join(specs)})\n"
-            f"--- last lines of its output ---\n{_tail(result.stdout + result.stderr)}"
-        )
+    images_dir().mkdir(parents=True, exist_ok=True)
+    log = images_dir() / "wheels.log"
+    _run(argv, log, f"pip download of the python image's wheels ({' '.join(specs)})", PIP_TIMEOUT_S)
 
 
 # --- building ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.load import LoadProcess
 from tests.integration.redis_streams_stack import Stack
 
 
@@ -14,6 +15,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def started() -> Iterator[list[LoadProcess]]:
+    """Load processes a test started; stopped whatever the test's outcome."""
+    processes: list[LoadProcess] = []
+    yield processes
+    for process in processes:
+        process.stop(grace_s=2.0)
 
 
 @pytest.fixture

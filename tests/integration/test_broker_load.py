@@ -92,14 +92,6 @@ def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brokers]:
         made.down()
 
 
-@pytest.fixture
-def started() -> Iterator[list[LoadProcess]]:
-    processes: list[LoadProcess] = []
-    yield processes
-    for process in processes:
-        process.stop(grace_s=2.0)
-
-
 def run_load(
     tmp_path: Path,
     started: list[LoadProcess],

@@ -137,15 +137,6 @@ def make_plan(tmp_path: Path, host: str, **overrides: object) -> LoadPlan:
     return LoadPlan(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def started() -> Iterator[list[LoadProcess]]:
-    """Load processes a test started; stopped whatever the test's outcome."""
-    processes: list[LoadProcess] = []
-    yield processes
-    for process in processes:
-        process.stop(grace_s=2.0)
-
-
 def run(plan: LoadPlan, started: list[LoadProcess]) -> LoadProcess:
     process = LoadProcess(plan)
     started.append(process)
