@@ -394,7 +394,7 @@ def _images(args: argparse.Namespace, out: Console) -> int:
     try:
         for kind in dict.fromkeys(args.kind or images.KINDS):
             image = images.provide(client, kind, say)
-            how = f"built in {image.seconds:.1f} s" if image.built else "found"
+            how = f"{image.how} in {image.seconds:.1f} s" if image.how != "found" else "found"
             out.print(f"{kind:<10} {image.tag:<32} {how}", markup=False, soft_wrap=True)
     finally:
         client.close()
@@ -418,10 +418,17 @@ def _deployer_option(command: argparse.ArgumentParser) -> None:
         help="start the target as local processes or as Docker containers, whatever its file "
         "says (the same as --set deployer=...)",
     )
+    command.add_argument(
+        "--observers",
+        choices=("host", "docker"),
+        help="run the run's Prometheus here or as a container on the run's network (docker "
+        "needs --deployer docker; the same as --set observers=...)",
+    )
 
 
 def _with_deployer(args: argparse.Namespace, sets: list[str]) -> list[str]:
-    return [*sets, f"deployer={args.deployer}"] if args.deployer else sets
+    chosen = {"deployer": args.deployer, "observers": args.observers}
+    return [*sets, *(f"{key}={value}" for key, value in chosen.items() if value)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -644,7 +651,8 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--kind",
         action="append",
-        choices=("base", "redis", "python", "toxiproxy"),
+        # images.KINDS, written out: importing it would import the Docker SDK on every command
+        choices=("base", "redis", "python", "toxiproxy", "rabbitmq", "nats", "kafka", "prometheus"),
         help="an image kind to make (repeatable; default: all)",
     )
     images.set_defaults(command=_images)

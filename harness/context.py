@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.deploy import leftovers
+from harness.deploy.docker import DockerDeployment, ServiceContainer
 from harness.deploy.ports import PortAllocator
 from harness.deploy.process import ManagedProcess
 from harness.journal import Event, EventLog, Outcome
@@ -24,7 +25,6 @@ from harness.spec import Experiment
 from harness.state import FaultState
 
 if TYPE_CHECKING:
-    from harness.deploy.docker import DockerDeployment
     from harness.deploy.local import Layout, LocalDeployment
     from harness.observe.promql import PromQL
 
@@ -49,6 +49,7 @@ class RunContext:
     promql: PromQL | None = None
     cleanup_errors: list[str] = field(default_factory=list)
     infrastructure: dict[str, ManagedProcess] = field(default_factory=dict)  # prometheus, …
+    containers: dict[str, ServiceContainer] = field(default_factory=dict)  # …or as containers
     teardown_from: float | None = None
     remote_load_workers: RemoteWorkers | None = None
     charts: list[Chart] = field(default_factory=list)  # the key series, saved for the report
@@ -109,10 +110,11 @@ class RunContext:
         self.log.now("teardown", "run", Outcome.OK, self.teardown_from)
 
     def component_record(self) -> dict[str, dict[str, Any]]:
-        """Each process: where it listened, its log, when it started, how soon it was ready
-        and the CPU it used, so that a slow run explains itself."""
+        """Each process or container: where it listened, its log, when it started, how soon it
+        was ready and the CPU it used, so that a slow run explains itself."""
         instances = {i.name: i for i in self.deployment.instances} if self.deployment else {}
-        record = {}
+        record = self.deployment.record() if isinstance(self.deployment, DockerDeployment) else {}
+        record.update((name, each.record()) for name, each in self.containers.items())
         for name, process in self.processes().items():
             instance = instances.get(name)
             record[name] = {

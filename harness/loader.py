@@ -81,10 +81,11 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
             )
         apply_override(components, s.path, s.value, s.text)
         topo.overridden[("components", *s.path)] = s.text
-    if isinstance(topo.data, dict) and isinstance(source.data.get("deployer"), str):
-        # The experiment (or --deployer) decides how its target runs for this run.
-        topo.data["deployer"] = source.data["deployer"]
-        topo.borrowed[("deployer",)] = (source, ("deployer",))
+    for key in ("deployer", "observers"):
+        if isinstance(topo.data, dict) and isinstance(source.data.get(key), str):
+            # The experiment (or --deployer, --observers) decides for this run.
+            topo.data[key] = source.data[key]
+            topo.borrowed[(key,)] = (source, (key,))
     topology = _validate(TopologySpec, topo)
     _check_topology(topology, topo)
     source.data = _with_queue(source.data, topology.queue)
@@ -222,6 +223,12 @@ def _check_topology(topology: TopologySpec, source: Source) -> None:
         )
     if topology.load.publish is not None:
         _check_publish(topology.load.publish, topology.queue, source)
+    if topology.observers == "docker" and topology.deployer != "docker":
+        raise source.error(
+            ("observers",),
+            "observers: docker runs Prometheus on the run's container network, which only the "
+            "docker deployer makes (--deployer docker)",
+        )
     for name, component in topology.components.items():
         texts: list[tuple[Loc, str]] = [
             (("components", name, "command", i), a) for i, a in enumerate(component.command)

@@ -42,7 +42,7 @@ from harness.observe.gaps import (
     saturation_gaps,
 )
 from harness.observe.live import LiveNumbers
-from harness.observe.prometheus import Prometheus, ScrapeTarget
+from harness.observe.prometheus import Prometheus, ScrapeTarget, arguments
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import charts, html, junit, panels
 from harness.report.console import Plan, Progress
@@ -176,13 +176,14 @@ def _annotator(
 class Standing:
     """What deploying leaves running: the target behind its links, watched by Prometheus."""
 
-    prometheus: Prometheus
+    prometheus: Prometheus | docker.ServiceContainer
     promql: PromQL
     network: LinkNetwork
     deployment: local.LocalDeployment | docker.DockerDeployment
     where: local.Layout
     scraped: int  # components Prometheus scrapes, the load aside
     load_port: int
+    load_host: str  # where the load serves its metrics: where Prometheus reaches the host
 
 
 def _deploy(
@@ -206,26 +207,29 @@ def _deploy(
         images.PYTHON if engine is not None else None,
     )
     load_port, toxiproxy_port = ctx.ports.allocate(), ctx.ports.allocate()
+    in_container = engine is not None and topology.observers == "docker"
+    load_host = engine.network.gateway if engine is not None and in_container else "127.0.0.1"
     scrape = [
         ScrapeTarget(i.component, i.metrics_port, i.metrics, {"instance_name": i.name}, i.host)
         for layer in layers
         for i in layer
         if i.metrics
     ]
-    scrape.append(ScrapeTarget("load", load_port, "/metrics", {"instance_name": "load"}))
+    scrape.append(ScrapeTarget("load", load_port, "/metrics", {"instance_name": "load"}, load_host))
     for each in scrape:  # the dashboards' $target variable
         each.labels["target"] = topology.name
 
     # Prometheus first: its first scrape comes about 0.7 s after start, while the rest starts.
-    prometheus = Prometheus(
-        components.find("prometheus"),
-        prometheus_port or ctx.ports.allocate(),
-        ctx.run_dir,
-        scrape,
-        topology.prometheus.url if topology.prometheus else None,
-    )
+    read_from = topology.prometheus.url if topology.prometheus else None
+    prometheus: Prometheus | docker.ServiceContainer
+    if engine is not None and in_container:
+        prometheus = engine.prometheus(ctx, scrape, read_from)
+        ctx.containers["prometheus"] = prometheus
+    else:
+        port = prometheus_port or ctx.ports.allocate()
+        prometheus = Prometheus(components.find("prometheus"), port, ctx.run_dir, scrape, read_from)
+        ctx.infrastructure["prometheus"] = prometheus.process
     prometheus.start()
-    ctx.infrastructure["prometheus"] = prometheus.process
     teardown.callback(ctx.safely, "stop prometheus", prometheus.stop)
     promql = PromQL(prometheus.url)
     ctx.promql = promql
@@ -256,7 +260,8 @@ def _deploy(
     say(f"deployed {len(deployment.instances)} {_units(engine)} of {topology.name}")
     prometheus.wait_ready()  # long since, as a rule: it started first
     ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
-    return Standing(prometheus, promql, network, deployment, where, len(scrape) - 1, load_port)
+    scraped = len(scrape) - 1
+    return Standing(prometheus, promql, network, deployment, where, scraped, load_port, load_host)
 
 
 @dataclass(frozen=True)
@@ -276,6 +281,19 @@ class Engine:
             self.client, self.network, layers, self.images, run_id, self.binds
         )
 
+    def prometheus(
+        self, ctx: RunContext, scrape: list[ScrapeTarget], read_from: str | None
+    ) -> docker.ServiceContainer:
+        """The run's Prometheus as a container on the network; its config and TSDB are in the
+        run folder, mounted at its own path."""
+        port = docker.PROMETHEUS_PORT
+        argv = ["/bin/prometheus", *arguments(ctx.run_dir, scrape, read_from, f"0.0.0.0:{port}")]
+        return docker.ServiceContainer(
+            self.client, "prometheus", self.images["prometheus"], argv,
+            (self.network, self.network.address(), port), ctx.run_id,
+            ctx.run_dir / "logs" / "prometheus.log", "/-/ready", self.binds,
+        )  # fmt: skip
+
 
 def _engine(ctx: RunContext, teardown: ExitStack, say: Callable[[str], None]) -> Engine:
     """The engine, the images every container needs (built once, then cached) and the run's
@@ -283,11 +301,13 @@ def _engine(ctx: RunContext, teardown: ExitStack, say: Callable[[str], None]) ->
     experiment, topology = ctx.experiment, ctx.experiment.topology
     client = docker.connect()
     wanted = {
-        name: spec.image or images.ensure(client, docker.image_kind(name, spec), say)
+        name: docker.image_for(client, name, spec, say)
         for name, spec in topology.components.items()
         if spec.external is None
     }
     wanted["toxiproxy"] = images.ensure(client, "toxiproxy", say)
+    if topology.observers == "docker":
+        wanted["prometheus"] = images.ensure(client, "prometheus", say)
     network = docker.RunNetwork(client, ctx.run_id)
     teardown.callback(ctx.safely, "remove the run's network", network.remove)
     # The run folder (data, ledger, logs) and the target's folder (its programs) are the same
@@ -317,17 +337,20 @@ def _link_network(
         teardown.callback(ctx.safely, "remove the run's proxies", network.remove)
         return network
     log = ctx.run_dir / "logs" / "toxiproxy.log"
-    toxiproxy: ToxiproxyServer | docker.ToxiproxyContainer
+    toxiproxy: ToxiproxyServer | docker.ServiceContainer
     if engine is None:
         toxiproxy = ToxiproxyServer(components.find("toxiproxy-server"), port, log)
     else:
-        toxiproxy = docker.ToxiproxyContainer(
+        toxiproxy = docker.toxiproxy_container(
             engine.client, engine.images["toxiproxy"], engine.network, engine.proxy_host,
             ctx.run_id, log,
         )  # fmt: skip
     toxiproxy.start()
     if isinstance(toxiproxy, ToxiproxyServer):
         ctx.infrastructure["toxiproxy"] = toxiproxy.process
+    else:
+        toxiproxy.wait_ready()
+        ctx.containers["toxiproxy"] = toxiproxy
     teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
     network = LinkNetwork(toxiproxy.port, engine.proxy_host if engine else "127.0.0.1")
     teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
@@ -359,6 +382,7 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
             rate=load_spec.rate,
             duration_s=load_spec.duration,
             metrics_port=standing.load_port,
+            metrics_host=standing.load_host,
             ledger_path=ctx.run_dir / "ledger" / "sent.jsonl",
             log_path=ctx.run_dir / "logs" / "load.log",
             users=load_spec.users,
@@ -689,6 +713,7 @@ def _journal(
         "experiment_file": str(experiment.file),
         "target": experiment.topology.name,
         "deployer": experiment.topology.deployer,
+        "observers": experiment.topology.observers,
         "target_file": str(experiment.topology_file),
         "overrides": list(overrides),
         "seed": ctx.seed,

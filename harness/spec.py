@@ -118,7 +118,9 @@ class ComponentSpec(Model):
     image: str | None = Field(
         None,
         description="the image it runs as with the docker deployer (its own command when "
-        "command is empty); default: the harness's image for a {python} or redis-server command",
+        "command is empty); harness/<kind> with no tag is the harness's own image of that kind, "
+        "built on this machine (base, redis, python, toxiproxy, rabbitmq, nats, kafka); "
+        "default: the harness's image for a {python}, redis-server or nats-server command",
     )
     external: str | None = Field(
         None,
@@ -330,6 +332,11 @@ class TopologySpec(Model):
         description="local: each replica a process here; docker: a container on the run's own "
         "network (an experiment's deployer, or harness run --deployer, chooses for one run)",
     )
+    observers: Literal["host", "docker"] = Field(
+        "host",
+        description="where the run's Prometheus runs: host (a process here) or docker (a "
+        "container on the run's network; needs the docker deployer)",
+    )
     toxiproxy: ExistingToxiproxy | None = Field(
         None, description="an existing Toxiproxy server for the links' proxies"
     )
@@ -522,6 +529,9 @@ class ExperimentSpec(Model):
     target: str
     deployer: Literal["local", "docker"] | None = Field(
         None, description="how its target runs for this experiment; default: the target's own"
+    )
+    observers: Literal["host", "docker"] | None = Field(
+        None, description="where the run's Prometheus runs; default: the target's own"
     )
     overrides: dict[str, dict[str, Any]] = {}
     load: LoadSpec

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import os
 import re
 import signal
 import subprocess
@@ -28,7 +29,7 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
-from harness.deploy import leftovers
+from harness.deploy import images, leftovers
 from harness.deploy.local import Deployment, Instance, Layout
 from harness.deploy.process import reachable
 from harness.errors import ComponentFailed, EnvironmentProblem
@@ -37,12 +38,14 @@ from harness.spec import ComponentSpec, TopologySpec
 LABEL_RUN = "harness.run"
 LABEL_OWNER = "harness.owner"
 TOXIPROXY_API_PORT = 8474
+PROMETHEUS_PORT = 9090
 STOP_GRACE_S = 3
 _POLL_S = 0.05
 _LOG_TAIL_LINES = 20
 # 10.213.0.0/16, one /24 per run: far from Docker's own default pools (172.17+ and 192.168).
 _SUBNETS = [f"10.213.{n}.0/24" for n in range(256)]
-IMAGE_OF_PROGRAM = {"{python}": "python", "redis-server": "redis"}
+IMAGE_OF_PROGRAM = {"{python}": "python", "redis-server": "redis", "nats-server": "nats"}
+OWN_IMAGE = re.compile(r"harness/([a-z0-9]+)")  # an image named so, with no tag: the harness's
 
 
 def connect() -> docker.DockerClient:
@@ -71,6 +74,28 @@ def image_kind(name: str, spec: ComponentSpec) -> str:
         f"{name}: give it an image (components.{name}.image) to run with the docker deployer; "
         f"the harness has images only for {', '.join(sorted(IMAGE_OF_PROGRAM))} commands"
     )
+
+
+def image_for(
+    client: docker.DockerClient,
+    name: str,
+    spec: ComponentSpec,
+    say: Callable[[str], None] = lambda _: None,
+) -> str:
+    """The image a component runs as: the one it names; ``harness/<kind>`` (no tag) is the
+    harness's own image of that kind, built here if it is not yet; none named, the harness's
+    own for its command (see :func:`image_kind`)."""
+    if spec.image is None:
+        return images.ensure(client, image_kind(name, spec), say)
+    own = OWN_IMAGE.fullmatch(spec.image)
+    if own is None:
+        return spec.image
+    if own.group(1) not in images.KINDS:
+        raise EnvironmentProblem(
+            f"{name}: image {spec.image} names no image of the harness's; its kinds are "
+            f"{', '.join(images.KINDS)} (or give a tag for an image of your own)"
+        )
+    return images.ensure(client, own.group(1), say)
 
 
 class RunNetwork:
@@ -131,11 +156,20 @@ def _create(
     run_id: str,
     binds: Iterable[str] = (),
 ) -> Container:
-    """A container with a fixed address, labelled with its run, not started."""
+    """A container with a fixed address, labelled with its run, not started.
+
+    On an image of the harness's own kinds (built here or public) ``argv`` is the whole
+    program, run as the harness's own user: a public image's entrypoint script and user (such
+    as redis's, which switches to a user who cannot write the run folder) are bypassed, so the
+    same argv runs alike on both. On any other image ``argv`` is the command its entrypoint
+    gets, as with ``docker run``."""
+    own = images.own(image)
     endpoint = client.api.create_endpoint_config(ipv4_address=address, aliases=[name])
     container_id = client.api.create_container(
         image,
-        command=argv or None,
+        command=(argv[1:] if own else argv) or None,
+        entrypoint=argv[:1] if own and argv else None,
+        user=f"{os.getuid()}:{os.getgid()}" if own else None,
         environment=dict(env),
         name=f"{run_id}-{name}",
         hostname=name,
@@ -150,40 +184,95 @@ def _tail(text: str) -> str:
     return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:])
 
 
+def _cpu_s(container: Container) -> float | None:
+    """The CPU the container has used so far, from one sample of the engine's statistics."""
+    with contextlib.suppress(docker.errors.DockerException, KeyError, TypeError):
+        stats = container.stats(stream=False, one_shot=True)
+        return round(float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9, 3)
+    return None
+
+
 def _save_logs(container: Container, path: Path) -> None:
     """The container's output into the run's log folder, where a local process writes its own."""
     with contextlib.suppress(docker.errors.DockerException, OSError):
         path.write_bytes(container.logs(stdout=True, stderr=True))
 
 
-class ToxiproxyContainer:
-    """The run's Toxiproxy, a container on the run's network."""
+class ServiceContainer:
+    """One of the run's own services (Toxiproxy, Prometheus) as a container on the run's
+    network, ready once ``ready_path`` on its port answers."""
 
     def __init__(
         self,
         client: docker.DockerClient,
+        name: str,
         image: str,
-        network: RunNetwork,
-        address: str,
+        argv: list[str],
+        where: tuple[RunNetwork, str, int],  # the network, its address there, its port
         run_id: str,
         log_path: Path,
+        ready_path: str,
+        binds: Iterable[str] = (),
     ) -> None:
-        self.host, self.port, self.log_path = address, TOXIPROXY_API_PORT, log_path
-        argv = ["toxiproxy-server", "-host", "0.0.0.0", "-port", str(self.port)]
-        self.container = _create(client, image, "toxiproxy", argv, {}, network, address, run_id)
+        network, self.host, self.port = where
+        self.name, self.image, self.log_path, self.ready_path = name, image, log_path, ready_path
+        self.container = _create(client, image, name, argv, {}, network, self.host, run_id, binds)
+        self.started_at: float | None = None
+        self.ready_s: float | None = None
+        self.cpu_s: float | None = None
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Start, without waiting for it to answer."""
+        self.started_at = time.time()
         self.container.start()
+
+    def wait_ready(self, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
-        while not reachable(self.host, self.port, "/version"):
+        while not reachable(self.host, self.port, self.ready_path):
             if time.monotonic() > deadline:
                 _save_logs(self.container, self.log_path)
-                raise ComponentFailed("toxiproxy", f"did not answer within {timeout_s:g}s")
+                raise ComponentFailed(self.name, f"did not answer within {timeout_s:g}s")
             time.sleep(_POLL_S)
+        if self.ready_s is None and self.started_at is not None:
+            self.ready_s = round(time.time() - self.started_at, 3)
 
     def stop(self) -> None:
         _save_logs(self.container, self.log_path)
+        self.cpu_s = _cpu_s(self.container)
+        self.container.stop(timeout=STOP_GRACE_S)
         self.container.remove(force=True)
+
+    def record(self) -> dict[str, Any]:
+        """As :meth:`DockerDeployment.record` lists each of the target's containers."""
+        return {
+            "component": self.name,
+            "container": self.container.name,
+            "image": self.image,
+            "host": self.host,
+            "port": self.port,
+            "log": str(self.log_path),
+            "started_at": self.started_at,
+            "ready_s": self.ready_s,
+            "cpu_s": self.cpu_s,
+        }
+
+
+def toxiproxy_container(
+    client: docker.DockerClient,
+    image: str,
+    network: RunNetwork,
+    address: str,
+    run_id: str,
+    log_path: Path,
+) -> ServiceContainer:
+    """The run's Toxiproxy; its binary is at /toxiproxy, as in the public image."""
+    argv = ["/toxiproxy", "-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT)]
+    where = (network, address, TOXIPROXY_API_PORT)
+    return ServiceContainer(client, "toxiproxy", image, argv, where, run_id, log_path, "/version")
 
 
 class DockerDeployment(Deployment):
@@ -204,6 +293,8 @@ class DockerDeployment(Deployment):
         self.binds = list(binds)
         self.containers: dict[str, Container] = {}
         self.started: dict[str, float] = {}
+        self.ready_s: dict[str, float] = {}  # from its first start until it first answered
+        self.cpu_s: dict[str, float | None] = {}  # taken just before it is removed
 
     def up(self, on_ready: Callable[[Instance], object] = lambda _: None) -> None:
         """Create and start layer by layer; raises ComponentFailed on the first that fails."""
@@ -232,6 +323,7 @@ class DockerDeployment(Deployment):
             instance.ready.wait_external(instance.name, instance.ready_timeout_s)
         else:
             self._wait_ready(instance)
+            self.ready_s[instance.name] = round(time.time() - self.started[instance.name], 3)
         on_ready(instance)
 
     def _wait_ready(self, instance: Instance) -> None:
@@ -334,6 +426,7 @@ class DockerDeployment(Deployment):
         container = self.containers[replica]
         instance = next(i for i in self.instances if i.name == replica)
         _save_logs(container, instance.log_path)
+        self.cpu_s[replica] = _cpu_s(container)
         with contextlib.suppress(docker.errors.NotFound):
             container.reload()
             if container.status == "paused":
@@ -343,6 +436,25 @@ class DockerDeployment(Deployment):
 
     def pids(self) -> list[int]:
         return []
+
+    def record(self) -> dict[str, dict[str, Any]]:
+        """Each container, as the journal's ``components`` lists a process: its image, address
+        and port, its log, when it (last) started, how soon it first answered, its CPU."""
+        return {
+            i.name: {
+                "component": i.component,
+                "container": container.name,
+                "image": self.images[i.component],
+                "host": i.host,
+                "port": i.port,
+                "log": str(i.log_path),
+                "started_at": self.started.get(i.name),
+                "ready_s": self.ready_s.get(i.name),
+                "cpu_s": self.cpu_s.get(i.name),
+            }
+            for i in self.instances
+            if (container := self.containers.get(i.name)) is not None
+        }
 
 
 def orphans(alive: Callable[[str], bool]) -> list[str]:

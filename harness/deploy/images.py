@@ -5,7 +5,9 @@ No image can be pulled here, so every image starts from a Debian base made on th
 ``harness/base``. The other kinds are ``docker build``s on top of it: ``redis`` (Debian's
 redis-server), ``python`` (Debian's python3 with a venv at :data:`PYTHON` holding the reference
 services' packages, installed offline from wheels downloaded on the host, at the versions the
-harness's own environment has) and ``toxiproxy`` (the toxiproxy-server binary the harness uses).
+harness's own environment has), ``toxiproxy`` (the toxiproxy-server binary the harness uses),
+``rabbitmq`` and ``nats`` (Debian's rabbitmq-server and nats-server) and ``kafka`` (Debian's
+Java 17 runtime, the Kafka jars ``harness setup`` fetched and a ``kafka-server`` launcher).
 
 Each image is tagged ``harness/<kind>:<first 12 hex of its recipe hash>``; the recipe hash covers
 everything that decides the image's content, so :func:`ensure` is one lookup when the image is
@@ -48,7 +50,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from harness import components
 from harness.errors import EnvironmentProblem
 
-KINDS = ("base", "redis", "python", "toxiproxy")
+KINDS = ("base", "redis", "python", "toxiproxy", "rabbitmq", "nats", "kafka", "prometheus")
 PYTHON = "/opt/harness/bin/python"  # the interpreter inside the "python" image (a venv)
 
 LABEL = "harness.image"  # every image carries its kind under this label
@@ -58,10 +60,32 @@ VARIANT = "minbase"
 # iproute2 and iptables let a fault act from inside a container's own namespace; about 5 MB.
 BASE_PACKAGES = ("ca-certificates", "iproute2", "iptables")
 MIRROR_ENV = "HARNESS_DEBIAN_MIRROR"
+# Kinds that are one binary of the harness's components, copied in.
+BINARIES = {"toxiproxy": "toxiproxy-server", "prometheus": "prometheus"}
+SOURCE_ENV = "HARNESS_IMAGES"
+SOURCES = ("auto", "public", "built")
+# The public image of each kind, used where the engine has it or can pull it; a kind without
+# one (python: the services' packages) is always built, FROM the base, public or not.
+# Their entrypoints are bypassed (see harness.deploy.docker), so each needs its program on the
+# PATH as the harness's own build has it.
+PUBLIC = {
+    "base": "debian:bookworm-slim",
+    "redis": "redis:7.0-bookworm",
+    "toxiproxy": f"ghcr.io/shopify/toxiproxy:{components.TOXIPROXY_VERSION}",
+    "prometheus": f"prom/prometheus:v{components.PROMETHEUS_VERSION}",
+    "nats": "nats:2.10-alpine",  # nats-server on the PATH, unlike the scratch one
+    # The brokers' scripts look for the servers where these images have them too.
+    "rabbitmq": "rabbitmq:3.13",
+    "kafka": f"apache/kafka:{components.KAFKA_VERSION}",
+}
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 APT_ETC = Path("/etc/apt")
-# What the reference services (targets/services, targets/redis_streams) import.
-SERVICE_PACKAGES = ("redis", "starlette", "uvicorn", "prometheus-client", "httpx")
+# What the reference services (targets/services and each broker's folder) import.
+SERVICE_PACKAGES = (
+    "redis", "starlette", "uvicorn", "prometheus-client", "httpx",
+    "aio-pika", "pika", "nats-py", "confluent-kafka",
+)  # fmt: skip
+KAFKA_LIBS = "/opt/kafka/libs"  # where the "kafka" image keeps the Kafka jars
 # Bookworm's python3 is 3.11.2: dependency markers are evaluated for it, not for the host's
 # Python (redis needs async-timeout below 3.11.3, which a newer host does not have installed).
 CONTAINER_PYTHON = (3, 11, 2)
@@ -87,7 +111,20 @@ DOCKERFILES = {
     f" && {PYTHON} -m pip install --no-index --no-cache-dir --disable-pip-version-check \\\n"
     "      --find-links /tmp/wheels /tmp/wheels/*.whl \\\n"
     " && rm -rf /tmp/wheels\n",
-    "toxiproxy": "FROM {base}\nCOPY toxiproxy-server /usr/local/bin/toxiproxy-server\n",
+    # Where the public image has it.
+    "toxiproxy": "FROM {base}\nCOPY toxiproxy-server /toxiproxy\n",
+    "prometheus": "FROM {base}\nCOPY prometheus /bin/prometheus\n",
+    # No init system: policy-rc.d keeps the package from starting its service in the build.
+    "rabbitmq": "FROM {base}\n"
+    "RUN printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d \\\n"
+    " && chmod +x /usr/sbin/policy-rc.d\n" + APT_INSTALL.format(packages="rabbitmq-server"),
+    "nats": "FROM {base}\n" + APT_INSTALL.format(packages="nats-server"),
+    # The jars the harness fetched from Maven Central, and a launcher like the host's.
+    "kafka": "FROM {base}\n"
+    + APT_INSTALL.format(packages="openjdk-17-jre-headless")
+    + f"COPY kafka/libs {KAFKA_LIBS}\n"
+    "COPY kafka/kafka-server /usr/local/bin/kafka-server\n"
+    "RUN chmod 755 /usr/local/bin/kafka-server\n",
 }
 
 
@@ -97,7 +134,7 @@ class Image:
 
     kind: str
     tag: str
-    built: bool  # False: an image with the same recipe was there already
+    how: str  # found (the engine had it), pulled, or built
     seconds: float  # the time ensuring it took, building included
 
 
@@ -156,21 +193,73 @@ def ensure(
 def provide(
     client: docker.DockerClient, kind: str, say: Callable[[str], None] = lambda _: None
 ) -> Image:
-    """As :func:`ensure`, saying also whether the image was built and how long that took."""
+    """As :func:`ensure`, saying also how the image was had and how long that took.
+
+    In the order of :func:`source`'s policy: the kind's public image if the engine has it;
+    the harness's own build of the same recipe if the engine has that; the public image
+    pulled; the harness's own, built now."""
     if kind not in KINDS:
         raise ValueError(f"unknown image kind {kind!r}; the kinds are {', '.join(KINDS)}")
     started = time.monotonic()
-    recipe = _recipe(kind, say)
+    policy = source()
+    public = PUBLIC.get(kind) if policy != "built" else None
+
+    def had(tag: str, how: str) -> Image:
+        return Image(kind, tag, how, time.monotonic() - started)
+
+    if public is not None and _exists(client, public):
+        return had(public, "found")
+    if public is not None and policy == "public":
+        return had(_pull(client, public, say, required=True), "pulled")
+    base = provide(client, "base", say).tag if kind != "base" else ""
+    recipe = _recipe(kind, say, base)
     if _exists(client, recipe.tag):
-        return Image(kind, recipe.tag, False, time.monotonic() - started)
+        return had(recipe.tag, "found")
+    if public is not None and _pull(client, public, say, required=False):
+        return had(public, "pulled")
     with _locked(kind, say):
-        if not _exists(client, recipe.tag):  # another harness may have built it meanwhile
-            if kind == "base":
-                _import_base(client, recipe, say)
-            else:
-                _build(client, recipe, say)
-            return Image(kind, recipe.tag, True, time.monotonic() - started)
-    return Image(kind, recipe.tag, False, time.monotonic() - started)
+        if _exists(client, recipe.tag):  # another harness has built it meanwhile
+            return had(recipe.tag, "found")
+        if kind == "base":
+            _import_base(client, recipe, say)
+        else:
+            _build(client, recipe, say)
+        return had(recipe.tag, "built")
+
+
+def own(image: str) -> bool:
+    """Whether an image is one of the harness's kinds, built here or public."""
+    return image.startswith("harness/") or image in PUBLIC.values()
+
+
+def source() -> str:
+    """Where images come from (``HARNESS_IMAGES``): ``auto`` (the default) takes a kind's
+    public image when the engine has it or can pull it and builds the harness's own when not;
+    ``public`` never builds a kind that has a public image; ``built`` never pulls."""
+    policy = os.environ.get(SOURCE_ENV, "auto").strip() or "auto"
+    if policy not in SOURCES:
+        raise EnvironmentProblem(
+            f"{SOURCE_ENV}={policy!r} is not one of {', '.join(SOURCES)} (where the docker "
+            "deployer's images come from)"
+        )
+    return policy
+
+
+def _pull(client: Any, image: str, say: Callable[[str], None], required: bool) -> str:
+    """Pull a public image; its name, or "" when it cannot be had and was not ``required``."""
+    say(f"pulling {image}")
+    repository, _, tag = image.rpartition(":")
+    try:
+        client.images.pull(repository, tag=tag)
+    except (docker.errors.DockerException, requests.RequestException) as error:
+        if required:
+            raise EnvironmentProblem(
+                f"pulling {image} failed ({error}); with {SOURCE_ENV}=auto the harness "
+                "builds its own image instead when a pull fails"
+            ) from error
+        say(f"cannot pull {image}; building the harness's own instead")
+        return ""
+    return image
 
 
 def mirror(etc: Path = APT_ETC) -> str:
@@ -198,25 +287,59 @@ def images_dir() -> Path:
 # --- recipes ------------------------------------------------------------------------------
 
 
-def _recipe(kind: str, say: Callable[[str], None]) -> Recipe:
+def _recipe(kind: str, say: Callable[[str], None], base: str = "") -> Recipe:
+    """The recipe of a kind; ``base`` is the image a built kind starts FROM."""
     if kind == "base":
         return Recipe(
             "base", json.dumps({"debootstrap": _debootstrap_args(), "import": _changes()})
         )
-    text = DOCKERFILES[kind].format(base=_recipe("base", say).tag)
+    text = DOCKERFILES[kind].format(base=base)
     if kind == "python":
         wheels = _wheels(say)
         files = {f"wheels/{wheel.name}": wheel for wheel in wheels}
         return Recipe(kind, text, files, {name: name for name in files})
-    if kind == "toxiproxy":
-        binary = components.find("toxiproxy-server")
+    if kind in BINARIES:
+        binary = components.find(BINARIES[kind])
         return Recipe(
             kind,
             text,
-            {"toxiproxy-server": binary},
-            {"toxiproxy-server": hashlib.sha256(binary.read_bytes()).hexdigest()},
+            {binary.name: binary},
+            {binary.name: hashlib.sha256(binary.read_bytes()).hexdigest()},
         )
+    if kind == "kafka":
+        return _kafka_recipe(text)
     return Recipe(kind, text)
+
+
+def _kafka_recipe(text: str) -> Recipe:
+    """The jars of the ``kafka-server`` component (named by version, so their names identify
+    them) and a launcher written as ``harness setup`` writes the host's, reading them from
+    :data:`KAFKA_LIBS`."""
+    component = next(c for c in components.CATALOGUE if c.name == "kafka-server")
+    fetch = component.maven
+    assert fetch is not None
+    libs = components.home() / "lib" / f"{component.name}-{fetch.version}"
+    jars = sorted(libs.glob("*.jar"))
+    if not jars:
+        raise EnvironmentProblem(
+            f"the kafka image is made from the Kafka jars in {libs}, and there are none: "
+            f"{components.install_hint(component.name)}"
+        )
+    tools = "\n".join(f"  {word}) main={main}; shift ;;" for word, main in fetch.tools)
+    launcher_text = components.LAUNCHER.format(
+        name=component.name, version=fetch.version, main=fetch.main, tools=tools, libs=KAFKA_LIBS
+    )
+    launcher = images_dir() / "kafka-server.launcher"
+    if not launcher.is_file() or launcher.read_text() != launcher_text:
+        launcher.parent.mkdir(parents=True, exist_ok=True)
+        partial = launcher.with_suffix(f".{os.getpid()}")
+        partial.write_text(launcher_text)
+        os.replace(partial, launcher)
+    files = {f"kafka/libs/{jar.name}": jar for jar in jars}
+    identities = {name: name for name in files}
+    files["kafka/kafka-server"] = launcher
+    identities["kafka/kafka-server"] = hashlib.sha256(launcher_text.encode()).hexdigest()
+    return Recipe("kafka", text, files, identities)
 
 
 def _debootstrap_args() -> list[str]:
@@ -545,7 +668,6 @@ def _download(cache: Path, specs: list[str], say: Callable[[str], None]) -> None
 
 
 def _build(client: Any, recipe: Recipe, say: Callable[[str], None]) -> None:
-    provide(client, "base", say)  # the FROM of every built kind
     images_dir().mkdir(parents=True, exist_ok=True)
     log = images_dir() / f"{recipe.kind}.build.log"
     tail: deque[str] = deque(maxlen=_LOG_TAIL_LINES)

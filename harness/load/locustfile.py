@@ -95,6 +95,7 @@ def _options(parser: Any) -> None:
     # Only where the ledger is written (alone, or the master): not forwarded to workers.
     parser.add_argument("--harness-ledger", default="")
     parser.add_argument("--harness-metrics-port", type=int, default=0)
+    parser.add_argument("--harness-metrics-host", default="127.0.0.1")
 
 
 class Batch:
@@ -165,12 +166,12 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     options: Any = environment.parsed_options
-    port = options.harness_metrics_port
+    port, host = options.harness_metrics_port, options.harness_metrics_host
     try:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
     except OSError as error:
         # An exception here would only be logged; the harness must see the load step fail.
-        raise SystemExit(f"metrics port 127.0.0.1:{port}: {error}") from None
+        raise SystemExit(f"metrics port {host}:{port}: {error}") from None
     TARGET_RATE.set(options.harness_rate)
     for outcome in ("ok", "fail", "info"):
         REQUESTS.labels(outcome)  # zero series exist from the start, so rate() sees them

@@ -150,6 +150,9 @@ class LoadPlan:
     body: str = DEFAULT_BODY  # {id}: the message id, {seq}: the sender's sequence number
     content_type: str = "application/json"
     publish: Publish | None = None  # straight into the broker at host; None: POST to host+path
+    # Where the metrics are served: loopback, or the host's address on a container network
+    # whose Prometheus scrapes them.
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0 or self.timeout_s <= 0:
@@ -213,7 +216,8 @@ class LoadProcess:
         for process in self.processes:
             process.start()
         try:
-            self.process.wait_ready(_READY_TIMEOUT_S, Readiness(self.plan.metrics_port, "/metrics"))
+            ready = Readiness(self.plan.metrics_port, "/metrics", host=self.plan.metrics_host)
+            self.process.wait_ready(_READY_TIMEOUT_S, ready)
             self._wait_for_users()
         except ComponentFailed:
             self.stop()
@@ -221,7 +225,7 @@ class LoadProcess:
 
     def _wait_for_users(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
-        url = f"http://127.0.0.1:{self.plan.metrics_port}/metrics"
+        url = f"http://{self.plan.metrics_host}:{self.plan.metrics_port}/metrics"
         while time.monotonic() < deadline:
             code = self.process.returncode()
             if code is not None:
@@ -287,6 +291,8 @@ class LoadProcess:
             str(plan.ledger_path.resolve()),
             "--harness-metrics-port",
             str(plan.metrics_port),
+            "--harness-metrics-host",
+            plan.metrics_host,
             "--headless",
             "--users",
             users,

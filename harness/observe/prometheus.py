@@ -64,6 +64,24 @@ def config(targets: Sequence[ScrapeTarget], read_from: str | None = None) -> dic
     }
 
 
+def arguments(
+    run_dir: Path, targets: Sequence[ScrapeTarget], read_from: str | None, listen: str
+) -> list[str]:
+    """Write the run's scrape config into the run folder; the server's flags to use it, its
+    TSDB in the run folder too (the same paths in a container, where the run folder is
+    mounted at its own path)."""
+    config_path = run_dir / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config(targets, read_from), sort_keys=False))
+    return [
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={run_dir / 'prometheus'}",
+        f"--web.listen-address={listen}",
+        "--storage.tsdb.retention.time=7d",
+        f"--scrape.discovery-reload-interval={TARGET_UPDATE_INTERVAL}",
+        "--log.level=warn",
+    ]
+
+
 class Prometheus:
     """A Prometheus server for one run, on a free port, keeping its TSDB in the run folder."""
 
@@ -76,17 +94,7 @@ class Prometheus:
         read_from: str | None = None,
     ):
         self.port = port
-        self.config_path = run_dir / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config(targets, read_from), sort_keys=False))
-        argv = [
-            str(binary),
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={run_dir / 'prometheus'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=7d",
-            f"--scrape.discovery-reload-interval={TARGET_UPDATE_INTERVAL}",
-            "--log.level=warn",
-        ]
+        argv = [str(binary), *arguments(run_dir, targets, read_from, f"127.0.0.1:{port}")]
         self.process = ManagedProcess("prometheus", argv, run_dir / "logs" / "prometheus.log")
 
     @property

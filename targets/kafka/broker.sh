@@ -5,23 +5,35 @@
 # client to connect to the address advertised for the listener it came in on: so there is one
 # listener per client component, on the port named after it, advertised as that client's proxy.
 # Env: PORT (the listener of everything else, such as the probe), CONTROLLER_PORT, LISTENERS
-# (NAME=PORT=ADVERTISED_ADDRESS, comma-separated), PARTITIONS (default 4), DATA (required).
+# (NAME=PORT=ADVERTISED_ADDRESS, comma-separated), PARTITIONS (default 4), DATA (required),
+# BIND (the address every client listener listens on, default 127.0.0.1; 0.0.0.0 in a
+# container), ADDR (host:port advertised for PORT, default 127.0.0.1:PORT; in a container, its
+# address on the run's network). The controller stays on the loopback: only this node uses it.
 set -eu
 : "${PORT:?}" "${CONTROLLER_PORT:?}" "${DATA:?}"
 here=$(cd "$(dirname "$0")" && pwd)
-server=$(PATH="${HARNESS_HOME:-$HOME/.cache/harness}/bin:$PATH" command -v kafka-server) || {
+if server=$(PATH="${HARNESS_HOME:-$HOME/.cache/harness}/bin:$PATH" command -v kafka-server); then
+  export JAVA_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties ${JAVA_OPTS:-}"
+  format() { "$server" storage format "$@"; }
+  serve() { exec "$server" "$@"; }
+elif [ -x /opt/kafka/bin/kafka-server-start.sh ]; then  # the public apache/kafka image
+  export KAFKA_LOG4J_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties" LOG_DIR="$DATA/logs"
+  format() { /opt/kafka/bin/kafka-storage.sh format "$@"; }
+  serve() { exec /opt/kafka/bin/kafka-server-start.sh "$@"; }
+else
   echo "broker.sh: kafka-server not found; run: harness setup" >&2
   exit 127
-}
+fi
 
-listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
-advertised="PLAINTEXT://127.0.0.1:$PORT"
+bind=${BIND:-127.0.0.1}
+listeners="PLAINTEXT://$bind:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+advertised="PLAINTEXT://${ADDR:-127.0.0.1:$PORT}"
 protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
 for entry in $(echo "${LISTENERS:-}" | tr ',' ' '); do
   name=$(echo "$entry" | cut -d= -f1 | tr '[:lower:]' '[:upper:]')
   port=$(echo "$entry" | cut -d= -f2)
   address=$(echo "$entry" | cut -d= -f3)
-  listeners="$listeners,$name://127.0.0.1:$port"
+  listeners="$listeners,$name://$bind:$port"
   advertised="$advertised,$name://$address"
   protocols="$protocols,$name:PLAINTEXT"
 done
@@ -47,10 +59,8 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=2000
 CONF
-export JAVA_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties ${JAVA_OPTS:-}"
 if [ ! -f "$DATA/log/meta.properties" ]; then
   cluster=$(head -c 16 /dev/urandom | base64 | tr "+/" "-_" | cut -c1-22)
-  "$server" storage format --ignore-formatted --cluster-id "$cluster" \
-    --config "$DATA/server.properties" > /dev/null
+  format --ignore-formatted --cluster-id "$cluster" --config "$DATA/server.properties" > /dev/null
 fi
-exec "$server" "$DATA/server.properties"
+serve "$DATA/server.properties"

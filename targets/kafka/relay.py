@@ -52,7 +52,7 @@ def main() -> int:
     stop = service.install_stop_handler(interrupt=False)
     metrics_port = service.env_int("METRICS_PORT")
     relay = Relay(stop)
-    start_http_server(metrics_port, addr="127.0.0.1")
+    start_http_server(metrics_port, addr=service.bind_addr())
     log.info(
         "relay consuming kafka %s topic=%s, notifier %s, metrics on http://127.0.0.1:%d/metrics",
         common.kafka_addr(),

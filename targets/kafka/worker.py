@@ -156,7 +156,7 @@ def serve_metrics_once_joined(worker: Worker, port: int, stop: threading.Event) 
     while not worker.group.joined.wait(0.1):
         if stop.is_set():
             return
-    start_http_server(port, addr="127.0.0.1")
+    start_http_server(port, addr=service.bind_addr())
 
 
 def main() -> int:

@@ -140,7 +140,8 @@ async def serve(stop: threading.Event) -> None:
     metrics_port = service.env_int("METRICS_PORT")
     client = await common.connect(log)
     REGISTRY.register(StreamCollector(asyncio.get_running_loop(), client, queues))
-    start_http_server(metrics_port, addr="127.0.0.1")  # daemon threads: no need to stop them
+    # Daemon threads: no need to stop them.
+    start_http_server(metrics_port, addr=service.bind_addr())
     host, port = common.nats_addr()
     log.info(
         "probe observing nats %s:%d queues %s, metrics on http://127.0.0.1:%d/metrics",

@@ -156,7 +156,7 @@ class Worker:
 def main() -> int:
     cfg = Config.from_env()
     stop = service.install_stop_handler(interrupt=False)
-    start_http_server(cfg.metrics_port, addr="127.0.0.1")
+    start_http_server(cfg.metrics_port, addr=service.bind_addr())
     host, port = common.nats_addr()
     log.info(
         "worker %s consuming nats %s:%d stream=%s consumer=%s, sink %s, ack %s processing, "

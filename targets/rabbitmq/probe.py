@@ -89,7 +89,8 @@ def main() -> int:
     metrics_port = service.env_int("METRICS_PORT")
     stop = service.install_stop_handler(interrupt=False)
     REGISTRY.register(QueueCollector(url, [q for q in queues if q]))
-    start_http_server(metrics_port, addr="127.0.0.1")  # daemon threads: no need to stop them
+    # Daemon threads: no need to stop them.
+    start_http_server(metrics_port, addr=service.bind_addr())
     log.info(
         "probe observing rabbitmq %s queues %s, metrics on http://127.0.0.1:%d/metrics",
         url,

@@ -55,7 +55,7 @@ def main() -> int:
     try:
         metrics_port = service.env_int("METRICS_PORT")
         relay = Relay(stop)
-        start_http_server(metrics_port, addr="127.0.0.1")
+        start_http_server(metrics_port, addr=service.bind_addr())
         host, port = common.amqp_addr()
         log.info(
             "relay consuming rabbitmq %s:%d queue=%s, notifier %s, metrics on "

@@ -127,7 +127,7 @@ def main() -> int:
     stop = service.install_stop_handler(interrupt=True)
     worker: Worker | None = None
     try:
-        start_http_server(cfg.metrics_port, addr="127.0.0.1")
+        start_http_server(cfg.metrics_port, addr=service.bind_addr())
         host, port = common.amqp_addr()
         log.info(
             "worker %s consuming rabbitmq %s:%d queue=%s, sink %s, ack %s processing, "

@@ -54,6 +54,8 @@ checks:
 
 
 def run_on(harness_cli, broker: str, tmp_path: Path, *extra: str) -> tuple[Any, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The kill-and-cut experiment on this broker; the harness's output is shown if the run
+    leaves no journal."""
     experiment = tmp_path / "kill-and-cut.yaml"
     experiment.write_text(KILL_AND_CUT)
     runs = tmp_path / "runs"
@@ -61,8 +63,9 @@ def run_on(harness_cli, broker: str, tmp_path: Path, *extra: str) -> tuple[Any, 
         "run", str(experiment), "--target", broker, "--runs-dir", str(runs), *extra,
         timeout=240,
     )  # fmt: skip
-    (run_dir,) = runs.iterdir()
-    return result, json.loads((run_dir / "journal.json").read_text())
+    journals = list(runs.glob("*/journal.json"))
+    assert len(journals) == 1, result.stdout + result.stderr
+    return result, json.loads(journals[0].read_text())
 
 
 @pytest.mark.parametrize("broker", BROKERS)

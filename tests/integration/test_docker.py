@@ -39,14 +39,23 @@ def test_slow_consumer_holds_on_containers_and_leaves_none(harness_cli, tmp_path
     assert (
         "Ready to accept connections" in (Path(journal["run_dir"]) / "logs/broker.log").read_text()
     )
+    # The journal lists each container as it lists a process: where, what, how soon, how much.
+    broker = journal["components"]["broker"]
+    assert broker["container"] == f"{journal['run_id']}-broker"
+    assert broker["image"].startswith("harness/redis:") and broker["host"].startswith("10.213.")
+    assert broker["ready_s"] > 0 and broker["cpu_s"] > 0
+    listed = {each["component"] for each in journal["components"].values()}
+    assert {"broker", "api", "worker", "sink", "prometheus", "load"} <= listed
     assert of_run(journal["run_id"]) == []
 
 
 def test_crashed_workers_hold_on_containers(harness_cli, tmp_path: Path) -> None:
     """SIGKILL to worker containers mid-job; they start again with the same address."""
+    # Two kills, as shipped, the second while the survivors of the first still work off the
+    # backlog it left: a single early kill may find the workers holding nothing to claim.
     short = [
-        "--set", "load.duration=16s", "--set", "timeline.0.at=4s", "--set", "timeline.0.for=4s",
-        "--set", "timeline.0.times=1",
+        "--set", "load.duration=20s", "--set", "timeline.0.at=4s", "--set", "timeline.0.for=4s",
+        "--set", "timeline.0.every=6s",
     ]  # fmt: skip
     result, journal = run(harness_cli, "crashed-workers", tmp_path, *DOCKER, *short)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -94,3 +103,33 @@ def test_a_sigkilled_harness_leaves_containers_that_down_removes(
     assert result.returncode == 0, result.stderr
     assert f"removed {len(left)} containers and networks" in result.stdout, result.stdout
     assert of_run(run_dir.name) == []
+
+
+def test_prometheus_runs_as_a_container_when_asked(harness_cli, tmp_path: Path) -> None:
+    """--observers docker: Prometheus on the run's network scrapes the containers and the load
+    (on the host, at the network's gateway); the checks read it as they read a local one."""
+    result, journal = run(
+        harness_cli, "slow-consumer", tmp_path, *DOCKER, "--observers", "docker", *SHORT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (journal["verdict"], journal["observers"]) == ("held", "docker"), journal["checks"]
+    components = journal["components"]
+    for service, kind in (
+        ("prometheus", "harness/prometheus:"),
+        ("toxiproxy", "harness/toxiproxy:"),
+    ):
+        assert components[service]["container"] == f"{journal['run_id']}-{service}"
+        assert components[service]["image"].startswith(kind)
+    assert components["prometheus"]["host"].startswith("10.213.")
+    # Its TSDB is in the run folder, written from inside the container.
+    assert any((Path(journal["run_dir"]) / "prometheus").glob("*"))
+    assert_exact_ledger(journal["ledger"])
+    assert of_run(journal["run_id"]) == []
+
+
+def test_observers_in_containers_need_the_docker_deployer(harness_cli) -> None:
+    result = harness_cli(
+        "validate", str(ROOT / "experiments/slow-consumer.yaml"), "--observers", "docker"
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "observers" in result.stderr and "--deployer docker" in result.stderr

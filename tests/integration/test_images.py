@@ -99,14 +99,45 @@ def test_redis_image_serves_on_a_user_network_and_is_then_found_not_rebuilt(
 
     said: list[str] = []
     again = images.provide(client, "redis", said.append)
-    assert (again.tag, again.built) == (tag, False)
+    assert (again.tag, again.how) == (tag, "found")
     assert said == []  # nothing downloaded, imported or built
     assert client.images.get(tag).id == image.id
 
 
+def test_a_public_image_the_engine_has_comes_first_unless_built_is_asked(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No registry answers here, so the "public" image is the harness's own under a name of
+    this test's: what is tested is the order of the choice, on the real engine."""
+    built = images.ensure(client, "redis")
+    public = f"harness-test/public-redis:{SESSION}"
+    monkeypatch.setitem(images.PUBLIC, "redis", public)
+    monkeypatch.delenv(images.SOURCE_ENV, raising=False)
+    client.images.get(built).tag(public)
+    try:
+        assert (images.provide(client, "redis").tag, images.provide(client, "redis").how) == (
+            public,
+            "found",
+        )
+        monkeypatch.setenv(images.SOURCE_ENV, "built")
+        assert images.ensure(client, "redis") == built
+    finally:
+        client.images.remove(public)
+    # Absent and not pullable: "public" says so; "auto" takes the build (here: found).
+    monkeypatch.setitem(images.PUBLIC, "redis", "127.0.0.1:9/harness-test/redis:1")
+    monkeypatch.setenv(images.SOURCE_ENV, "public")
+    with pytest.raises(EnvironmentProblem, match=r"pulling 127\.0\.0\.1:9/harness-test/redis:1"):
+        images.ensure(client, "redis")
+    monkeypatch.setenv(images.SOURCE_ENV, "auto")
+    assert images.ensure(client, "redis") == built
+
+
 def test_python_image_imports_what_the_reference_services_import(client: Any) -> None:
     tag = images.ensure(client, "python")
-    imports = "import redis, starlette, uvicorn, prometheus_client, httpx"
+    imports = (
+        "import redis, starlette, uvicorn, prometheus_client, httpx, aio_pika, pika, nats, "
+        "confluent_kafka"
+    )
     output = client.containers.run(
         tag,
         [images.PYTHON, "-c", f"{imports}; print(redis.__version__)"],
@@ -120,7 +151,7 @@ def test_python_image_imports_what_the_reference_services_import(client: Any) ->
 def test_toxiproxy_image_serves_its_api_on_a_user_network(client: Any, network: Any) -> None:
     tag = images.ensure(client, "toxiproxy")
     assert client.images.get(tag).attrs["Config"]["Entrypoint"] in (None, [])
-    command = ["toxiproxy-server", "-host", "0.0.0.0", "-port", "8474"]
+    command = ["/toxiproxy", "-host", "0.0.0.0", "-port", "8474"]  # the public image's path
     address = start(client, tag, command, network)
 
     def version() -> str:
@@ -137,7 +168,7 @@ def test_the_base_cuts_a_container_off_from_inside_its_namespace(client: Any, ne
     tag = images.ensure(client, "toxiproxy")
     container = client.containers.run(
         tag,
-        ["toxiproxy-server", "-host", "0.0.0.0", "-port", "8474"],
+        ["/toxiproxy", "-host", "0.0.0.0", "-port", "8474"],
         detach=True,
         network=network.name,
         labels=LABELS,

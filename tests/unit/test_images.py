@@ -81,9 +81,11 @@ def test_tags_follow_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     binary = tmp_path / "toxiproxy-server"
     binary.write_bytes(b"one")
     monkeypatch.setattr(images.components, "find", lambda name: binary)
+    kafka_jars(tmp_path, monkeypatch, "kafka_2.13-4.1.1.jar")
 
     def tags() -> dict[str, str]:
-        return {kind: images._recipe(kind, lambda _: None).tag for kind in images.KINDS}
+        base = images._recipe("base", lambda _: None).tag
+        return {kind: images._recipe(kind, lambda _: None, base).tag for kind in images.KINDS}
 
     first = tags()
     assert [tag.split(":")[0] for tag in first.values()] == [f"harness/{k}" for k in images.KINDS]
@@ -91,7 +93,73 @@ def test_tags_follow_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert tags() == first
     binary.write_bytes(b"two")
     second = tags()
-    assert {k for k in images.KINDS if first[k] != second[k]} == {"toxiproxy"}
+    assert {k for k in images.KINDS if first[k] != second[k]} == {"toxiproxy", "prometheus"}
     monkeypatch.setenv(images.MIRROR_ENV, "http://mirror.invalid/debian")
     third = tags()
     assert all(third[k] != second[k] for k in images.KINDS)
+
+
+def test_where_images_come_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(images.SOURCE_ENV, raising=False)
+    assert images.source() == "auto"
+    monkeypatch.setenv(images.SOURCE_ENV, "built")
+    assert images.source() == "built"
+    monkeypatch.setenv(images.SOURCE_ENV, "dockerhub")
+    with pytest.raises(images.EnvironmentProblem, match="HARNESS_IMAGES='dockerhub' is not one"):
+        images.source()
+
+
+def kafka_jars(home: Path, monkeypatch: pytest.MonkeyPatch, *names: str) -> Path:
+    """A harness home whose kafka-server jars are these (empty files)."""
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    libs = home / "lib" / f"kafka-server-{images.components.KAFKA_VERSION}"
+    if libs.is_dir():
+        for old in libs.iterdir():
+            old.unlink()
+    libs.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (libs / name).write_bytes(b"")
+    return libs
+
+
+def test_the_kafka_recipe_follows_its_jars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The kafka image holds the host's jars and a launcher that reads them where it puts them;
+    another Kafka version (other jar names) is another tag."""
+    kafka_jars(tmp_path, monkeypatch, "kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar")
+    first = images._recipe("kafka", lambda _: None, "harness/base:x")
+    assert sorted(first.files) == [
+        "kafka/kafka-server",
+        "kafka/libs/kafka-clients-4.1.1.jar",
+        "kafka/libs/kafka_2.13-4.1.1.jar",
+    ]
+    launcher = first.files["kafka/kafka-server"].read_text()
+    assert f"-cp '{images.KAFKA_LIBS}/*'" in launcher and "kafka.tools.StorageTool" in launcher
+    assert "FROM harness/base:x\n" in first.text and "openjdk-17-jre-headless" in first.text
+    assert images._recipe("kafka", lambda _: None, "harness/base:x").tag == first.tag
+    kafka_jars(tmp_path, monkeypatch, "kafka_2.13-4.2.0.jar", "kafka-clients-4.2.0.jar")
+    assert images._recipe("kafka", lambda _: None, "harness/base:x").tag != first.tag
+    kafka_jars(tmp_path, monkeypatch)
+    with pytest.raises(images.EnvironmentProblem, match="Kafka jars"):
+        images._recipe("kafka", lambda _: None, "harness/base:x")
+
+
+def test_harness_kind_without_a_tag_is_the_harness_s_own_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.deploy import docker
+    from harness.spec import ComponentSpec
+
+    monkeypatch.setattr(images, "ensure", lambda client, kind, say: f"harness/{kind}:0123")
+
+    def image(**fields: object) -> str:
+        return docker.image_for(None, "broker", ComponentSpec.model_validate(fields))
+
+    assert image(command=["sh", "broker.sh"], image="harness/kafka") == "harness/kafka:0123"
+    assert image(command=["sh", "broker.sh"], image="harness/kafka:mine") == "harness/kafka:mine"
+    assert image(command=["x"], image="rabbitmq:3.13") == "rabbitmq:3.13"
+    assert image(command=["nats-server", "-js"]) == "harness/nats:0123"
+    assert image(command=["{python}", "api.py"]) == "harness/python:0123"
+    with pytest.raises(images.EnvironmentProblem, match="names no image of the harness's"):
+        image(command=["x"], image="harness/postgres")
+    with pytest.raises(images.EnvironmentProblem, match="give it an image"):
+        image(command=["java", "-jar", "x.jar"])
