@@ -1,13 +1,17 @@
-"""The images the docker deployer runs, built on this machine and cached by their content.
+"""The images the docker deployer runs: public ones where they can be had, else built on this
+machine and cached by their content.
 
-No image can be pulled here, so every image starts from a Debian base made on this machine:
+Each kind that has a public image (:data:`PUBLIC`) takes it when the engine has it or can pull
+it (:func:`provide` says in which order, :func:`source` how ``HARNESS_IMAGES`` narrows it).
+Where no registry answers, every image starts from a Debian base made on this machine:
 ``debootstrap --variant=minbase bookworm`` from the machine's own apt mirror, imported as
 ``harness/base``. The other kinds are ``docker build``s on top of it: ``redis`` (Debian's
 redis-server), ``python`` (Debian's python3 with a venv at :data:`PYTHON` holding the reference
 services' packages, installed offline from wheels downloaded on the host, at the versions the
 harness's own environment has), ``toxiproxy`` (the toxiproxy-server binary the harness uses),
-``rabbitmq`` and ``nats`` (Debian's rabbitmq-server and nats-server) and ``kafka`` (Debian's
-Java 17 runtime, the Kafka jars ``harness setup`` fetched and a ``kafka-server`` launcher).
+``rabbitmq`` and ``nats`` (Debian's rabbitmq-server and nats-server), ``kafka`` (Debian's
+Java 17 runtime, the Kafka jars ``harness setup`` fetched and a ``kafka-server`` launcher) and
+``prometheus`` (the harness's prometheus binary).
 
 Each image is tagged ``harness/<kind>:<first 12 hex of its recipe hash>``; the recipe hash covers
 everything that decides the image's content, so :func:`ensure` is one lookup when the image is

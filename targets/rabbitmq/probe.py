@@ -42,7 +42,9 @@ GAUGES = (  # name, help, the queue whose count it is, the broker's count
 class QueueCollector(Collector):
     def __init__(self, url: str, queues: list[str]) -> None:
         self.url, self.queues = url, queues
-        self.http = httpx.Client(timeout=1.0)
+        # Inside Prometheus' 1 s scrape timeout even when the broker's address drops packets
+        # (a dead container's does; a dead local process refuses at once).
+        self.http = httpx.Client(timeout=httpx.Timeout(0.6, connect=0.3))
 
     def describe(self) -> list[Metric]:
         return []  # do not collect (hence call RabbitMQ) at registration

@@ -27,22 +27,35 @@ HOLDS = [
     "failure-isolation",
 ]
 
-# (experiment, the switch that removes its protection, the check that must fail)
+# Shorter runs of the same faults, where a weakness shows as surely in less time: two kills
+# 6 s apart, the second while the survivors still work off the first one's backlog; a shorter
+# outage of the notifier. (One hang of the paused worker instead of two left the oldest
+# message at 12.5 s against the 12 s bound: too thin.)
+TWO_QUICK_KILLS = (
+    "load.duration=20s",
+    "timeline.0.at=4s",
+    "timeline.0.for=4s",
+    "timeline.0.every=6s",
+)
+SHORT_OUTAGE = ("load.duration=18s", "timeline.0.at=5s", "timeline.0.for=10s")
+
+# (experiment, the switch that removes its protection, the check that must fail, shortening)
 WEAKENED = [
-    ("crashed-workers", "worker.env.ACK_MODE=before", "nothing acknowledged is lost"),
-    ("crashed-workers", "sink.env.IDEMPOTENT=0", "no effect is applied twice"),
+    ("crashed-workers", "worker.env.ACK_MODE=before", "nothing acknowledged is lost",
+     TWO_QUICK_KILLS),
+    ("crashed-workers", "sink.env.IDEMPOTENT=0", "no effect is applied twice", TWO_QUICK_KILLS),
     ("crashed-workers", "worker.env.CLAIM_IDLE_MS=0",
-     "the dead workers' pending messages are claimed by the survivors"),
+     "the dead workers' pending messages are claimed by the survivors", TWO_QUICK_KILLS),
     ("paused-consumer", "worker.env.CLAIM_IDLE_MS=0",
-     "no message waits more than 12 s while the worker hangs"),
-    ("broker-partition", "worker.env.ACK_MODE=before", "nothing acknowledged is lost"),
-    ("broker-restart", "broker.vars.appendonly=no", "nothing acknowledged is lost"),
+     "no message waits more than 12 s while the worker hangs", ()),
+    ("broker-partition", "worker.env.ACK_MODE=before", "nothing acknowledged is lost", ()),
+    ("broker-restart", "broker.vars.appendonly=no", "nothing acknowledged is lost", ()),
     ("poison-messages", "worker.env.DLQ=0",
-     "every poison job ends in the dead-letter stream"),
+     "every poison job ends in the dead-letter stream", ()),
     ("backpressure", "api.env.MAX_BACKLOG=0",
-     "the backlog stays under its bound (1000, plus what is in flight)"),
+     "the backlog stays under its bound (1000, plus what is in flight)", ()),
     ("failure-isolation", "api.env.NOTIFY_MODE=sync",
-     "the API's error rate stays under 1 % while the notifier is down"),
+     "the API's error rate stays under 1 % while the notifier is down", SHORT_OUTAGE),
 ]  # fmt: skip
 
 LEDGER_COUNTS = ("lost", "duplicated", "unexpected", "recovered")
@@ -84,12 +97,15 @@ def test_the_experiment_holds_against_the_target_as_shipped(
 
 
 @pytest.mark.parametrize(
-    ("name", "switch", "failing"), WEAKENED, ids=[f"{n}:{s}" for n, s, _ in WEAKENED]
+    ("name", "switch", "failing", "shorter"),
+    WEAKENED,
+    ids=[f"{n}:{s}" for n, s, _, _ in WEAKENED],
 )
 def test_without_its_protection_the_experiment_fails_on_the_check_that_names_it(
-    harness_cli, tmp_path: Path, name: str, switch: str, failing: str
+    harness_cli, tmp_path: Path, name: str, switch: str, failing: str, shorter: tuple[str, ...]
 ) -> None:
-    result, journal = run(harness_cli, name, tmp_path, "--set", switch)
+    sets = [arg for each in (switch, *shorter) for arg in ("--set", each)]
+    result, journal = run(harness_cli, name, tmp_path, *sets)
     assert result.returncode == 1, result.stdout + result.stderr
     assert journal["verdict"] == "failed"
     assert verdicts(journal)[failing] == "failed", journal["checks"]
