@@ -135,7 +135,7 @@ def _targets(args: argparse.Namespace) -> list[str]:
 def _override_sets(args: argparse.Namespace) -> list[list[str]]:
     """The overrides of each variant of an experiment: one, or one per --target."""
     targets = _targets(args)
-    sets = _with_deployer(args, list(args.set))
+    sets = _with_placement(args, list(args.set))
     if not targets:
         return [sets]
     return [[*sets, f"target={target}"] for target in targets]
@@ -246,7 +246,7 @@ def _down(args: argparse.Namespace, out: Console) -> int:
 
 
 def _up(args: argparse.Namespace, out: Console) -> int:
-    experiment = load_experiment(Path(args.file), _with_deployer(args, args.set))
+    experiment = load_experiment(Path(args.file), _with_placement(args, args.set))
     grafana_api = _grafana(args)
     if args.foreground:
         from harness.runner import Standing, stand  # the runner pulls in every step
@@ -258,7 +258,7 @@ def _up(args: argparse.Namespace, out: Console) -> int:
         return 0
     argv = ["up", args.file, "--foreground", "--runs-dir", args.runs_dir]
     argv += ["--prometheus-port", str(args.prometheus_port)]
-    for override in _with_deployer(args, args.set):
+    for override in _with_placement(args, args.set):
         argv += ["--set", override]
     log = components.home() / "standing" / f"up-{os.getpid()}.log"
     standing = up.start_detached(argv, log)
@@ -411,7 +411,7 @@ def _status_table(statuses: Sequence[components.Status]) -> Table:
     return table
 
 
-def _deployer_option(command: argparse.ArgumentParser) -> None:
+def _placement_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--deployer",
         choices=("local", "docker"),
@@ -426,7 +426,7 @@ def _deployer_option(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _with_deployer(args: argparse.Namespace, sets: list[str]) -> list[str]:
+def _with_placement(args: argparse.Namespace, sets: list[str]) -> list[str]:
     chosen = {"deployer": args.deployer, "observers": args.observers}
     return [*sets, *(f"{key}={value}" for key, value in chosen.items() if value)]
 
@@ -509,7 +509,7 @@ def _parser() -> argparse.ArgumentParser:
             "(deployer=docker); repeatable",
         )
     for sub in (run, validate):
-        _deployer_option(sub)
+        _placement_options(sub)
 
     report = commands.add_parser(
         "report",
@@ -576,7 +576,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stand.add_argument("file", metavar="FILE", help="an experiment file; its target stands")
     stand.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
-    _deployer_option(stand)
+    _placement_options(stand)
     stand.add_argument("--runs-dir", default="runs", help="where its folder goes (default: runs)")
     stand.add_argument(
         "--prometheus-port", type=int, default=9090, help="Prometheus' port (default: 9090)"

@@ -365,6 +365,22 @@ exec java ${{JAVA_HEAP_OPTS:--Xmx512m}} ${{JAVA_OPTS:-}} -cp '{libs}/*' "$main" 
 """
 
 
+def maven_libs(component: Component) -> Path:
+    """Where a Maven component's jars are kept: one folder per version in the harness home."""
+    assert component.maven is not None
+    return home() / "lib" / f"{component.name}-{component.maven.version}"
+
+
+def maven_launcher(component: Component, libs: str | Path) -> str:
+    """The launcher script of a Maven component whose jars are in ``libs``."""
+    fetch = component.maven
+    assert fetch is not None
+    tools = "\n".join(f"  {word}) main={main}; shift ;;" for word, main in fetch.tools)
+    return LAUNCHER.format(
+        name=component.name, version=fetch.version, main=fetch.main, tools=tools, libs=libs
+    )
+
+
 def _maven_install(component: Component, console_print: Callable[[str], None]) -> None:
     """Fetch the jars into the harness home (one folder per version), then write the launcher."""
     fetch = component.maven
@@ -374,7 +390,7 @@ def _maven_install(component: Component, console_print: Callable[[str], None]) -
             f"{component.name} is fetched with Maven and run with Java; install them "
             "(on Debian: apt-get install -y maven default-jre-headless), then harness setup again"
         )
-    libs = home() / "lib" / f"{component.name}-{fetch.version}"
+    libs = maven_libs(component)
     coordinates = [f"{component.package}:{fetch.version}", *fetch.extra]
     dependencies = "\n".join(DEPENDENCY.format(*c.split(":")) for c in coordinates)
     with tempfile.TemporaryDirectory(prefix="maven-fetch-") as scratch:
@@ -385,14 +401,9 @@ def _maven_install(component: Component, console_print: Callable[[str], None]) -
              f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
             {}, console_print,
         )  # fmt: skip
-    tools = "\n".join(f"  {word}) main={main}; shift ;;" for word, main in fetch.tools)
     launcher = bin_dir() / component.name
     launcher.parent.mkdir(parents=True, exist_ok=True)
-    launcher.write_text(
-        LAUNCHER.format(
-            name=component.name, version=fetch.version, main=fetch.main, tools=tools, libs=libs
-        )
-    )
+    launcher.write_text(maven_launcher(component, libs))
     launcher.chmod(0o755)
 
 

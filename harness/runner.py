@@ -207,8 +207,9 @@ def _deploy(
         images.PYTHON if engine is not None else None,
     )
     load_port, toxiproxy_port = ctx.ports.allocate(), ctx.ports.allocate()
-    in_container = engine is not None and topology.observers == "docker"
-    load_host = engine.network.gateway if engine is not None and in_container else "127.0.0.1"
+    # The engine that runs Prometheus too, when asked (the loader ensures there is one then).
+    observers = engine if topology.observers == "docker" else None
+    load_host = observers.network.gateway if observers is not None else "127.0.0.1"
     scrape = [
         ScrapeTarget(i.component, i.metrics_port, i.metrics, {"instance_name": i.name}, i.host)
         for layer in layers
@@ -222,8 +223,8 @@ def _deploy(
     # Prometheus first: its first scrape comes about 0.7 s after start, while the rest starts.
     read_from = topology.prometheus.url if topology.prometheus else None
     prometheus: Prometheus | docker.ServiceContainer
-    if engine is not None and in_container:
-        prometheus = engine.prometheus(ctx, scrape, read_from)
+    if observers is not None:
+        prometheus = observers.prometheus(ctx, scrape, read_from)
         ctx.containers["prometheus"] = prometheus
     else:
         port = prometheus_port or ctx.ports.allocate()
@@ -281,17 +282,39 @@ class Engine:
             self.client, self.network, layers, self.images, run_id, self.binds
         )
 
+    def toxiproxy(self, ctx: RunContext) -> docker.ServiceContainer:
+        """The run's Toxiproxy as a container; its binary is at /toxiproxy, as in the public
+        image."""
+        port = docker.TOXIPROXY_API_PORT
+        return self._service(
+            ctx, "toxiproxy", ["/toxiproxy", "-host", "0.0.0.0", "-port", str(port)],
+            (self.proxy_host, port), "/version",
+        )  # fmt: skip
+
     def prometheus(
         self, ctx: RunContext, scrape: list[ScrapeTarget], read_from: str | None
     ) -> docker.ServiceContainer:
-        """The run's Prometheus as a container on the network; its config and TSDB are in the
-        run folder, mounted at its own path."""
+        """The run's Prometheus as a container; its config and TSDB are in the run folder,
+        mounted at its own path."""
         port = docker.PROMETHEUS_PORT
         argv = ["/bin/prometheus", *arguments(ctx.run_dir, scrape, read_from, f"0.0.0.0:{port}")]
+        return self._service(
+            ctx, "prometheus", argv, (self.network.address(), port), "/-/ready", self.binds
+        )
+
+    def _service(
+        self,
+        ctx: RunContext,
+        name: str,
+        argv: list[str],
+        address: tuple[str, int],
+        ready_path: str,
+        binds: tuple[str, ...] = (),
+    ) -> docker.ServiceContainer:
+        host, port = address
         return docker.ServiceContainer(
-            self.client, "prometheus", self.images["prometheus"], argv,
-            (self.network, self.network.address(), port), ctx.run_id,
-            ctx.run_dir / "logs" / "prometheus.log", "/-/ready", self.binds,
+            self.client, name, self.images[name], argv, (self.network, host, port), ctx.run_id,
+            ctx.run_dir / "logs" / f"{name}.log", ready_path, binds,
         )  # fmt: skip
 
 
@@ -336,15 +359,12 @@ def _link_network(
         network = LinkNetwork(api_port, host, prefix=f"{ctx.run_id}.")
         teardown.callback(ctx.safely, "remove the run's proxies", network.remove)
         return network
-    log = ctx.run_dir / "logs" / "toxiproxy.log"
     toxiproxy: ToxiproxyServer | docker.ServiceContainer
     if engine is None:
+        log = ctx.run_dir / "logs" / "toxiproxy.log"
         toxiproxy = ToxiproxyServer(components.find("toxiproxy-server"), port, log)
     else:
-        toxiproxy = docker.toxiproxy_container(
-            engine.client, engine.images["toxiproxy"], engine.network, engine.proxy_host,
-            ctx.run_id, log,
-        )  # fmt: skip
+        toxiproxy = engine.toxiproxy(ctx)
     toxiproxy.start()
     if isinstance(toxiproxy, ToxiproxyServer):
         ctx.infrastructure["toxiproxy"] = toxiproxy.process

@@ -119,7 +119,8 @@ class ComponentSpec(Model):
         None,
         description="the image it runs as with the docker deployer (its own command when "
         "command is empty); harness/<kind> with no tag is the harness's own image of that kind, "
-        "built on this machine (base, redis, python, toxiproxy, rabbitmq, nats, kafka); "
+        "public or built here (base, redis, python, toxiproxy, rabbitmq, nats, kafka, "
+        "prometheus); "
         "default: the harness's image for a {python}, redis-server or nats-server command",
     )
     external: str | None = Field(

@@ -3,8 +3,9 @@
 Each run gets a user-defined bridge network with a /24 of its own, so every container's address
 is decided before anything starts, as the local deployer decides its ports: placeholders,
 Prometheus' targets and the links' upstreams are filled from one layout either way. The harness
-itself (Prometheus, the load) stays on the host and reaches the containers at their addresses on
-the bridge; Toxiproxy runs as a container on the network. Every container and network carries
+itself (the load, and Prometheus unless it is asked for as a container) stays on the host and
+reaches the containers at their addresses on the bridge; Toxiproxy runs as a container on the
+network. Every container and network carries
 the run's id and its harness's owner mark as labels, so that what a killed harness left is found
 and removed by label.
 """
@@ -192,6 +193,31 @@ def _cpu_s(container: Container) -> float | None:
     return None
 
 
+def _record(
+    component: str,
+    container: Container,
+    image: str,
+    where: tuple[str, int | None],  # its address on the run's network, its port
+    log_path: Path,
+    started_at: float | None,
+    ready_s: float | None,
+    cpu_s: float | None,
+) -> dict[str, Any]:
+    """A container as the journal's ``components`` lists it, beside the processes."""
+    host, port = where
+    return {
+        "component": component,
+        "container": container.name,
+        "image": image,
+        "host": host,
+        "port": port,
+        "log": str(log_path),
+        "started_at": started_at,
+        "ready_s": ready_s,
+        "cpu_s": cpu_s,
+    }
+
+
 def _save_logs(container: Container, path: Path) -> None:
     """The container's output into the run's log folder, where a local process writes its own."""
     with contextlib.suppress(docker.errors.DockerException, OSError):
@@ -247,32 +273,10 @@ class ServiceContainer:
         self.container.remove(force=True)
 
     def record(self) -> dict[str, Any]:
-        """As :meth:`DockerDeployment.record` lists each of the target's containers."""
-        return {
-            "component": self.name,
-            "container": self.container.name,
-            "image": self.image,
-            "host": self.host,
-            "port": self.port,
-            "log": str(self.log_path),
-            "started_at": self.started_at,
-            "ready_s": self.ready_s,
-            "cpu_s": self.cpu_s,
-        }
-
-
-def toxiproxy_container(
-    client: docker.DockerClient,
-    image: str,
-    network: RunNetwork,
-    address: str,
-    run_id: str,
-    log_path: Path,
-) -> ServiceContainer:
-    """The run's Toxiproxy; its binary is at /toxiproxy, as in the public image."""
-    argv = ["/toxiproxy", "-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT)]
-    where = (network, address, TOXIPROXY_API_PORT)
-    return ServiceContainer(client, "toxiproxy", image, argv, where, run_id, log_path, "/version")
+        return _record(
+            self.name, self.container, self.image, (self.host, self.port), self.log_path,
+            self.started_at, self.ready_s, self.cpu_s,
+        )  # fmt: skip
 
 
 class DockerDeployment(Deployment):
@@ -440,21 +444,15 @@ class DockerDeployment(Deployment):
     def record(self) -> dict[str, dict[str, Any]]:
         """Each container, as the journal's ``components`` lists a process: its image, address
         and port, its log, when it (last) started, how soon it first answered, its CPU."""
-        return {
-            i.name: {
-                "component": i.component,
-                "container": container.name,
-                "image": self.images[i.component],
-                "host": i.host,
-                "port": i.port,
-                "log": str(i.log_path),
-                "started_at": self.started.get(i.name),
-                "ready_s": self.ready_s.get(i.name),
-                "cpu_s": self.cpu_s.get(i.name),
-            }
-            for i in self.instances
-            if (container := self.containers.get(i.name)) is not None
-        }
+        record = {}
+        for i in self.instances:
+            if (container := self.containers.get(i.name)) is not None:
+                record[i.name] = _record(
+                    i.component, container, self.images[i.component], (i.host, i.port),
+                    i.log_path, self.started.get(i.name), self.ready_s.get(i.name),
+                    self.cpu_s.get(i.name),
+                )  # fmt: skip
+        return record
 
 
 def orphans(alive: Callable[[str], bool]) -> list[str]:

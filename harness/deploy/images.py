@@ -320,19 +320,14 @@ def _kafka_recipe(text: str) -> Recipe:
     them) and a launcher written as ``harness setup`` writes the host's, reading them from
     :data:`KAFKA_LIBS`."""
     component = next(c for c in components.CATALOGUE if c.name == "kafka-server")
-    fetch = component.maven
-    assert fetch is not None
-    libs = components.home() / "lib" / f"{component.name}-{fetch.version}"
+    libs = components.maven_libs(component)
     jars = sorted(libs.glob("*.jar"))
     if not jars:
         raise EnvironmentProblem(
             f"the kafka image is made from the Kafka jars in {libs}, and there are none: "
             f"{components.install_hint(component.name)}"
         )
-    tools = "\n".join(f"  {word}) main={main}; shift ;;" for word, main in fetch.tools)
-    launcher_text = components.LAUNCHER.format(
-        name=component.name, version=fetch.version, main=fetch.main, tools=tools, libs=KAFKA_LIBS
-    )
+    launcher_text = components.maven_launcher(component, KAFKA_LIBS)
     launcher = images_dir() / "kafka-server.launcher"
     if not launcher.is_file() or launcher.read_text() != launcher_text:
         launcher.parent.mkdir(parents=True, exist_ok=True)

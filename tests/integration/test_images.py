@@ -13,8 +13,9 @@ import pytest
 import redis
 
 from harness import components
-from harness.deploy import images
+from harness.deploy import docker, images
 from harness.errors import EnvironmentProblem
+from harness.spec import ComponentSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -130,6 +131,27 @@ def test_a_public_image_the_engine_has_comes_first_unless_built_is_asked(
         images.ensure(client, "redis")
     monkeypatch.setenv(images.SOURCE_ENV, "auto")
     assert images.ensure(client, "redis") == built
+
+
+def test_harness_kind_without_a_tag_is_the_harness_s_own_image(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(images.SOURCE_ENV, "built")  # the harness's own, whatever the engine has
+
+    def image(**fields: object) -> str:
+        return docker.image_for(client, "broker", ComponentSpec.model_validate(fields))
+
+    kafka, nats, python = (images.ensure(client, kind) for kind in ("kafka", "nats", "python"))
+    assert kafka.startswith("harness/kafka:")
+    assert image(command=["sh", "broker.sh"], image="harness/kafka") == kafka
+    assert image(command=["sh", "broker.sh"], image="harness/kafka:mine") == "harness/kafka:mine"
+    assert image(command=["x"], image="rabbitmq:3.13") == "rabbitmq:3.13"
+    assert image(command=["nats-server", "-js"]) == nats
+    assert image(command=["{python}", "api.py"]) == python
+    with pytest.raises(EnvironmentProblem, match="names no image of the harness's"):
+        image(command=["x"], image="harness/postgres")
+    with pytest.raises(EnvironmentProblem, match="give it an image"):
+        image(command=["java", "-jar", "x.jar"])
 
 
 def test_python_image_imports_what_the_reference_services_import(client: Any) -> None:
