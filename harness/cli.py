@@ -1,7 +1,8 @@
 """The command line: parse arguments, call the library, map the result to an exit code.
 
 Exit codes: 0 held, 1 a check failed, 2 inconclusive or the environment is not ready (also an
-aborted run), 3 bad input, 128+N interrupted by signal N. No command prints a traceback.
+aborted run), 3 bad input, 4 flaky (with --repeat, the runs disagreed), 128+N interrupted by
+signal N. No command prints a traceback.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from harness import components, scaffold, up
+from harness import components, repeat, scaffold, up
 from harness.deploy import leftovers
 from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
@@ -32,6 +34,8 @@ from harness.report.console import (
     QuietProgress,
     catalogue_table,
     matrix_table,
+    repeat_line,
+    repeat_table,
     shown,
     summary,
 )
@@ -72,6 +76,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     from harness.runner import run  # the runner pulls in every step; validate need not
 
     # Every file is loaded before anything starts: bad input in the last one costs no run.
+    times = _repeat(args)
     experiments = [(load_experiment(path, sets), sets) for path, sets in _variants(args)]
     remote = _remote_load_workers(args)
     grafana_api = _grafana(args)
@@ -81,49 +86,83 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     rows: list[tuple[str, Verdict, str]] = []
     runs: list[dict[str, Any]] = []  # for --json
     journals: list[dict[str, Any]] = []  # for the table of several targets
+    repeats: list[repeat.RepeatSummary] = []  # one per variant
     try:
         for experiment, sets in experiments:
-            try:
-                result = run(
-                    experiment,
-                    runs_dir=Path(args.runs_dir),
-                    seed=args.seed,
-                    progress=_progress(args, err),
-                    overrides=tuple(sets),
-                    remote_load_workers=remote,
-                    grafana_api=grafana_api,
-                )
-            except Interrupted:
-                raise
-            except HarnessError as exc:  # the run could not even open: a missing component
-                err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-                suites.append(junit.Suite(experiment.name, [], 0.0, str(exc)))
-                rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
-                runs.append(
-                    {"experiment": experiment.name, "verdict": "inconclusive", "error": str(exc)}
-                )
-                continue
-            _tell(args, out, result.journal)
-            journals.append(result.journal)
-            runs.append({k: result.journal[k] for k in JSON_FIELDS})
-            suites.append(junit.Suite.of(result.journal))
-            rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
-            if isinstance(result.error, Interrupted):
-                raise result.error
-            if result.error is not None:
-                err.print(f"[red]error:[/red] {result.error}", soft_wrap=True)
+            variant: list[dict[str, Any]] = []  # this variant's runs, for its repeat summary
+            for i, seed in enumerate(repeat.seeds(args.seed, times), 1):
+                name = junit.run_name(experiment.name, i, times)
+                try:
+                    result = run(
+                        experiment,
+                        runs_dir=Path(args.runs_dir),
+                        seed=seed,
+                        progress=_progress(args, err),
+                        overrides=tuple(sets),
+                        remote_load_workers=remote,
+                        grafana_api=grafana_api,
+                    )
+                except Interrupted:
+                    raise
+                except HarnessError as exc:  # the run could not even open: a missing component
+                    err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+                    suites.append(junit.Suite(name, [], 0.0, str(exc)))
+                    rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
+                    unopened = {"experiment": experiment.name, "verdict": "inconclusive"}
+                    runs.append({**unopened, "error": str(exc)})
+                    variant.append({**unopened, "target": experiment.topology.name, "seed": seed})
+                    continue
+                _tell(args, out, result.journal)
+                journals.append(result.journal)
+                variant.append(result.journal)
+                runs.append({k: result.journal[k] for k in JSON_FIELDS})
+                suites.append(junit.Suite.of(result.journal, name))
+                rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
+                if isinstance(result.error, Interrupted):
+                    raise result.error
+                if result.error is not None:
+                    err.print(f"[red]error:[/red] {result.error}", soft_wrap=True)
+            repeats.append(repeat.summarize(variant))
+            if times > 1:
+                _tell_repeat(args, out, repeats[-1])
+                suites.append(junit.Suite.of_repeat(repeats[-1]))
     finally:
         if args.junit and suites:
             junit.write(Path(args.junit), suites)
-    worst = merge(verdict for _, verdict, _ in rows)
+    worst = merge(r.verdict for r in repeats)
     if args.json:
-        document = {"verdict": worst.value, "exit_code": worst.exit_code, "runs": runs}
+        document = {
+            "verdict": worst.value,
+            "exit_code": worst.exit_code,
+            "runs": runs,
+            "repeats": [r.to_json() for r in repeats],
+        }
         out.print(json.dumps(document), markup=False, highlight=False, soft_wrap=True)
+    elif times > 1 and len(repeats) > 1 and not args.quiet:
+        out.print(catalogue_table([_repeat_row(r) for r in repeats], "how often"))
     elif len(_targets(args)) > 1 and not args.quiet:
         out.print(matrix_table(journals))
     elif len(experiments) > 1 and not args.quiet:
         out.print(catalogue_table(rows))
     return worst.exit_code
+
+
+def _repeat(args: argparse.Namespace) -> int:
+    """--repeat K, checked here rather than by argparse: bad input exits 3, as a bad file does."""
+    try:
+        times = int(args.repeat)
+    except ValueError:
+        times = 0
+    if times < 1:
+        message = f"expected a whole number of runs, 1 or more; got {args.repeat!r}"
+        raise SpecError("command line", None, "--repeat", message)
+    return times
+
+
+def _repeat_row(variant: repeat.RepeatSummary) -> tuple[str, Verdict, str]:
+    """A variant's line in the table that ends a --repeat of several variants."""
+    name = escape(f"{variant.experiment} on {variant.target}")
+    return name, variant.verdict, f"held in {variant.held} of {variant.runs} runs"
 
 
 def _targets(args: argparse.Namespace) -> list[str]:
@@ -162,6 +201,15 @@ def _tell(args: argparse.Namespace, out: Console, journal: dict[str, Any]) -> No
         out.print(line, markup=False, soft_wrap=True)
         return
     summary(out, journal)
+
+
+def _tell_repeat(args: argparse.Namespace, out: Console, variant: repeat.RepeatSummary) -> None:
+    """The end of a variant's K runs: its table and repeat verdict, or one line (--quiet)."""
+    if args.json:
+        return
+    if not args.quiet:
+        out.print(repeat_table(variant))
+    out.print(repeat_line(variant), soft_wrap=True)
 
 
 def _grafana(args: argparse.Namespace) -> GrafanaApi | None:
@@ -436,7 +484,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Chaos experiments for asynchronous systems: deploy a target, drive load, "
         "inject faults, check metrics and the message ledger, and exit with a verdict.",
-        epilog="exit codes: 0 held, 1 failed, 2 inconclusive/aborted/environment, 3 bad input",
+        epilog="exit codes: 0 held, 1 failed, 2 inconclusive/aborted/environment, 3 bad input, "
+        "4 flaky (--repeat)",
     )
     commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
 
@@ -453,7 +502,19 @@ def _parser() -> argparse.ArgumentParser:
         help="experiment files or folders, such as experiments/slow-consumer.yaml or experiments/",
     )
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
-    run.add_argument("--seed", type=int, help="seed for every random choice (default: random)")
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed for every random choice (default: random); with --repeat K the runs use "
+        "SEED, SEED+1, ..., SEED+K-1",
+    )
+    run.add_argument(
+        "--repeat",
+        default="1",
+        metavar="K",
+        help="run each experiment (on each target) K times in a row and judge the runs "
+        "together: a check that held in some and failed in others is flaky, exit 4 (default: 1)",
+    )
     run.add_argument(
         "--junit", metavar="PATH", help="also write one JUnit XML file for all the experiments"
     )
@@ -481,8 +542,8 @@ def _parser() -> argparse.ArgumentParser:
     chatter.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON document at the end (verdict, exit code, and each run's checks, "
-        "ledger and folder) and nothing while running",
+        help="print one JSON document at the end (verdict, exit code, each run's checks, "
+        "ledger and folder, and each experiment's repeats) and nothing while running",
     )
     run.set_defaults(command=_run)
 

@@ -32,7 +32,7 @@ from harness.journal import Event, Outcome, write_json
 from harness.ledger import summarize
 from harness.ledger_io import read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess, RemoteWorkers, load_address
-from harness.observe.footprint import own_cpu_s
+from harness.observe.footprint import HostSpan, own_cpu_s
 from harness.observe.gaps import (
     IDENTIFIER,
     WHY_SATURATED,
@@ -496,8 +496,7 @@ def _drive(
     while True:
         watch.check()
         scheduler.run_due()
-        ctx.footprint.sample()
-        progress.tick()
+        _sample(ctx, progress)
         for event in ctx.log.events[seen:]:
             if event.kind.startswith("fault."):
                 ctx.note_fault(event)
@@ -540,8 +539,7 @@ def _drain(
     outcome = Outcome.FAIL
     while time.monotonic() < deadline:
         watch.check()
-        ctx.footprint.sample()
-        progress.tick()
+        _sample(ctx, progress)
         with contextlib.suppress(PromQLError):
             samples = promql.instant(drained.expr)
             if samples and all(drained.expectation.holds(s.value) for s in samples):
@@ -588,9 +586,20 @@ def _await_recoveries(
                     del pending[name]
         if pending:
             watch.check()
-            ctx.footprint.sample()
-            progress.tick()
+            _sample(ctx, progress)
             time.sleep(0.5)
+
+
+def _sample(ctx: RunContext, progress: Progress) -> None:
+    """Read the processes' and the host's CPU, say once when the host's is saturated (the
+    verdict will say so too), and let the console tick."""
+    ctx.footprint.sample()
+    if (span := ctx.footprint.host.newly_saturated()) is not None:
+        progress.say(
+            f"[yellow]the host's CPU has been saturated for {span.end - span.start:.0f}s "
+            f"({span.cores_busy}): timing checks over that time will say so[/yellow]"
+        )
+    progress.tick()
 
 
 def _await_scrape_after(promql: PromQL, t: float) -> None:
@@ -661,6 +670,7 @@ def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[
         gaps,
         ctx.experiment.topology.lacks,
         ctx.ledger_problem,
+        _host_saturation(ctx, say),
     )
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(ctx.experiment.faults))]
     return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
@@ -708,6 +718,22 @@ def _saturation(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> 
         return saturation_gaps(promql, spans, ctx.moments["load.start"], ctx.moments["end"])
     except PromQLError:
         return []
+
+
+def _host_saturation(ctx: RunContext, say: Callable[[str], None]) -> list[HostSpan]:
+    """Stretches when the host's whole CPU was busy: the timing checks over them say so."""
+    spans = ctx.footprint.host.spans
+    if not spans:
+        return []
+    seconds = sum(span.end - span.start for span in spans)
+    say(
+        f"[yellow]the host's CPU was saturated for {seconds:.0f}s ({spans[0].cores_busy}): "
+        "timing checks over that time say so[/yellow]"
+    )
+    for span in spans:
+        value = {"busy": span.busy, "cores": span.cores}
+        ctx.log.record(Event("host.saturated", "host", span.start, span.end, Outcome.FAIL, value))
+    return spans
 
 
 def _journal(

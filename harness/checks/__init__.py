@@ -14,6 +14,7 @@ from harness.checks.base import (
     describe_expected,
     steady_state_checks,
 )
+from harness.observe.footprint import describe_saturation
 from harness.observe.promql import PromQLError
 from harness.spec import Check, LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
 from harness.units import Moment
@@ -31,17 +32,59 @@ KINDS: dict[type[Any], tuple[str, Callable[[Any, Evidence], tuple[Verdict, str]]
 
 def evaluate(check: Check, evidence: Evidence) -> CheckResult:
     """Judge one check; no data or an unreachable source makes it inconclusive, a metric the
-    target lacks not applicable."""
+    target lacks not applicable, a failure while the host's CPU was saturated inconclusive."""
     kind, judge = KINDS[type(check)]
+    note = None
     try:
         verdict, observed = judge(check, evidence)
+        verdict, note = _on_saturated_host(verdict, _looked_at(check, evidence), evidence)
     except (Unmeasurable, PromQLError) as exc:
         verdict, observed = Verdict.INCONCLUSIVE, str(exc)
     except NotApplicable as exc:
         verdict, observed = Verdict.NOT_APPLICABLE, str(exc)
     return CheckResult(
-        check.name, kind, verdict, describe_expected(check), observed, _moments(check, evidence)
+        check.name,
+        kind,
+        verdict,
+        describe_expected(check),
+        observed,
+        _moments(check, evidence),
+        note,
     )
+
+
+def _on_saturated_host(
+    verdict: Verdict, looked: tuple[float, float] | None, evidence: Evidence
+) -> tuple[Verdict, str | None]:
+    """A timing check that looked while the host's CPU was saturated: a failure becomes
+    inconclusive (the machine may be why), a hold stays held; the note says which stretch."""
+    if looked is None:
+        return verdict, None
+    start, end = looked
+    spans = [s for s in evidence.saturated if s.start <= end and s.end >= start]
+    if not spans:
+        return verdict, None
+    t0 = evidence.moments.get("load.start", spans[0].start)
+    where = "at this check's moment" if start == end else "inside this check's window"
+    fact = f"{describe_saturation(spans, t0)}, {where}"
+    if verdict is Verdict.FAILED:
+        return Verdict.INCONCLUSIVE, f"{fact}: the machine, not the system, may be why it failed"
+    return verdict, fact
+
+
+def _looked_at(check: Check, evidence: Evidence) -> tuple[float, float] | None:
+    """The time a timing check judged (its moment, its window, or its recovery's window from
+    ``after`` to ``after + within``); none for a ledger check, which is not about time."""
+    if isinstance(check, ThresholdCheck):
+        at = evidence.time(check.at)
+        return at, at
+    if isinstance(check, WindowCheck):
+        start, end = check.window
+        return evidence.time(start), evidence.time(end)
+    if isinstance(check, RecoveryCheck):
+        after = evidence.time(check.after)
+        return after, after + check.within
+    return None
 
 
 def _moments(check: Check, evidence: Evidence) -> tuple[float, ...]:

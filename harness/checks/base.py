@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.ledger import LedgerSummary
+from harness.observe.footprint import HostSpan
 from harness.observe.gaps import IDENTIFIER, Gap
 from harness.observe.promql import PromQL
 from harness.spec import (
@@ -32,6 +33,7 @@ class Evidence:
     gaps: Sequence[Gap] = ()
     lacks: Mapping[str, str] = field(default_factory=dict)  # the target's: metric → why
     ledger_problem: str | None = None  # why there is no ledger, when its source failed
+    saturated: Sequence[HostSpan] = ()  # when the host's CPU was saturated
 
     def time(self, moment: Moment) -> float:
         if moment.anchor not in self.moments:
@@ -71,6 +73,7 @@ class CheckResult:
     observed: str
     # Unix times the check looked at (its moment, or its window's edges), for the charts.
     at: tuple[float, ...] = ()
+    note: str | None = None  # what the verdict must be read with: the host was saturated
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class CheckResult:
             "expected": self.expected,
             "observed": self.observed,
             "at": list(self.at),
+            "note": self.note,
         }
 
 

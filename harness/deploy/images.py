@@ -86,8 +86,8 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 APT_ETC = Path("/etc/apt")
 # What the reference services (targets/services and each broker's folder) import.
 SERVICE_PACKAGES = (
-    "redis", "starlette", "uvicorn", "prometheus-client", "httpx",
-    "aio-pika", "pika", "nats-py", "confluent-kafka",
+    "redis", "hiredis", "starlette", "uvicorn", "httptools", "uvloop", "prometheus-client",
+    "httpx", "aio-pika", "pika", "nats-py", "confluent-kafka",
 )  # fmt: skip
 KAFKA_LIBS = "/opt/kafka/libs"  # where the "kafka" image keeps the Kafka jars
 # Bookworm's python3 is 3.11.2: dependency markers are evaluated for it, not for the host's

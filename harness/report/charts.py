@@ -95,8 +95,10 @@ def svg(
     zero: float,
     faults: Sequence[Span],
     marks: Sequence[Span],
+    saturated: Sequence[Span] = (),
 ) -> str:
-    """One chart over ``window``: seconds since ``zero`` (the load's start) across, values up."""
+    """One chart over ``window``: seconds since ``zero`` (the load's start) across, values up;
+    ``faults`` and the stretches the host's CPU was ``saturated`` shaded, each in its colour."""
     t0, t1 = window
     values = [v for line in chart.lines for _, v in line.points]
     top = _nice_ceiling(max(values, default=0.0))
@@ -113,12 +115,13 @@ def svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'class="chart" role="img" aria-label="{escape(chart.title)}">'
     ]
-    for fault in faults:
-        parts.append(
-            f'<rect class="fault" x="{x(fault.start):.1f}" y="{TOP}" '
-            f'width="{max(x(fault.end) - x(fault.start), 1):.1f}" height="{plot_h}">'
-            f"<title>{escape(fault.label)}</title></rect>"
-        )
+    for shade, spans in (("fault", faults), ("saturated", saturated)):
+        for shaded in spans:
+            parts.append(
+                f'<rect class="{shade}" x="{x(shaded.start):.1f}" y="{TOP}" '
+                f'width="{max(x(shaded.end) - x(shaded.start), 1):.1f}" height="{plot_h}">'
+                f"<title>{escape(shaded.label)}</title></rect>"
+            )
     for tick in (0.0, top / 2, top):
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" '
@@ -167,6 +170,20 @@ def fault_spans(timeline: Sequence[Mapping[str, Any]], end: float) -> list[Span]
             spans.append(_fault_span(applied, event["t_complete"]))
     spans.extend(_fault_span(applied, end) for applied in open_faults.values())
     return sorted(spans, key=lambda s: s.start)
+
+
+def saturation_spans(timeline: Sequence[Mapping[str, Any]]) -> list[Span]:
+    """Each stretch the host's CPU was saturated, from its ``host.saturated`` event."""
+    return [
+        Span(
+            event["t_invoke"],
+            event["t_complete"],
+            f"the host's CPU saturated: {event['value']['busy']:.0%} of "
+            f"{event['value']['cores']} cores busy",
+        )
+        for event in timeline
+        if event["kind"] == "host.saturated"
+    ]
 
 
 def _fault_span(applied: Mapping[str, Any], end: float) -> Span:

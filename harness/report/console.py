@@ -15,11 +15,13 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from harness.repeat import RepeatSummary
 from harness.verdict import Verdict
 
 STYLES = {
     "held": "green",
     "failed": "red",
+    "flaky": "dark_orange",
     "inconclusive": "yellow",
     "aborted": "magenta",
     "not-applicable": "dim",
@@ -140,10 +142,13 @@ def verdict_table(checks: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("verdict")
     for check in checks:
         style = STYLES.get(check["verdict"], "")
+        observed = check["observed"]
+        if check.get("note"):  # a journal from before notes has none
+            observed += f"\n[yellow]{escape(check['note'])}[/yellow]"
         table.add_row(
             check["name"],
             check["expected"],
-            check["observed"],
+            observed,
             f"[{style}]{check['verdict']}[/{style}]",
         )
     return table
@@ -175,10 +180,13 @@ def summary_text(journal: Mapping[str, Any], width: int = 110) -> str:
     return text.getvalue()
 
 
-def catalogue_table(rows: Sequence[tuple[str, Verdict, str]]) -> Table:
-    """One line per experiment of a multi-experiment run: its verdict and its run folder."""
+def catalogue_table(
+    rows: Sequence[tuple[str, Verdict, str]], where: str = "run folder or error"
+) -> Table:
+    """One line per experiment of a multi-experiment run: its verdict and its run folder (or,
+    with --repeat, what ``where`` names)."""
     table = Table(header_style="bold", title="experiments")
-    for column in ("experiment", "verdict", "run folder or error"):
+    for column in ("experiment", "verdict", where):
         table.add_column(column)
     for name, verdict, where in rows:
         style = STYLES.get(verdict.value, "")
@@ -217,6 +225,36 @@ def matrix_table(journals: Sequence[Mapping[str, Any]]) -> Table:
                     cells.append(_styled(check["verdict"], check["observed"]))
             table.add_row(f"  {name}", *cells)
     return table
+
+
+def repeat_table(repeat: RepeatSummary) -> Table:
+    """After the K runs of a variant: per check, how often it held, what each run observed
+    (coloured by that run's verdict) and the check's repeat verdict."""
+    title = f"{repeat.experiment} on {repeat.target}: {repeat.runs} runs"
+    table = Table(header_style="bold", title=escape(title))
+    table.add_column("check")
+    table.add_column("how often")
+    for i, seed in enumerate(repeat.seeds, 1):
+        table.add_column(f"run {i}" if seed is None else f"run {i}\nseed {seed}")
+    table.add_column("verdict")
+    for check in repeat.checks:
+        observed = [
+            _styled(v.value, "-" if o is None else o)
+            for v, o in zip(check.verdicts, check.observed, strict=True)
+        ]
+        verdict = check.verdict.value
+        held = f"held in {check.held} of {repeat.runs}"
+        table.add_row(escape(check.name), held, *observed, _styled(verdict, verdict))
+    return table
+
+
+def repeat_line(repeat: RepeatSummary) -> str:
+    """``slow-consumer on redis-streams: flaky, held in 3 of 5 runs``, as markup."""
+    verdict = repeat.verdict.value
+    return (
+        f"{escape(repeat.experiment)} on {escape(repeat.target)}: "
+        f"[bold]{_styled(verdict, verdict)}[/bold], held in {repeat.held} of {repeat.runs} runs"
+    )
 
 
 def _styled(verdict: str, text: str) -> str:

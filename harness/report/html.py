@@ -37,13 +37,14 @@ def write(run_dir: Path, journal: Mapping[str, Any], saved: Sequence[Chart]) -> 
     """Render the page from the journal and the saved series; returns its path."""
     t0, t1, zero = window(journal)
     faults = charts.fault_spans(journal["timeline"], t1)
+    saturated = charts.saturation_spans(journal["timeline"])
     marks = [Span(t, t, check["name"]) for check in journal["checks"] for t in check.get("at", [])]
     shown = [
         {
             "title": chart.title,
             "why": chart.why,
             "error": chart.error,
-            "svg": Markup(charts.svg(chart, (t0, t1), zero, faults, marks)),
+            "svg": Markup(charts.svg(chart, (t0, t1), zero, faults, marks, saturated)),
             "key": charts.legend(chart),
         }
         for chart in saved
@@ -51,6 +52,7 @@ def write(run_dir: Path, journal: Mapping[str, Any], saved: Sequence[Chart]) -> 
     page = _TEMPLATES.get_template("report.html.j2").render(
         j=journal,
         charts=shown,
+        saturated=bool(saturated),
         timeline=[_row(event, zero) for event in journal["timeline"]],
         experiment_text=_experiment_text(run_dir, journal),
     )

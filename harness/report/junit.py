@@ -1,7 +1,9 @@
 """JUnit XML: one test case per check, so CI systems show checks beside their own tests.
 
 One file holds one test suite per experiment run: a run's own ``junit.xml`` has one, and
-``harness run FOLDER --junit PATH`` writes one file for the whole catalogue.
+``harness run FOLDER --junit PATH`` writes one file for the whole catalogue. With ``--repeat K``
+each run's suite is ``<experiment> (run i of K)``, and one more suite per variant,
+``<experiment> (K runs)``, has each check with its repeat verdict (flaky is a failure).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.repeat import RepeatSummary
+
 
 @dataclass(frozen=True)
 class Suite:
-    """One experiment run as JUnit sees it; ``error`` is why the run itself went wrong."""
+    """One experiment run (or a variant's repeat) as JUnit sees it; ``error`` is why the run
+    itself went wrong."""
 
     experiment: str
     checks: Sequence[Mapping[str, Any]]
@@ -23,10 +28,41 @@ class Suite:
     error: str | None = None
 
     @classmethod
-    def of(cls, journal: Mapping[str, Any]) -> Suite:
+    def of(cls, journal: Mapping[str, Any], name: str | None = None) -> Suite:
         return cls(
-            journal["experiment"], journal["checks"], journal["duration_s"], journal["reason"]
+            name or journal["experiment"],
+            journal["checks"],
+            journal["duration_s"],
+            journal["reason"],
         )
+
+    @classmethod
+    def of_repeat(cls, repeat: RepeatSummary) -> Suite:
+        """The checks of a variant's K runs, each with its repeat verdict; the message says how
+        often it held, the text what each run observed."""
+        checks = [
+            {
+                "name": c.name,
+                "verdict": c.verdict.value,
+                "expected": c.expected,
+                "observed": _per_run(c.observed),
+                "message": f"held in {c.held} of {repeat.runs} runs",
+            }
+            for c in repeat.checks
+        ]
+        return cls(f"{repeat.experiment} ({repeat.runs} runs)", checks, repeat.duration_s)
+
+
+def run_name(experiment: str, i: int, runs: int) -> str:
+    """The suite name of the i-th of ``runs`` runs: the experiment's alone when it ran once."""
+    return experiment if runs == 1 else f"{experiment} (run {i} of {runs})"
+
+
+def _per_run(observed: Sequence[str | None]) -> str:
+    shown = ["not judged" if o is None else o for o in observed]
+    if len(set(shown)) == 1:
+        return shown[0]
+    return "; ".join(f"run {i}: {o}" for i, o in enumerate(shown, 1))
 
 
 def write(path: Path, suites: Sequence[Suite]) -> None:
@@ -39,7 +75,7 @@ def write(path: Path, suites: Sequence[Suite]) -> None:
 
 def _suite(run: Suite) -> ET.Element:
     checks, name = run.checks, run.experiment
-    failures = sum(1 for c in checks if c["verdict"] == "failed")
+    failures = sum(1 for c in checks if c["verdict"] in ("failed", "flaky"))
     errors = sum(1 for c in checks if c["verdict"] in ("inconclusive", "aborted")) + bool(run.error)
     suite = ET.Element(
         "testsuite",
@@ -52,15 +88,18 @@ def _suite(run: Suite) -> ET.Element:
     )
     for check in checks:
         case = ET.SubElement(suite, "testcase", classname=name, name=check["name"])
-        message = f"expected {check['expected']}; observed {check['observed']}"
-        if check["verdict"] == "failed":
-            ET.SubElement(case, "failure", message=message, type="failed").text = message
+        text = f"expected {check['expected']}; observed {check['observed']}"
+        if check.get("note"):  # the host was saturated: said with the verdict, held or not
+            text += f"; {check['note']}"
+        message = check.get("message", text)
+        if check["verdict"] in ("failed", "flaky"):
+            ET.SubElement(case, "failure", message=message, type=check["verdict"]).text = text
         elif check["verdict"] == "not-applicable":
             ET.SubElement(case, "skipped", message=check["observed"])
         elif check["verdict"] != "held":
-            ET.SubElement(case, "error", message=message, type=check["verdict"]).text = message
+            ET.SubElement(case, "error", message=message, type=check["verdict"]).text = text
         else:
-            ET.SubElement(case, "system-out").text = message
+            ET.SubElement(case, "system-out").text = text
     if run.error:
         case = ET.SubElement(suite, "testcase", classname=name, name="run")
         ET.SubElement(case, "error", message=run.error, type="run").text = run.error

@@ -7,7 +7,7 @@ Each script of this folder puts it on ``sys.path`` and imports this module as ``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -80,7 +80,10 @@ class GroupReader:
     """One consumer of a consumer group: entries another consumer left pending for longer than
     ``claim_idle_ms`` first (XAUTOCLAIM; ``0`` never claims), else new ones (XREADGROUP).
     ``cfg`` is any settings object with ``stream``, ``group``, ``consumer``, ``batch``,
-    ``block_ms`` and ``claim_idle_ms``."""
+    ``block_ms`` and ``claim_idle_ms``.
+
+    The acknowledgements of what the consumer finished ride on its next read, in the same round
+    trip: a batch costs one round trip to the broker, not two."""
 
     def __init__(self, client: redis.Redis, cfg: Any) -> None:
         self.client, self.cfg = client, cfg
@@ -97,12 +100,15 @@ class GroupReader:
             return False
         return True
 
-    def next_batch(self) -> tuple[list[Entry], bool]:
-        """Claimed entries (flag True), else new ones; an empty list after ``block_ms``."""
+    def next_batch(self, ack: Sequence[str] = ()) -> tuple[list[Entry], bool]:
+        """Acknowledge ``ack``, then claimed entries (flag True), else new ones; an empty list
+        after ``block_ms``. When it returns, ``ack`` has been acknowledged."""
         cfg = self.cfg
         now = time.monotonic()
         if cfg.claim_idle_ms > 0 and now >= self.next_claim:
-            reply: Any = self.client.xautoclaim(
+            reply: Any = self._with_ack(
+                ack,
+                "xautoclaim",
                 cfg.stream,
                 cfg.group,
                 cfg.consumer,
@@ -110,12 +116,24 @@ class GroupReader:
                 start_id=self.claim_cursor,
                 count=cfg.batch,
             )
+            ack = ()
             self.claim_cursor = str(reply[0])
             if self.claim_cursor == "0-0":  # scan of the pending list complete
                 self.next_claim = now + cfg.claim_idle_ms / 2000
             if reply[1]:
                 return list(reply[1]), True
-        streams: Any = self.client.xreadgroup(
-            cfg.group, cfg.consumer, {cfg.stream: ">"}, count=cfg.batch, block=cfg.block_ms
-        )
+        streams: Any = self._with_ack(
+            ack, "xreadgroup", cfg.group, cfg.consumer, {cfg.stream: ">"}, count=cfg.batch,
+            block=cfg.block_ms,
+        )  # fmt: skip
         return [entry for _, entries in streams or [] for entry in entries], False
+
+    def _with_ack(self, ack: Sequence[str], command: str, *args: Any, **kwargs: Any) -> Any:
+        """``command``'s reply, sent after an XACK of ``ack`` in one round trip if any."""
+        if not ack:
+            return getattr(self.client, command)(*args, **kwargs)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(self.cfg.stream, self.cfg.group, *ack)
+        getattr(pipe, command)(*args, **kwargs)
+        _, reply = pipe.execute()
+        return reply

@@ -1,14 +1,15 @@
 """Relay: owns delivering the API's outbox (the notifications stream) to the notifier.
 
 Reads batches with its own consumer group, claims entries a dead relay left pending (XAUTOCLAIM),
-POSTs each entry's id to NOTIFIER_URL/notify and acknowledges the batch once every post
-succeeded. A failed post is retried, same entry, after an exponential backoff with jitter
-(RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it takes: the notifier being down
-delays notifications, it never loses them nor affects the API. At least once: the notifier
-counts distinct ids.
+POSTs the batch's ids to NOTIFIER_URL/notify in one request and acknowledges the batch, with its
+next read, once the notifier took it. A failed post is retried, same batch, after an exponential
+backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it takes: the
+notifier being down delays notifications, it never loses them nor affects the API. A read that
+finds fewer than BATCH entries is followed by a pause of BATCH_WAIT_MS, so that the next batch
+fills. At least once: the notifier counts distinct ids.
 Env: REDIS_ADDR, STREAM (default ``notifications``), GROUP (default ``relay``), CONSUMER,
-METRICS_PORT (required), BATCH, BLOCK_MS, CLAIM_IDLE_MS (0 = never claim), and those of
-``notify.py``.
+METRICS_PORT (required), BATCH, BATCH_WAIT_MS, BLOCK_MS, CLAIM_IDLE_MS (0 = never claim), and
+those of ``notify.py``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Config:
     consumer: str
     metrics_port: int
     batch: int
+    batch_wait_ms: int
     block_ms: int
     claim_idle_ms: int
 
@@ -59,6 +61,7 @@ class Config:
             consumer=service.env_str("CONSUMER", f"relay-{os.getpid()}"),
             metrics_port=service.env_int("METRICS_PORT"),
             batch=service.env_int("BATCH", 50),
+            batch_wait_ms=service.env_int("BATCH_WAIT_MS", 100),
             block_ms=service.env_int("BLOCK_MS", 500),
             claim_idle_ms=service.env_int("CLAIM_IDLE_MS", 5000),
         )
@@ -72,40 +75,37 @@ class Relay:
         self.notifier = notify.NotifierClient(cfg.stream, log)
         self.claimed = CLAIMED.labels(queue=cfg.stream)
 
-    def deliver(self, job_id: str) -> bool:
-        """POST until the notifier takes it (True) or the relay is stopped (False)."""
+    def deliver(self, job_ids: list[str]) -> bool:
+        """POST until the notifier takes them (True) or the relay is stopped (False)."""
         attempt = 1
-        while (delay := self.notifier.post(job_id, attempt)) is not None:
+        while job_ids and (delay := self.notifier.post(job_ids, attempt)) is not None:
             if self.stop.wait(delay):
                 return False
             attempt += 1
         return True
 
-    def handle(self, entries: list[common.Entry]) -> None:
-        acked = []
-        for sid, fields in entries:
-            if fields is not None and fields.get("id") and not self.deliver(fields["id"]):
-                break  # stopping: the rest stays pending
-            acked.append(sid)
-        if acked:
-            self.redis.xack(self.cfg.stream, self.cfg.group, *acked)
-
     def run(self) -> None:
         need_group = True
+        delivered: list[str] = []  # acknowledged with the next read
         while not self.stop.is_set():
             try:
                 if need_group:
                     if self.reader.ensure_group():
                         log.info("created group %s on stream %s", self.cfg.group, self.cfg.stream)
                     need_group = False
-                entries, claimed = self.reader.next_batch()
+                entries, claimed = self.reader.next_batch(ack=delivered)
+                delivered = []
                 if claimed:
                     self.claimed.inc(len(entries))
-                if entries:
-                    self.handle(entries)
+                ids = [fields["id"] for _, fields in entries if fields and fields.get("id")]
+                if not self.deliver(ids):
+                    break  # stopping: the batch stays pending
+                delivered = [sid for sid, _ in entries]
+                if 0 < len(entries) < self.cfg.batch:
+                    self.stop.wait(self.cfg.batch_wait_ms / 1000)
             except (RedisError, OSError) as exc:
                 errors_log.warning(f"redis failed: {type(exc).__name__}: {exc}")
-                need_group = True
+                need_group = True  # ``delivered`` is sent again: XACK is idempotent
                 self.stop.wait(0.5)
 
     def close(self) -> None:

@@ -1,17 +1,23 @@
 """Worker: owns consuming the stream as one member of the consumer group, at least once.
 
 Reads batches with XREADGROUP and claims messages left pending by dead consumers (XAUTOCLAIM).
-Each message of a batch is processed (PROCESS_MS), then posted to the sink on its own; the batch
-is acknowledged (XACK) at its end with ACK_MODE=after, or right after it was read with
-ACK_MODE=before (the weakness: a worker that dies mid-batch loses the rest of it). A message
-whose processing fails (a poison job) is acknowledged and scheduled for a retry in the sorted set
+Each message of a batch is processed (PROCESS_MS), then the batch is posted to the sink in one
+request. With ACK_MODE=after the batch is acknowledged (XACK) once the sink took it, in the same
+round trip as the worker's next read: at any moment a busy worker holds one batch recorded and
+not yet acknowledged, as a consumer that commits asynchronously does, so a worker killed then
+leaves those messages to be delivered again (an idempotent sink absorbs them; IDEMPOTENT=0 applies
+them twice). With ACK_MODE=before (the weakness) the batch is acknowledged right after it was
+read: a worker that dies mid-batch loses the rest of it. A read that finds fewer than BATCH
+messages is followed by a pause of BATCH_WAIT_MS, so that the next batch fills: a round trip
+per batch, not per message, at the price of that much latency. A message whose processing fails
+(a poison job) is acknowledged and scheduled for a retry in the sorted set
 ``<STREAM>:delayed`` with exponential backoff and jitter; after MAX_ATTEMPTS failed attempts it
 goes to the stream ``<STREAM>:dlq`` instead, unless DLQ=0 (the weakness: retried forever). A
 thread moves due retries back into the stream every 100 ms. A sink that fails is not a message
-failure: the messages it did not take stay pending, to be claimed.
+failure: the batch it did not take stays pending, to be claimed.
 Env: REDIS_ADDR, STREAM, GROUP, CONSUMER, SINK_URL (required), METRICS_PORT (required),
-PROCESS_MS, BATCH, BLOCK_MS, CLAIM_IDLE_MS (0 = never claim), ACK_MODE (after | before),
-RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
+PROCESS_MS, BATCH, BATCH_WAIT_MS, BLOCK_MS, CLAIM_IDLE_MS (0 = never claim), ACK_MODE
+(after | before), RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Config:
     metrics_port: int
     process_ms: int
     batch: int
+    batch_wait_ms: int
     block_ms: int
     claim_idle_ms: int
     ack_after: bool
@@ -90,6 +97,7 @@ class Config:
             metrics_port=service.env_int("METRICS_PORT"),
             process_ms=service.env_int("PROCESS_MS", 2),
             batch=service.env_int("BATCH", 10),
+            batch_wait_ms=service.env_int("BATCH_WAIT_MS", 100),
             block_ms=service.env_int("BLOCK_MS", 500),
             claim_idle_ms=service.env_int("CLAIM_IDLE_MS", 5000),
             ack_after=service.env_choice("ACK_MODE", "after", ("after", "before")) == "after",
@@ -121,41 +129,38 @@ class Worker:
         self.retried = work.RETRIED.labels(queue=cfg.stream)
         self.dead_lettered = work.DEAD_LETTERED.labels(queue=cfg.stream)
 
-    def handle(self, entries: list[common.Entry]) -> None:
+    def handle(self, entries: list[common.Entry]) -> list[str]:
+        """Process a batch and record it at the sink; the ids to acknowledge now."""
         cfg = self.cfg
-        deleted = [sid for sid, fields in entries if fields is None]
-        if deleted:  # pending ids whose entry was XDELed: nothing left to process
-            self.redis.xack(cfg.stream, cfg.group, *deleted)
+        # Pending ids whose entry was XDELed: nothing left to process.
+        finished = [sid for sid, fields in entries if fields is None]
         live = [(sid, fields) for sid, fields in entries if fields is not None]
         if not live:
-            return
+            return finished
         started = time.perf_counter()
         if not cfg.ack_after:
             self.redis.xack(cfg.stream, cfg.group, *(sid for sid, _ in live))
-        done: list[str] = []
-        sink_failed = False
-        for index, (sid, fields) in enumerate(live):
+        done: list[tuple[str, dict[str, object]]] = []
+        for sid, fields in live:
             try:
                 work.process(fields, cfg.process_ms)
             except work.ProcessingError as exc:
                 self.retry_later(sid, fields, exc)
                 continue
-            message = work.describe(sid, fields, cfg.consumer, common.stream_id_seconds(sid))
-            try:
-                work.record(self.http, cfg.sink_url, message)
-            except httpx.HTTPError as exc:
-                self.failed.inc()
-                fate = "left pending" if cfg.ack_after else "lost (acknowledged before)"
-                errors_log.warning(f"sink failed, {len(live) - index} messages {fate}: {exc!r}")
-                sink_failed = True
-                break
-            done.append(sid)
-            self.handled.inc()
-        if cfg.ack_after and done:
-            self.redis.xack(cfg.stream, cfg.group, *done)
-        work.BATCH_SECONDS.observe(time.perf_counter() - started)
-        if sink_failed:
+            stamp = common.stream_id_seconds(sid)
+            done.append((sid, work.describe(sid, fields, cfg.consumer, stamp)))
+        try:
+            if done:
+                work.record(self.http, cfg.sink_url, [message for _, message in done])
+        except httpx.HTTPError as exc:
+            self.failed.inc(len(done))
+            fate = "left pending" if cfg.ack_after else "lost (acknowledged before)"
+            errors_log.warning(f"sink failed, {len(done)} messages {fate}: {exc!r}")
             self.stop.wait(0.2)
+            return finished
+        self.handled.inc(len(done))
+        work.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return [*finished, *(sid for sid, _ in done)] if cfg.ack_after else finished
 
     def retry_later(self, sid: str, fields: dict[str, str], exc: Exception) -> None:
         """Schedule the next attempt, or dead-letter the message; acknowledge it in the same
@@ -185,20 +190,25 @@ class Worker:
 
     def run(self) -> None:
         need_group = True
+        # The batch last recorded is acknowledged with the read after the next one is recorded
+        # (or with the next read, when that finds nothing); ``due`` goes with the next read.
+        held: list[str] = []
+        due: list[str] = []
         while not self.stop.is_set():
             try:
                 if need_group:
                     if self.reader.ensure_group():
                         log.info("created group %s on stream %s", self.cfg.group, self.cfg.stream)
                     need_group = False
-                entries, claimed = self.reader.next_batch()
+                entries, claimed = self.reader.next_batch(ack=due)
                 if claimed:
                     self.retried.inc(len(entries))
-                if entries:
-                    self.handle(entries)
+                due, held = (held, self.handle(entries)) if entries else (held, [])
+                if 0 < len(entries) < self.cfg.batch:
+                    self.stop.wait(self.cfg.batch_wait_ms / 1000)
             except (RedisError, OSError) as exc:
                 errors_log.warning(f"redis failed: {type(exc).__name__}: {exc}")
-                need_group = True
+                need_group = True  # ``due`` is sent again: XACK is idempotent
                 self.stop.wait(0.5)
 
     def close(self) -> None:

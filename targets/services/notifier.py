@@ -1,7 +1,8 @@
 """Notifier: a downstream dependency that receives one notification per accepted job.
 
-``POST /notify`` ``{"id": str}`` -> 200 ``{"new": bool}``; each distinct id is counted once in
-harness_notifications_received_total (a repeated id is answered 200 and not counted again).
+``POST /notify`` ``{"id": str}`` -> 200 ``{"new": bool}``, or a batch ``{"ids": [str, ...]}`` (as
+the relays send them) -> 200 ``{"new": int}``, how many were new; each distinct id is counted once
+in harness_notifications_received_total (a repeated id is answered 200 and not counted again).
 With STATE_FILE, the ids are appended to that file (one JSON string a line) and read back at
 start, so that a restarted notifier still knows (and counts) what it received before.
 ``GET /notifications`` -> ``{"ids": [...]}`` (distinct, in arrival order); ``/healthz``,
@@ -53,22 +54,32 @@ def build_app(queue: str, seen: dict[str, None], state: TextIO | None) -> Starle
     received = RECEIVED.labels(queue=queue)
     received.inc(len(seen))
 
+    def note(job_ids: list[str]) -> int:
+        """Remember the ids not seen before (written before they count); how many were new."""
+        new = [i for i in dict.fromkeys(job_ids) if i not in seen]
+        if new and state is not None:
+            state.write("".join(json.dumps(i) + "\n" for i in new))
+            state.flush()
+        seen.update(dict.fromkeys(new))
+        received.inc(len(new))
+        return len(new)
+
     async def post_notify(request: Request) -> JSONResponse:
         try:
             body = await request.json()
         except ValueError:
             return JSONResponse({"error": "body is not valid JSON"}, status_code=400)
+        if isinstance(body, dict) and isinstance(body.get("ids"), list):
+            ids = body["ids"]
+            if not all(_is_id(i) for i in ids):
+                return JSONResponse({"error": "every id must be a string"}, status_code=400)
+            return JSONResponse({"new": note([str(i) for i in ids])})
         job_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(job_id, str | int) or isinstance(job_id, bool):
-            return JSONResponse({"error": 'body must be {"id": str}'}, status_code=400)
-        new = str(job_id) not in seen
-        if new:
-            if state is not None:
-                state.write(json.dumps(str(job_id)) + "\n")
-                state.flush()
-            seen[str(job_id)] = None
-            received.inc()
-        return JSONResponse({"new": new})
+        if not _is_id(job_id):
+            return JSONResponse(
+                {"error": 'body must be {"id": str} or {"ids": [str, ...]}'}, status_code=400
+            )
+        return JSONResponse({"new": note([str(job_id)]) == 1})
 
     async def get_notifications(request: Request) -> JSONResponse:
         return JSONResponse({"ids": list(seen)})
@@ -79,6 +90,10 @@ def build_app(queue: str, seen: dict[str, None], state: TextIO | None) -> Starle
         *service.basic_routes(),
     ]
     return Starlette(routes=routes)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def main() -> int:

@@ -149,6 +149,7 @@ def serve_asgi(app: Any, port: int) -> None:
         lifespan="on",
         workers=1,
         timeout_graceful_shutdown=1,
+        proxy_headers=False,  # nothing here sits behind a proxy that sets them: a layer less
     )
     uvicorn.Server(config).run()
 

@@ -1,11 +1,12 @@
 """Sink: owns the processing ledger, recording every processing (applied effect) of a message id.
 
-``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer"}, ...]}`` (workers send one
-message at a time) appends one JSON line ``{"id", "t", "consumer"}`` per applied message to
-LEDGER_FILE and flushes before answering 200 ``{"recorded": n, "duplicates": d}`` (``d``: the
-messages whose id had been applied before). With IDEMPOTENT=1 (default) a
-delivery of an id already applied is counted in harness_duplicates_total but not applied again
-(no line); IDEMPOTENT=0 (the weakness) applies and writes every delivery.
+``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer"}, ...]}`` (a worker sends
+each batch it processed in one request) appends one JSON line ``{"id", "t", "consumer"}`` per
+applied message to LEDGER_FILE in one write and flushes before answering 200
+``{"recorded": n, "duplicates": d}`` (``d``: the messages whose id had been applied before).
+With IDEMPOTENT=1 (default) a delivery of an id already applied is counted in
+harness_duplicates_total but not applied again (no line); IDEMPOTENT=0 (the weakness) applies
+and writes every delivery.
 ``GET /ledger`` -> ``{"processed": {id: times applied}}``; ``/healthz``, ``/metrics``.
 Env: PORT (required), LEDGER_FILE (required), QUEUE (metric label, default ``jobs``), IDEMPOTENT.
 """

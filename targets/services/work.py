@@ -1,4 +1,4 @@
-"""What every worker does, whatever its broker: process a job, post it to the sink, count.
+"""What every worker does, whatever its broker: process a job, post a batch to the sink, count.
 
 The broker's worker owns consuming, acknowledging, retrying and dead-lettering; this module owns
 the job itself, so that a job costs the same and is recorded the same on every broker.
@@ -97,9 +97,10 @@ def describe(
     return {"id": fields.get("id") or broker_id, "enqueued_at": enqueued_at, "consumer": consumer}
 
 
-def record(http: httpx.Client, sink_url: str, message: dict[str, Any]) -> bool:
-    """Post one processed message to the sink; whether its id had been applied before. Raises
-    httpx.HTTPError if the sink did not take it."""
-    answer = http.post(f"{sink_url}/processed", json={"messages": [message]})
+def record(http: httpx.Client, sink_url: str, messages: list[dict[str, Any]]) -> int:
+    """Post a batch of processed messages to the sink in one request; how many of their ids had
+    been applied before. Raises httpx.HTTPError if the sink did not take them (then it took
+    none: the sink writes a batch whole or not at all)."""
+    answer = http.post(f"{sink_url}/processed", json={"messages": messages})
     answer.raise_for_status()
-    return bool(answer.json().get("duplicates"))
+    return int(answer.json().get("duplicates") or 0)

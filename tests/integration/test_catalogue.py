@@ -1,8 +1,8 @@
 """The experiment catalogue against the Redis Streams reference target, on real components.
 
 Each experiment holds against the target as shipped; with the protection it is about switched
-off, it fails on the check that names that weakness. slow-consumer has its own pair of tests
-in test_run.py.
+off, it fails on the check that names that weakness. The pairs are
+``tests/integration/catalogue.py``'s; slow-consumer has its own pair of tests in test_run.py.
 """
 
 from __future__ import annotations
@@ -14,49 +14,13 @@ from typing import Any
 import pytest
 
 from harness.ledger import EXAMPLES
+from tests.integration.catalogue import SHIPPED, WEAKENED, Variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HOLDS = [
-    "crashed-workers",
-    "paused-consumer",
-    "broker-partition",
-    "broker-restart",
-    "poison-messages",
-    "backpressure",
-    "failure-isolation",
-]
-
-# Shorter runs of the same faults, where a weakness shows as surely in less time: two kills
-# 6 s apart, the second while the survivors still work off the first one's backlog; a shorter
-# outage of the notifier. (One hang of the paused worker instead of two left the oldest
-# message at 12.5 s against the 12 s bound: too thin.)
-TWO_QUICK_KILLS = (
-    "load.duration=20s",
-    "timeline.0.at=4s",
-    "timeline.0.for=4s",
-    "timeline.0.every=6s",
-)
-SHORT_OUTAGE = ("load.duration=18s", "timeline.0.at=5s", "timeline.0.for=10s")
-
-# (experiment, the switch that removes its protection, the check that must fail, shortening)
-WEAKENED = [
-    ("crashed-workers", "worker.env.ACK_MODE=before", "nothing acknowledged is lost",
-     TWO_QUICK_KILLS),
-    ("crashed-workers", "sink.env.IDEMPOTENT=0", "no effect is applied twice", TWO_QUICK_KILLS),
-    ("crashed-workers", "worker.env.CLAIM_IDLE_MS=0",
-     "the dead workers' pending messages are claimed by the survivors", TWO_QUICK_KILLS),
-    ("paused-consumer", "worker.env.CLAIM_IDLE_MS=0",
-     "no message waits more than 12 s while the worker hangs", ()),
-    ("broker-partition", "worker.env.ACK_MODE=before", "nothing acknowledged is lost", ()),
-    ("broker-restart", "broker.vars.appendonly=no", "nothing acknowledged is lost", ()),
-    ("poison-messages", "worker.env.DLQ=0",
-     "every poison job ends in the dead-letter stream", ()),
-    ("backpressure", "api.env.MAX_BACKLOG=0",
-     "the backlog stays under its bound (1000, plus what is in flight)", ()),
-    ("failure-isolation", "api.env.NOTIFY_MODE=sync",
-     "the API's error rate stays under 1 % while the notifier is down", SHORT_OUTAGE),
-]  # fmt: skip
+# slow-consumer's pair lives in test_run.py, with the checks of the run folder around it.
+HOLDS = [v for v in SHIPPED if v.experiment != "slow-consumer"]
+WEAK = [v for v in WEAKENED if v.experiment != "slow-consumer"]
 
 LEDGER_COUNTS = ("lost", "duplicated", "unexpected", "recovered")
 
@@ -84,11 +48,11 @@ def assert_exact_ledger(ledger: dict[str, Any]) -> None:
         assert len(set(examples)) == len(examples)
 
 
-@pytest.mark.parametrize("name", HOLDS)
+@pytest.mark.parametrize("variant", HOLDS, ids=[v.label for v in HOLDS])
 def test_the_experiment_holds_against_the_target_as_shipped(
-    harness_cli, tmp_path: Path, name: str
+    harness_cli, tmp_path: Path, variant: Variant
 ) -> None:
-    result, journal = run(harness_cli, name, tmp_path)
+    result, journal = run(harness_cli, variant.experiment, tmp_path, *variant.sets(shorter=True))
     assert result.returncode == 0, result.stdout + result.stderr
     assert journal["verdict"] == "held"
     assert set(verdicts(journal).values()) == {"held"}, journal["checks"]
@@ -96,21 +60,16 @@ def test_the_experiment_holds_against_the_target_as_shipped(
     assert_exact_ledger(journal["ledger"])
 
 
-@pytest.mark.parametrize(
-    ("name", "switch", "failing", "shorter"),
-    WEAKENED,
-    ids=[f"{n}:{s}" for n, s, _, _ in WEAKENED],
-)
+@pytest.mark.parametrize("variant", WEAK, ids=[v.label for v in WEAK])
 def test_without_its_protection_the_experiment_fails_on_the_check_that_names_it(
-    harness_cli, tmp_path: Path, name: str, switch: str, failing: str, shorter: tuple[str, ...]
+    harness_cli, tmp_path: Path, variant: Variant
 ) -> None:
-    sets = [arg for each in (switch, *shorter) for arg in ("--set", each)]
-    result, journal = run(harness_cli, name, tmp_path, *sets)
+    result, journal = run(harness_cli, variant.experiment, tmp_path, *variant.sets(shorter=True))
     assert result.returncode == 1, result.stdout + result.stderr
     assert journal["verdict"] == "failed"
-    assert verdicts(journal)[failing] == "failed", journal["checks"]
+    assert verdicts(journal)[variant.failing] == "failed", journal["checks"]
     assert_exact_ledger(journal["ledger"])
-    check = next(c for c in journal["checks"] if c["name"] == failing)
+    check = next(c for c in journal["checks"] if c["name"] == variant.failing)
     if check["kind"] == "ledger":  # the journal shows which messages: lost ones, duplicated ones
         kind = check["expected"].split()[0]
         assert journal["ledger"][kind] > 0 and journal["ledger"]["examples"][kind]

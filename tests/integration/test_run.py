@@ -24,16 +24,12 @@ from harness.observe.prometheus import Prometheus, ScrapeTarget
 from harness.report import panels
 from tests.conftest import ROOT, harness_argv
 from tests.integration import browser
+from tests.integration.catalogue import SHIPPED
 from tests.integration.quick_experiments import reference_target, write_sound_and_weak
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# The shipped experiment, shortened to about 45 s: the same checks, a shorter timeline.
-SHORT = [
-    "--set", "load.duration=40s",
-    "--set", "timeline.0.at=6s",
-    "--set", "timeline.0.for=10s",
-]  # fmt: skip
+SHORT = SHIPPED[0].sets(shorter=True)  # slow-consumer in about 45 s
 
 
 def journal_of(runs_dir: Path) -> dict[str, Any]:

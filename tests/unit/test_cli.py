@@ -90,6 +90,21 @@ def test_bad_remote_load_workers_are_bad_input_and_start_nothing(
     assert not runs.exists()
 
 
+@pytest.mark.parametrize("times", ["0", "-2", "two", "1.5"])
+def test_a_bad_repeat_is_bad_input_and_starts_nothing(
+    harness_cli, tmp_path: Path, times: str
+) -> None:
+    runs = tmp_path / "runs"
+    result = harness_cli(
+        "run", "experiments/slow-consumer.yaml", "--runs-dir", str(runs), f"--repeat={times}"
+    )
+    assert result.returncode == 3, result.stderr
+    assert f"command line: --repeat: expected a whole number of runs, 1 or more; got '{times}'" in (
+        result.stderr
+    )
+    assert not runs.exists()
+
+
 def test_a_load_worker_needs_a_master_address(harness_cli) -> None:
     result = harness_cli("load-worker", "--master", "nowhere")
     assert result.returncode == 3

@@ -6,12 +6,15 @@ import io
 
 from rich.console import Console
 
+from harness.repeat import summarize
 from harness.report.console import (
     Plan,
     Progress,
     QuietProgress,
     catalogue_table,
     matrix_table,
+    repeat_line,
+    repeat_table,
     status_text,
     summary_text,
 )
@@ -111,3 +114,23 @@ def test_quiet_progress_says_nothing() -> None:
     progress.begin(PLAN)
     progress.tick()
     assert out.getvalue() == ""
+
+
+def test_a_repeat_shows_how_often_each_check_held_and_each_runs_value() -> None:
+    def run(seed: int, verdict: str, observed: str) -> dict:
+        check = {"name": "worker-0 [up]", "verdict": verdict, "expected": "== 1"}
+        return {"experiment": "crash", "target": "redis-streams", "verdict": verdict,
+                "seed": seed, "checks": [{**check, "observed": observed}]}  # fmt: skip
+
+    repeat = summarize([run(7, "held", "1"), run(8, "failed", "0"), run(9, "held", "1")])
+    out = io.StringIO()
+    console = Console(file=out, width=120, color_system=None)
+    console.print(repeat_table(repeat))
+    console.print(repeat_line(repeat))
+    text = out.getvalue()
+    assert "crash on redis-streams: 3 runs" in text
+    assert "seed 7" in text and "seed 9" in text
+    [row] = [line for line in text.splitlines() if "worker-0 [up]" in line]  # markup escaped
+    assert "held in 2 of 3" in row and "flaky" in row
+    assert [cell.strip() for cell in row.split("│")[3:6]] == ["1", "0", "1"]
+    assert text.splitlines()[-1] == "crash on redis-streams: flaky, held in 2 of 3 runs"

@@ -1,4 +1,5 @@
-"""The CPU footprint of a run's processes, and Locust's saturation, from scripted CPU readings.
+"""The CPU footprint of a run's processes, Locust's saturation and the host's, from scripted
+CPU readings.
 
 The readings are scripted so that the arithmetic is tested without depending on how busy the
 machine is; one test reads a real process's CPU.
@@ -13,7 +14,7 @@ import sys
 import pytest
 
 from harness.observe import footprint
-from harness.observe.footprint import Footprint, tree_cpu_s
+from harness.observe.footprint import Footprint, HostLoad, HostSpan, tree_cpu_s
 
 T0 = 1_700_000_000.0
 
@@ -71,3 +72,53 @@ def test_tree_cpu_counts_a_child_that_works() -> None:
     while busy.poll() is None:
         last = max(last, tree_cpu_s(process))
     assert last > 0.0
+
+
+class Host:
+    """A host's CPU read once a second from T0; each second busy the given share of its cores."""
+
+    def __init__(self, cores: int = 2) -> None:
+        self.load = HostLoad(cores)
+        self.cores, self.t, self.idle, self.total = cores, T0, 0.0, 0.0
+        self.load.add(self.t, self.idle, self.total)
+
+    def busy(self, *shares: float) -> HostLoad:
+        for share in shares:
+            self.t += 1
+            self.total += self.cores
+            self.idle += self.cores * (1 - share)
+            self.load.add(self.t, self.idle, self.total)
+        return self.load
+
+
+def test_three_seconds_at_95_percent_of_every_core_are_a_span() -> None:
+    assert Host().busy(0.5, 0.95, 1.0, 0.97, 0.6).spans == [HostSpan(T0 + 1, T0 + 4, 0.97, 2)]
+
+
+def test_under_95_percent_or_under_three_seconds_is_no_span() -> None:
+    assert Host().busy(0.94, 0.94, 0.94, 0.94).spans == []
+    assert Host().busy(1.0, 1.0, 0.5, 0.5, 1.0, 1.0).spans == []  # two seconds, twice
+
+
+def test_one_quiet_second_between_busy_ones_does_not_split_a_span() -> None:
+    # joined as Locust's busy intervals are; the quiet second counts in the mean
+    assert Host().busy(1.0, 1.0, 0.5, 1.0, 1.0).spans == [HostSpan(T0, T0 + 5, 0.9, 2)]
+
+
+def test_a_stretch_is_told_once_when_it_first_reaches_three_seconds() -> None:
+    host = Host()
+    told = [host.busy(share).newly_saturated() for share in (1.0, 1.0, 1.0, 1.0, 0.2, 0.2)]
+    assert told == [None, None, HostSpan(T0, T0 + 3, 1.0, 2), None, None, None]
+    assert host.load.newly_saturated() is None  # no new reading: nothing to look at
+    told = [host.busy(share).newly_saturated() for share in (1.0, 1.0, 1.0)]
+    assert told == [None, None, HostSpan(T0 + 6, T0 + 9, 1.0, 2)]  # the next stretch, once
+
+
+def test_a_reading_that_does_not_move_forward_is_no_interval() -> None:
+    load = HostLoad(2)
+    load.add(T0, 0.0, 10.0)
+    load.add(T0 + 1, 0.0, 10.0)  # no CPU time counted
+    load.add(T0 + 1, 0.0, 12.0)  # no wall time passed
+    for i in range(2, 6):
+        load.add(T0 + i, 0.0, 10.0 + 2 * i)
+    assert load.spans == [HostSpan(T0 + 1, T0 + 5, 1.0, 2)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from harness.repeat import summarize
 from harness.report import junit
 
 
@@ -145,3 +146,66 @@ def test_a_check_not_applicable_is_skipped_with_its_reason(tmp_path: Path) -> No
     assert (suite.get("skipped"), suite.get("failures"), suite.get("errors")) == ("1", "0", "0")
     skipped = suite.findall("testcase")[0].find("skipped")
     assert skipped is not None and skipped.get("message") == why
+
+
+def test_repeated_runs_are_named_by_their_place_in_the_repeat() -> None:
+    assert junit.run_name("slow-consumer", 2, 3) == "slow-consumer (run 2 of 3)"
+    assert junit.run_name("slow-consumer", 1, 1) == "slow-consumer"  # no --repeat: as before
+    journal = {"experiment": "e", "checks": [], "duration_s": 1, "reason": None}
+    assert junit.Suite.of(journal, "e (run 1 of 2)").experiment == "e (run 1 of 2)"
+
+
+def test_a_repeat_is_one_more_suite_with_each_checks_repeat_verdict(tmp_path: Path) -> None:
+    def run(verdict: str, *checks: dict[str, str]) -> dict[str, object]:
+        return {"experiment": "e", "target": "t", "verdict": verdict, "duration_s": 10.0,
+                "checks": list(checks)}  # fmt: skip
+
+    repeat = summarize(
+        [
+            run("held", check("up", "held", "== 1", "1"), check("lost", "held", "== 0", "0"),
+                check("drains", "inconclusive", observed="no data")),
+            run("failed", check("up", "failed", "== 1", "0"), check("lost", "held", "== 0", "0"),
+                check("drains", "inconclusive", observed="no data")),
+        ]
+    )  # fmt: skip
+    junit.write(tmp_path / "j.xml", [junit.Suite.of_repeat(repeat)])
+    suite = suite_of(tmp_path / "j.xml")
+    assert suite.attrib == {
+        "name": "e (2 runs)",
+        "tests": "3",
+        "failures": "1",
+        "errors": "1",
+        "skipped": "0",
+        "time": "20.000",
+    }
+    up, lost, drains = suite.findall("testcase")
+    assert (up.get("classname"), up.get("name")) == ("e (2 runs)", "up")
+    flaky = up.find("failure")
+    assert flaky is not None
+    assert (flaky.get("type"), flaky.get("message"), flaky.text) == (
+        "flaky",
+        "held in 1 of 2 runs",
+        "expected == 1; observed run 1: 1; run 2: 0",
+    )
+    assert lost.find("failure") is None and lost.find("error") is None
+    assert lost.findtext("system-out") == "expected == 0; observed 0"  # the same in both runs
+    error = drains.find("error")
+    assert error is not None
+    assert (error.get("type"), error.text) == ("inconclusive", "expected < 50; observed no data")
+
+
+def test_a_check_that_failed_in_every_run_is_a_failure(tmp_path: Path) -> None:
+    runs = [
+        {"experiment": "e", "target": "t", "verdict": "failed", "duration_s": 1.0,
+         "checks": [check("lost", "failed", "== 0", n)]}
+        for n in ("3", "5")
+    ]  # fmt: skip
+    junit.write(tmp_path / "j.xml", [junit.Suite.of_repeat(summarize(runs))])
+    [case] = suite_of(tmp_path / "j.xml").findall("testcase")
+    failure = case.find("failure")
+    assert failure is not None
+    assert (failure.get("type"), failure.get("message"), failure.text) == (
+        "failed",
+        "held in 0 of 2 runs",
+        "expected == 0; observed run 1: 3; run 2: 5",
+    )

@@ -8,9 +8,10 @@ import pytest
 
 from harness.verdict import Verdict, merge
 
-ABORTED, FAILED, INCONCLUSIVE, HELD = (
+ABORTED, FAILED, FLAKY, INCONCLUSIVE, HELD = (
     Verdict.ABORTED,
     Verdict.FAILED,
+    Verdict.FLAKY,
     Verdict.INCONCLUSIVE,
     Verdict.HELD,
 )
@@ -25,14 +26,17 @@ ABORTED, FAILED, INCONCLUSIVE, HELD = (
         ([INCONCLUSIVE, FAILED, HELD], FAILED),
         ([FAILED, ABORTED], ABORTED),
         ([HELD, INCONCLUSIVE, FAILED, ABORTED], ABORTED),
+        ([HELD, FLAKY], FLAKY),
+        ([INCONCLUSIVE, FLAKY], FLAKY),
+        ([FLAKY, FAILED], FAILED),
     ],
 )
 def test_merge_takes_the_worst(verdicts: list[Verdict], merged: Verdict) -> None:
     assert merge(verdicts) is merged
 
 
-def test_merge_priority_is_aborted_failed_inconclusive_held_in_any_order() -> None:
-    order = [ABORTED, FAILED, INCONCLUSIVE, HELD]
+def test_merge_priority_is_aborted_failed_flaky_inconclusive_held_in_any_order() -> None:
+    order = [ABORTED, FAILED, FLAKY, INCONCLUSIVE, HELD]
     for worst, verdict in enumerate(order):
         for rest in itertools.permutations(order[worst:]):
             assert merge(rest) is verdict
@@ -47,7 +51,7 @@ def test_merge_takes_any_iterable() -> None:
 
 
 @pytest.mark.parametrize(
-    ("verdict", "code"), [(HELD, 0), (FAILED, 1), (INCONCLUSIVE, 2), (ABORTED, 2)]
+    ("verdict", "code"), [(HELD, 0), (FAILED, 1), (INCONCLUSIVE, 2), (ABORTED, 2), (FLAKY, 4)]
 )
 def test_exit_codes(verdict: Verdict, code: int) -> None:
     assert verdict.exit_code == code
@@ -60,6 +64,7 @@ def test_verdicts_are_written_as_lowercase_words() -> None:
         "inconclusive",
         "aborted",
         "not-applicable",
+        "flaky",
     ]
 
 

@@ -1,0 +1,147 @@
+"""Benchmark: does every pair of the catalogue give its verdict on a busy machine, and by how much?
+
+Runs each pair of the catalogue (each experiment as shipped, which must hold, and each weakened
+variant of the README's table, which must fail on the check that names its weakness;
+tests/integration/catalogue.py) K times with `harness run --repeat K --json`, while busy loops
+(`python3 -c 'while True: pass'`, one per --hogs) take cores for the whole benchmark. It prints,
+per pair, how many runs gave the expected verdict and, per check, the verdicts and each run's
+observed value beside what the check expects, with the share of its limit the median run used:
+a recovery within 6 s of a 20 s window uses 0.30 of it; a bound "< 1100" met with a worst
+value of 550 uses 0.50; for a bound from below ("> 500"), the limit over the value. The aim is
+every pair right every time, with the median share at most 0.75 (and, for the check that must
+fail, at least 1.33).
+
+    .venv/bin/python bench/noise.py --runs 5                         # redis-streams, one hog
+    .venv/bin/python bench/noise.py --runs 3 --target rabbitmq
+    .venv/bin/python bench/noise.py --runs 5 --only slow-consumer --full-length
+    .venv/bin/python bench/noise.py --runs 1 --hogs 2                # the whole machine taken
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.integration.catalogue import PAIRS, Variant  # noqa: E402
+
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+BOUND = re.compile(rf"^\s*(<=|>=|<|>|==|!=)\s*({NUMBER})")
+RECOVERED = re.compile(rf"recovered ({NUMBER})s")
+WITHIN = re.compile(rf"within ({NUMBER})s")
+
+
+@contextlib.contextmanager
+def hogs(count: int) -> Iterator[None]:
+    """``count`` busy loops, each taking a core, until the block ends."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def share(expected: str, observed: str | None) -> float | None:
+    """The share of its limit an observed value used (see the module docstring); None when the
+    check has no limit to compare with (a ledger count == 0, a value that is not a number)."""
+    if observed is None:
+        return None
+    within = WITHIN.search(expected)
+    if within:  # a recovery
+        found = RECOVERED.search(observed)
+        return float(found.group(1)) / float(within.group(1)) if found else math.inf
+    numbers = [float(n) for n in re.findall(NUMBER, observed.split("(")[0])]
+    condition = expected.split(" at ")[0].split(" from ")[0]
+    bound = BOUND.match(condition.split(" ", 1)[1] if condition[0].isalpha() else condition)
+    if not numbers or not bound:
+        return None
+    operator, limit = bound.group(1), float(bound.group(2))
+    if operator in ("<", "<="):
+        worst = max(numbers[:2])  # "a to b over n samples": b is the highest
+        return worst / limit if limit > 0 else None
+    if operator in (">", ">="):
+        worst = min(numbers[:2])
+        return limit / worst if worst > 0 else math.inf
+    return None
+
+
+def run_pair(variant: Variant, runs: int, target: str | None, full: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="harness-noise-") as tmp:
+        argv = [
+            sys.executable, "-m", "harness", "run", f"experiments/{variant.experiment}.yaml",
+            "--runs-dir", tmp, "--repeat", str(runs), "--json",
+            *variant.sets(shorter=not full),
+            *(["--set", f"target={target}"] if target else []),
+        ]  # fmt: skip
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    try:
+        document: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        message = f"{variant.label}: no JSON (exit {done.returncode}): {done.stderr}"
+        raise SystemExit(message) from None
+    repeat: dict[str, Any] = document["repeats"][0]
+    return repeat
+
+
+def report(variant: Variant, repeat: dict[str, Any]) -> tuple[int, list[str]]:
+    """How many runs gave the expected verdict, and the lines that show the checks."""
+    checks = repeat["checks"]
+    failing = next((c for c in checks if c["name"] == variant.failing), None)
+    if variant.expected == "held":
+        right = int(repeat["held"])
+    else:
+        right = failing["failed"] if failing else 0
+    lines = []
+    for check in checks:
+        shares = [
+            s for s in (share(check["expected"], o) for o in check["observed"]) if s is not None
+        ]
+        median = f"{statistics.median(shares):.2f}" if shares else "-"
+        observed = "; ".join(str(o) for o in check["observed"])
+        mark = " <- must fail" if check["name"] == variant.failing else ""
+        lines.append(
+            f"  {check['name']}{mark}: expects {check['expected']}; held {check['held']}, "
+            f"failed {check['failed']}, inconclusive {check['inconclusive']}; "
+            f"median share {median}; observed: {observed}"
+        )
+    return right, lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each pair (default 5)")
+    parser.add_argument("--hogs", type=int, default=1, help="busy loops beside (default 1)")
+    parser.add_argument("--target", help="run every pair on this target (default: as written)")
+    parser.add_argument("--only", help="only the pairs of this experiment")
+    parser.add_argument(
+        "--full-length", action="store_true",
+        help="run the pairs at their full length, not shortened as the tests run them",
+    )  # fmt: skip
+    args = parser.parse_args()
+    pairs = [p for p in PAIRS if args.only in (None, p.experiment)]
+    summary = []
+    with hogs(args.hogs):
+        for variant in pairs:
+            repeat = run_pair(variant, args.runs, args.target, args.full_length)
+            right, lines = report(variant, repeat)
+            head = f"{variant.label}: expected {variant.expected}, right in {right} of {args.runs}"
+            print(head, *lines, sep="\n", flush=True)
+            summary.append(f"| {variant.label} | {variant.expected} | {right} of {args.runs} |")
+    print("\n| pair | expected | right |\n| --- | --- | --- |", *summary, sep="\n")
+
+
+if __name__ == "__main__":
+    main()
