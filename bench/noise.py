@@ -93,11 +93,17 @@ def run_pair(variant: Variant, runs: int, target: str | None, full: bool) -> dic
         message = f"{variant.label}: no JSON (exit {done.returncode}): {done.stderr}"
         raise SystemExit(message) from None
     repeat: dict[str, Any] = document["repeats"][0]
+    # The runs whose checks carry a note that the host's CPU was saturated.
+    repeat["saturated"] = sum(
+        any(c.get("note") for c in run.get("checks", [])) for run in document["runs"]
+    )
     return repeat
 
 
-def report(variant: Variant, repeat: dict[str, Any]) -> tuple[int, list[str]]:
-    """How many runs gave the expected verdict, and the lines that show the checks."""
+def report(variant: Variant, repeat: dict[str, Any]) -> tuple[int, str, list[str]]:
+    """How many runs gave the expected verdict, the margin (for a pair that must hold, the
+    check nearest its limit; for one that must fail, the check that must fail), and the lines
+    that show the checks."""
     checks = repeat["checks"]
     failing = next((c for c in checks if c["name"] == variant.failing), None)
     if variant.expected == "held":
@@ -105,11 +111,13 @@ def report(variant: Variant, repeat: dict[str, Any]) -> tuple[int, list[str]]:
     else:
         right = failing["failed"] if failing else 0
     lines = []
+    margins: list[tuple[float, str]] = []
     for check in checks:
-        shares = [
-            s for s in (share(check["expected"], o) for o in check["observed"]) if s is not None
-        ]
+        found = (share(check["expected"], o) for o in check["observed"])
+        shares = [s for s in found if s is not None]
         median = f"{statistics.median(shares):.2f}" if shares else "-"
+        if shares and (variant.failing in (None, check["name"])):
+            margins.append((statistics.median(shares), f"{median} ({check['name']})"))
         observed = "; ".join(str(o) for o in check["observed"])
         mark = " <- must fail" if check["name"] == variant.failing else ""
         lines.append(
@@ -117,7 +125,8 @@ def report(variant: Variant, repeat: dict[str, Any]) -> tuple[int, list[str]]:
             f"failed {check['failed']}, inconclusive {check['inconclusive']}; "
             f"median share {median}; observed: {observed}"
         )
-    return right, lines
+    margin = max(margins)[1] if margins else "-"
+    return right, margin, lines
 
 
 def main() -> None:
@@ -136,11 +145,22 @@ def main() -> None:
     with hogs(args.hogs):
         for variant in pairs:
             repeat = run_pair(variant, args.runs, args.target, args.full_length)
-            right, lines = report(variant, repeat)
-            head = f"{variant.label}: expected {variant.expected}, right in {right} of {args.runs}"
+            right, margin, lines = report(variant, repeat)
+            head = (
+                f"{variant.label}: expected {variant.expected}, right in {right} of {args.runs}"
+                f" (the host saturated in {repeat['saturated']})"
+            )
             print(head, *lines, sep="\n", flush=True)
-            summary.append(f"| {variant.label} | {variant.expected} | {right} of {args.runs} |")
-    print("\n| pair | expected | right |\n| --- | --- | --- |", *summary, sep="\n")
+            summary.append(
+                f"| {variant.label} | {variant.expected} | {right} of {args.runs} "
+                f"| {margin} | {repeat['saturated']} |"
+            )
+    print(
+        "\n| pair | expected | right | median share of the limit | host saturated |\n"
+        "| --- | --- | --- | --- | --- |",
+        *summary,
+        sep="\n",
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ per batch, not per message, at the price of that much latency. A message whose p
 (a poison job) is acknowledged and scheduled for a retry in the sorted set
 ``<STREAM>:delayed`` with exponential backoff and jitter; after MAX_ATTEMPTS failed attempts it
 goes to the stream ``<STREAM>:dlq`` instead, unless DLQ=0 (the weakness: retried forever). A
-thread moves due retries back into the stream every 100 ms. A sink that fails is not a message
-failure: the batch it did not take stays pending, to be claimed.
+thread moves due retries back into the stream when they are due. A sink that fails is not a
+message failure: the batch it did not take stays pending, to be claimed.
 Env: REDIS_ADDR, STREAM, GROUP, CONSUMER, SINK_URL (required), METRICS_PORT (required),
 PROCESS_MS, BATCH, BATCH_WAIT_MS, BLOCK_MS, CLAIM_IDLE_MS (0 = never claim), ACK_MODE
 (after | before), RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
@@ -45,10 +45,13 @@ log = service.setup_logging("worker")
 errors_log = service.Throttled(log)
 failures_log = service.Throttled(log)
 
-MOVE_EVERY_SECONDS = 0.1
 MOVE_MAX = 100  # due retries moved by one script call
-# Moves due retries from the delayed set back into the stream. A script runs atomically, so two
-# workers never move the same entry. A member is the JSON object of the entry's fields.
+# The mover sleeps until the next retry is due, but at most this long: a retry another worker
+# scheduled is moved by that worker's mover on time, and by this one within a second.
+MOVE_IDLE_SECONDS = 1.0
+# Moves due retries from the delayed set back into the stream, and returns how many it moved
+# and the score (due time) of the next one, or -1. A script runs atomically, so two workers
+# never move the same entry. A member is the JSON object of the entry's fields.
 MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
@@ -60,7 +63,8 @@ for _, member in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', unpack(flat))
   redis.call('ZREM', KEYS[1], member)
 end
-return #due
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, next[2] or '-1'}
 """
 
 
@@ -117,9 +121,10 @@ class Config:
 
 
 class Worker:
-    def __init__(self, cfg: Config, stop: Event) -> None:
+    def __init__(self, cfg: Config, stop: Event, scheduled: Event) -> None:
         self.cfg = cfg
         self.stop = stop
+        self.scheduled = scheduled  # set after a retry is scheduled: the mover's wake-up
         # A blocking read plus injected latency must not look like a timeout.
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
         self.reader = common.GroupReader(self.redis, cfg)
@@ -186,6 +191,7 @@ class Worker:
             self.dead_lettered.inc()
         else:
             self.retried.inc()
+            self.scheduled.set()
         failures_log.warning(f"message {rest.get('id', sid)} attempt {attempt}: {exc}; {outcome}")
 
     def run(self) -> None:
@@ -216,16 +222,27 @@ class Worker:
         self.redis.close()
 
 
-def move_due_retries(cfg: Config, stop: Event) -> None:
-    """Every 100 ms, move the retries that are due back into the stream (own connection)."""
+def move_due_retries(cfg: Config, stop: Event, wake: Event) -> None:
+    """Move the retries that are due back into the stream (own connection): each time the next
+    one is due, when this worker schedules one (``wake``), and at least every second."""
     client = common.connect(cfg.redis_host, cfg.redis_port, 5)
     move = client.register_script(MOVE_DUE)
-    while not stop.wait(MOVE_EVERY_SECONDS):
+    pause = 0.0
+    while not stop.is_set():
+        wake.wait(pause)
+        wake.clear()
         try:
-            while move(keys=[cfg.delayed, cfg.stream], args=[time.time(), MOVE_MAX]) == MOVE_MAX:
-                pass
+            moved, next_due = move(keys=[cfg.delayed, cfg.stream], args=[time.time(), MOVE_MAX])
         except (RedisError, OSError) as exc:
             errors_log.warning(f"moving due retries failed: {type(exc).__name__}: {exc}")
+            pause = 0.5
+            continue
+        if int(moved) == MOVE_MAX:  # more may be due already
+            pause = 0.0
+        elif float(next_due) < 0:
+            pause = MOVE_IDLE_SECONDS
+        else:
+            pause = min(MOVE_IDLE_SECONDS, max(0.0, float(next_due) - time.time()))
     client.close()
 
 
@@ -233,7 +250,8 @@ def main() -> int:
     cfg = Config.from_env()
     stop = service.install_stop_handler(interrupt=True)
     worker: Worker | None = None
-    mover = threading.Thread(target=move_due_retries, args=(cfg, stop), daemon=True)
+    wake = Event()  # set when this worker schedules a retry
+    mover = threading.Thread(target=move_due_retries, args=(cfg, stop, wake), daemon=True)
     try:
         start_http_server(cfg.metrics_port, addr=service.bind_addr())
         log.info(
@@ -255,11 +273,12 @@ def main() -> int:
             cfg.metrics_port,
         )
         mover.start()
-        worker = Worker(cfg, stop)
+        worker = Worker(cfg, stop, wake)
         worker.run()
     except service.Shutdown:
         pass
     stop.set()
+    wake.set()
     if worker is not None:
         worker.close()
     if mover.is_alive():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,3 +36,20 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         s.stop_all()
+
+
+@pytest.fixture
+def hogs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Busy loops a test starts, killed whatever its outcome."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for hog in started:
+        hog.kill()
+        hog.wait()
+
+
+@pytest.fixture
+def busy_core(hogs: list[subprocess.Popen[bytes]]) -> None:
+    """One core taken by a busy loop for the whole test, as a neighbour on a shared CI runner
+    or a laptop takes it: a shipped experiment's verdict must not depend on the machine."""
+    hogs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +39,6 @@ checks:
   - {{name: {MOMENT}, query: "sum(harness_queue_depth)", at: load.start+8s, expect: ">= 0"}}
   - {{name: {LEDGER}, ledger: lost, expect: "== 0"}}
 """
-
-
-@pytest.fixture
-def hogs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Busy loops a test starts, killed whatever its outcome."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for hog in started:
-        hog.kill()
-        hog.wait()
 
 
 def load_start(runs: Path, timeout_s: float) -> float:

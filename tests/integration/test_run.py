@@ -55,6 +55,7 @@ def check(journal: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in journal["checks"] if c["name"] == name)
 
 
+@pytest.mark.usefixtures("busy_core")
 def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path: Path) -> None:
     result = harness_cli(
         "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT
@@ -117,6 +118,7 @@ def report_shows_the_run(
     assert page.read_text().count('class="series"') == len(drawn)
 
 
+@pytest.mark.usefixtures("busy_core")
 def test_workers_too_slow_to_drain_fail_the_recovery_check(harness_cli, tmp_path: Path) -> None:
     result = harness_cli(
         "run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT,
