@@ -41,7 +41,7 @@ class Relay:
         for message in messages:
             job_id = service.decode(message.value() or b"").get("id")
             attempt = 1
-            while job_id and (delay := self.notifier.post(job_id, attempt)) is not None:
+            while job_id and (delay := self.notifier.post([job_id], attempt)) is not None:
                 if self.stop.wait(delay):
                     return  # not committed: read again later
                 attempt += 1

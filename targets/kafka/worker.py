@@ -87,7 +87,7 @@ class Worker:
             )
             while True:
                 try:
-                    if work.record(self.http, cfg.sink_url, described):
+                    if work.record(self.http, cfg.sink_url, [described]):
                         self.retried.inc()  # read again after another member died or hung
                     break
                 except httpx.HTTPError as exc:

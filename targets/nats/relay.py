@@ -48,7 +48,7 @@ class Relay:
         for message in messages:
             job_id = service.decode(message.data).get("id")
             attempt = 1
-            while job_id and (delay := self.notifier.post(job_id, attempt)) is not None:
+            while job_id and (delay := self.notifier.post([job_id], attempt)) is not None:
                 if self.stop.is_set():
                     return  # unacknowledged: delivered again later
                 await message.in_progress()

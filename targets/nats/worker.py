@@ -117,7 +117,7 @@ class Worker:
         described = work.describe(seq, fields, cfg.consumer, time.time())
         while True:
             try:
-                work.record(self.http, cfg.sink_url, described)
+                work.record(self.http, cfg.sink_url, [described])
                 break
             except httpx.HTTPError as exc:
                 self.failed.inc()

@@ -41,7 +41,7 @@ class Relay(common.Consumer):
     def handle(self, method: Any, properties: Any, body: bytes) -> None:
         job_id = service.decode(body).get("id")
         attempt = 1
-        while job_id and (delay := self.notifier.post(job_id, attempt)) is not None:
+        while job_id and (delay := self.notifier.post([job_id], attempt)) is not None:
             if self.stop.is_set():
                 return  # unacknowledged: delivered again later
             self.wait(delay)

@@ -78,7 +78,7 @@ class Worker(common.Consumer):
         message = work.describe(broker_id, fields, cfg.consumer, time.time())
         while True:
             try:
-                work.record(self.http, cfg.sink_url, message)
+                work.record(self.http, cfg.sink_url, [message])
                 break
             except httpx.HTTPError as exc:
                 self.failed.inc()
