@@ -63,7 +63,9 @@ def share(expected: str, observed: str | None) -> float | None:
     if within:  # a recovery
         found = RECOVERED.search(observed)
         return float(found.group(1)) / float(within.group(1)) if found else math.inf
-    numbers = [float(n) for n in re.findall(NUMBER, observed.split("(")[0])]
+    # "a to b over n samples", or a breach "v at +12s (3 of 40 samples breach)": the values only
+    value_part = re.sub(r" at \+\S+", "", observed.split("(")[0])
+    numbers = [float(n) for n in re.findall(NUMBER, value_part)]
     condition = expected.split(" at ")[0].split(" from ")[0]
     bound = BOUND.match(condition.split(" ", 1)[1] if condition[0].isalpha() else condition)
     if not numbers or not bound:
