@@ -60,7 +60,12 @@ group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=2000
 CONF
 if [ ! -f "$DATA/log/meta.properties" ]; then
-  cluster=$(head -c 16 /dev/urandom | base64 | tr "+/" "-_" | cut -c1-22)
+  # A cluster id is 16 random bytes in URL-safe base64; one that starts with "-" (1 in 64)
+  # would be read by the storage tool as an option, so draw again.
+  cluster=-
+  while [ "${cluster#-}" != "$cluster" ]; do
+    cluster=$(head -c 16 /dev/urandom | base64 | tr "+/" "-_" | cut -c1-22)
+  done
   format --ignore-formatted --cluster-id "$cluster" --config "$DATA/server.properties" > /dev/null
 fi
 serve "$DATA/server.properties"
