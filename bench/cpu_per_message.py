@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What a run starts around the target; everything else in `components` is the target's own.
 INFRASTRUCTURE = ("prometheus", "toxiproxy", "load")
 BROKER = "broker"
+_TOTALS = ("target's own", "whole run")
 
 
 def per_message(journal: dict[str, object]) -> dict[str, float]:
@@ -77,9 +78,6 @@ def table(journals: list[dict[str, object]]) -> str:
             f"| {name} | {bold}{median:.2f}{bold} | {min(values):.2f} to {max(values):.2f} |"
         )
     return "\n".join(lines)
-
-
-_TOTALS = ("target's own", "whole run")
 
 
 def main() -> None:

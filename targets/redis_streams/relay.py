@@ -71,7 +71,7 @@ class Relay:
     def __init__(self, cfg: Config, stop: Event) -> None:
         self.cfg, self.stop = cfg, stop
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
-        self.reader = common.GroupReader(self.redis, cfg)
+        self.reader = common.GroupReader(self.redis, cfg, stop)
         self.notifier = notify.NotifierClient(cfg.stream, log)
         self.claimed = CLAIMED.labels(queue=cfg.stream)
 
@@ -101,8 +101,6 @@ class Relay:
                 if not self.deliver(ids):
                     break  # stopping: the batch stays pending
                 delivered = [sid for sid, _ in entries]
-                if 0 < len(entries) < self.cfg.batch:
-                    self.stop.wait(self.cfg.batch_wait_ms / 1000)
             except (RedisError, OSError) as exc:
                 errors_log.warning(f"redis failed: {type(exc).__name__}: {exc}")
                 need_group = True  # ``delivered`` is sent again: XACK is idempotent

@@ -127,8 +127,8 @@ class Worker:
         self.scheduled = scheduled  # set after a retry is scheduled: the mover's wake-up
         # A blocking read plus injected latency must not look like a timeout.
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
-        self.reader = common.GroupReader(self.redis, cfg)
-        self.http = httpx.Client(timeout=5.0)  # keep-alive: one post per message stays cheap
+        self.reader = common.GroupReader(self.redis, cfg, stop)
+        self.http = httpx.Client(timeout=5.0)  # keep-alive: one post per batch stays cheap
         self.handled = work.HANDLED.labels(queue=cfg.stream)
         self.failed = work.FAILED.labels(queue=cfg.stream)
         self.retried = work.RETRIED.labels(queue=cfg.stream)
@@ -209,9 +209,7 @@ class Worker:
                 entries, claimed = self.reader.next_batch(ack=due)
                 if claimed:
                     self.retried.inc(len(entries))
-                due, held = (held, self.handle(entries)) if entries else (held, [])
-                if 0 < len(entries) < self.cfg.batch:
-                    self.stop.wait(self.cfg.batch_wait_ms / 1000)
+                due, held = held, (self.handle(entries) if entries else [])
             except (RedisError, OSError) as exc:
                 errors_log.warning(f"redis failed: {type(exc).__name__}: {exc}")
                 need_group = True  # ``due`` is sent again: XACK is idempotent
