@@ -1,12 +1,13 @@
 """Relay: owns delivering the API's outbox (the topic NOTIFY_QUEUE) to the notifier.
 
-Reads notifications as the consumer group GROUP, POSTs each id to NOTIFIER_URL/notify and
-commits a batch once the notifier took all of it. A failed post is retried, same record, after
-an exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as
-it takes: the notifier being down delays notifications, it never loses them nor affects the
-API. At least once: the notifier counts distinct ids.
+Reads batches of up to BATCH notifications as the consumer group GROUP, POSTs a batch's ids to
+NOTIFIER_URL/notify in one request and commits the batch once the notifier took it. A batch
+shorter than BATCH is followed by a pause of BATCH_WAIT_MS, so that the next one fills. A failed
+post is retried, same batch, after an exponential backoff with jitter (RETRY_BASE_MS doubling up
+to RETRY_MAX_MS), for as long as it takes: the notifier being down delays notifications, it
+never loses them nor affects the API. At least once: the notifier counts distinct ids.
 Env: KAFKA_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), METRICS_PORT
-(required), BATCH, and those of ``notify.py``.
+(required), BATCH, BATCH_WAIT_MS, and those of ``notify.py``.
 """
 
 from __future__ import annotations
@@ -31,20 +32,20 @@ class Relay:
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.queue = service.env_str("QUEUE", "notifications")
-        self.batch = service.env_int("BATCH", 50)
+        self.batch = max(1, service.env_int("BATCH", 50))
         self.notifier = notify.NotifierClient(self.queue, log)
         self.group = common.GroupConsumer(
-            log, service.env_str("GROUP", "relay"), self.queue, 6000, stop
-        )
+            log, service.env_str("GROUP", "relay"), self.queue, 6000, stop,
+            service.env_int("BATCH_WAIT_MS", 100),
+        )  # fmt: skip
 
     def deliver(self, messages: list[Message]) -> None:
-        for message in messages:
-            job_id = service.decode(message.value() or b"").get("id")
-            attempt = 1
-            while job_id and (delay := self.notifier.post([job_id], attempt)) is not None:
-                if self.stop.wait(delay):
-                    return  # not committed: read again later
-                attempt += 1
+        ids = [i for m in messages if (i := service.decode(m.value() or b"").get("id"))]
+        attempt = 1
+        while ids and (delay := self.notifier.post(ids, attempt)) is not None:
+            if self.stop.wait(delay):
+                return  # not committed: read again later
+            attempt += 1
         self.group.done(messages)
 
 

@@ -1,22 +1,32 @@
 """Worker: owns consuming the topic QUEUE as one member of the consumer group GROUP, at least once.
 
-Answers on METRICS_PORT once the group has given it its partitions. Reads batches of up to
-BATCH records from them. Each is processed
-(PROCESS_MS) and posted to the sink; then the batch's offsets are committed (ACK_MODE=after).
-With ACK_MODE=before (the weakness) they are committed as soon as the batch is read, so a worker
-that dies mid-batch loses the rest of it. A member that dies, or hangs past SESSION_TIMEOUT_MS,
-loses its partitions to the others, which read again from its last commit: a message the sink
-says it had applied before is counted as a retry (Kafka keeps no count of deliveries). A sink
-that fails is not a message failure: the worker keeps the message and posts it again every
-200 ms. A message whose
-processing fails (a poison job) is written to ``<QUEUE>.delayed`` with the time it is due
-(RETRY_BASE_MS doubling up to RETRY_MAX_MS, with jitter), from where a second consumer in each
-worker (group ``<GROUP>-retry``) writes it back to QUEUE once due; after MAX_ATTEMPTS attempts
-it is written to ``<QUEUE>.dlq`` instead, unless DLQ=0 (the weakness: retried forever). Retries
-and dead letters are flushed before the offsets are committed, so neither is lost.
+Answers on METRICS_PORT once the group has given it its partitions. Reads batches of up to BATCH
+records from them, as soon as there is one; a batch shorter than BATCH is followed by a pause of
+BATCH_WAIT_MS, so that the next one fills: a post per batch, not per record, at the price of that
+much latency. Each record of a batch is processed (PROCESS_MS), then the batch is posted to the sink
+in one request. With ACK_MODE=after the batch's offsets are stored and committed once the sink took
+it, but for the last record of each partition, which is committed one batch behind: with the next
+batch, or when a read finds nothing (and on a rebalance, before the partitions go). So at any moment
+a busy worker holds records recorded and not yet committed, as a consumer that commits
+asynchronously does, and a worker killed then leaves them to be read again (an idempotent sink
+absorbs them; IDEMPOTENT=0 applies them twice): committing each whole batch as soon as the sink took
+it, with a commit answered within milliseconds, would leave almost no moment between the two for a
+kill to land in. One record per partition, not the whole batch, is held back because the group's lag
+(all it has not committed) is the backlog that the checks read. One commit at a time is in flight
+(common.GroupConsumer.done). With ACK_MODE=before (the weakness) the offsets are committed as soon
+as the batch is read, so a worker that dies mid-batch loses the rest of it. A member that dies, or
+hangs past SESSION_TIMEOUT_MS, loses its partitions to the others, which read again from its last
+commit: a message the sink says it had applied before is counted as a retry (Kafka keeps no count of
+deliveries). A sink that fails is not a message failure: the worker keeps the batch (and commits the
+records it held) and posts it again every 200 ms. A message whose processing fails (a poison job) is
+written to ``<QUEUE>.delayed`` with the time it is due (RETRY_BASE_MS doubling up to RETRY_MAX_MS,
+with jitter), from where a second consumer in each worker (group ``<GROUP>-retry``) writes it back
+to QUEUE once due; after MAX_ATTEMPTS attempts it is written to ``<QUEUE>.dlq`` instead, unless
+DLQ=0 (the weakness: retried forever). Retries and dead letters are flushed before the batch's
+offsets are stored, so neither is lost.
 Env: KAFKA_ADDR, QUEUE, GROUP (default ``workers``), CONSUMER, SINK_URL (required),
-METRICS_PORT (required), PROCESS_MS, BATCH, SESSION_TIMEOUT_MS, ACK_MODE (after | before),
-RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
+METRICS_PORT (required), PROCESS_MS, BATCH, BATCH_WAIT_MS, SESSION_TIMEOUT_MS, ACK_MODE (after |
+before), RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ failures_log = service.Throttled(log)
 class Config(work.Settings):
     group: str
     batch: int
+    batch_wait_ms: int
     session_timeout_ms: int
 
     @classmethod
@@ -53,7 +64,8 @@ class Config(work.Settings):
         return cls(
             **work.Settings.from_env_shared(),
             group=service.env_str("GROUP", "workers"),
-            batch=service.env_int("BATCH", 10),
+            batch=max(1, service.env_int("BATCH", 10)),
+            batch_wait_ms=service.env_int("BATCH_WAIT_MS", 100),
             session_timeout_ms=service.env_int("SESSION_TIMEOUT_MS", 6000),
         )
 
@@ -67,14 +79,17 @@ class Worker:
         self.failed = work.FAILED.labels(queue=cfg.queue)
         self.retried = work.RETRIED.labels(queue=cfg.queue)
         self.dead_lettered = work.DEAD_LETTERED.labels(queue=cfg.queue)
-        self.group = common.GroupConsumer(log, cfg.group, cfg.queue, cfg.session_timeout_ms, stop)
+        self.group = common.GroupConsumer(
+            log, cfg.group, cfg.queue, cfg.session_timeout_ms, stop, cfg.batch_wait_ms
+        )
 
     def handle(self, messages: list[Message]) -> None:
         cfg = self.cfg
+        started = time.perf_counter()
         if not cfg.ack_after:
             self.group.done(messages)
+        described = []
         for message in messages:
-            started = time.perf_counter()
             fields = service.decode(message.value() or b"")
             try:
                 work.process(fields, cfg.process_ms)
@@ -82,26 +97,34 @@ class Worker:
                 self.retry_later(fields, exc)
                 continue
             broker_id = f"{message.partition()}:{message.offset()}"
-            described = work.describe(
-                broker_id, fields, cfg.consumer, message.timestamp()[1] / 1000
-            )
-            while True:
-                try:
-                    if work.record(self.http, cfg.sink_url, [described]):
-                        self.retried.inc()  # read again after another member died or hung
-                    break
-                except httpx.HTTPError as exc:
-                    self.failed.inc()
-                    errors_log.warning(f"sink failed, message {described['id']} kept: {exc!r}")
-                    if self.stop.wait(0.2):
-                        return  # not committed: read again by whoever gets the partition
-            self.handled.inc()
-            work.BATCH_SECONDS.observe(time.perf_counter() - started)
+            stamp = message.timestamp()[1] / 1000
+            described.append(work.describe(broker_id, fields, cfg.consumer, stamp))
+        if described and not self.record(described):
+            return  # not committed: read again by whoever gets the partition
         if cfg.ack_after:
             if self.producer.flush(5) > 0:
                 errors_log.warning("retries not written; the batch is not committed")
                 return
-            self.group.done(messages)
+            self.group.done(messages, hold=True)  # partly one batch behind: see the docstring
+        self.handled.inc(len(described))
+        work.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def record(self, described: list[dict[str, object]]) -> bool:
+        """Post the batch to the sink until it takes it (True) or the worker is stopped."""
+        while True:
+            try:
+                duplicates = work.record(self.http, self.cfg.sink_url, described)
+            except httpx.HTTPError as exc:
+                self.failed.inc(len(described))
+                errors_log.warning(f"sink failed, {len(described)} messages kept: {exc!r}")
+                if self.cfg.ack_after:
+                    self.group.release()  # recorded: no reason to hold them while the sink is down
+                if self.stop.wait(0.2):
+                    return False
+                continue
+            if duplicates:
+                self.retried.inc(duplicates)  # read again after another member died or hung
+            return True
 
     def retry_later(self, fields: dict[str, str], exc: Exception) -> None:
         cfg = self.cfg
@@ -164,7 +187,7 @@ def main() -> int:
     stop = service.install_stop_handler(interrupt=False)
     log.info(
         "worker %s consuming kafka %s topic=%s group=%s, sink %s, ack %s processing, "
-        "session timeout %d ms, retries %d..%d ms, max attempts %d, dlq %s, "
+        "batch %d (then %d ms), session timeout %d ms, retries %d..%d ms, max attempts %d, dlq %s, "
         "metrics on http://127.0.0.1:%d/metrics",
         cfg.consumer,
         common.kafka_addr(),
@@ -172,6 +195,8 @@ def main() -> int:
         cfg.group,
         cfg.sink_url,
         "after" if cfg.ack_after else "before",
+        cfg.batch,
+        cfg.batch_wait_ms,
         cfg.session_timeout_ms,
         cfg.retry_base_ms,
         cfg.retry_max_ms,
@@ -187,7 +212,7 @@ def main() -> int:
     threading.Thread(
         target=serve_metrics_once_joined, args=(worker, cfg.metrics_port, stop), daemon=True
     ).start()
-    worker.group.run(cfg.batch, worker.handle)
+    worker.group.run(cfg.batch, worker.handle, worker.group.release if cfg.ack_after else None)
     retrier.join(timeout=2)
     worker.producer.flush(2)
     worker.http.close()

@@ -74,12 +74,17 @@ async def consume(
     queue: str,
     consumer: ConsumerConfig,
     batch: int,
+    batch_wait_ms: int,
     stop: threading.Event,
     handle: Callable[[list[Msg]], Awaitable[None]],
     setup: Callable[[Client, JetStreamContext], Awaitable[None]] | None = None,
+    idle: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Fetch batches for the durable pull ``consumer`` of the stream ``queue`` and hand each to
-    ``handle``, until ``stop``; ``setup`` runs once connected (to subscribe to more)."""
+    ``handle``, until ``stop``; ``setup`` runs once connected (to subscribe to more), ``idle``
+    after a fetch that found nothing for 0.5 s. A fetch returns what the stream has, up to
+    ``batch``, as soon as it has one; after a batch shorter than ``batch`` the next fetch waits
+    ``batch_wait_ms``, so that it fills: a fetch and a post per batch, not per message."""
     client = await connect(log)
     throttled = service.Throttled(log)
     try:
@@ -94,12 +99,16 @@ async def consume(
             try:
                 messages = await subscription.fetch(batch, timeout=0.5)
             except NatsTimeout:
+                if idle is not None:
+                    await idle()
                 continue
             except NatsError as exc:
                 throttled.warning(f"fetch failed: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
                 continue
             await handle(messages)
+            if len(messages) < batch:
+                await asyncio.sleep(batch_wait_ms / 1000)
     finally:
         await client.close()
 

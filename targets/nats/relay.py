@@ -1,13 +1,14 @@
 """Relay: owns delivering the API's outbox (the stream NOTIFY_QUEUE) to the notifier.
 
-Fetches notifications with its own durable pull consumer, POSTs each id to NOTIFIER_URL/notify
-and acknowledges it once the notifier took it. A failed post is retried, same message, after an
-exponential backoff with jitter (RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it
-takes, telling the stream it is still working on it: the notifier being down delays
-notifications, it never loses them nor affects the API. At least once: the notifier counts
-distinct ids.
+Fetches up to BATCH notifications at a time with its own durable pull consumer, POSTs the
+batch's ids to NOTIFIER_URL/notify in one request and acknowledges the batch once the notifier
+took it. A fetch that found fewer than BATCH is followed by a pause of BATCH_WAIT_MS, so that the
+next one fills. A failed post is retried, same batch, after an exponential backoff with jitter
+(RETRY_BASE_MS doubling up to RETRY_MAX_MS), for as long as it takes, telling the stream it is
+still working on it: the notifier being down delays notifications, it never loses them nor
+affects the API. At least once: the notifier counts distinct ids.
 Env: NATS_ADDR, QUEUE (default ``notifications``), GROUP (default ``relay``), METRICS_PORT
-(required), BATCH, and those of ``notify.py``.
+(required), BATCH, BATCH_WAIT_MS, and those of ``notify.py``.
 """
 
 from __future__ import annotations
@@ -35,25 +36,29 @@ class Relay:
         self.stop = stop
         self.queue = service.env_str("QUEUE", "notifications")
         self.group = service.env_str("GROUP", "relay")
-        self.batch = service.env_int("BATCH", 50)
+        self.batch = max(1, service.env_int("BATCH", 50))
+        self.batch_wait_ms = service.env_int("BATCH_WAIT_MS", 100)
         self.notifier = notify.NotifierClient(self.queue, log)
 
     async def run(self) -> None:
         consumer = ConsumerConfig(
             durable_name=self.group, ack_policy=AckPolicy.EXPLICIT, ack_wait=5, max_deliver=-1
         )
-        await common.consume(log, self.queue, consumer, self.batch, self.stop, self.deliver)
+        await common.consume(
+            log, self.queue, consumer, self.batch, self.batch_wait_ms, self.stop, self.deliver
+        )
 
     async def deliver(self, messages: list[Msg]) -> None:
-        for message in messages:
-            job_id = service.decode(message.data).get("id")
-            attempt = 1
-            while job_id and (delay := self.notifier.post([job_id], attempt)) is not None:
-                if self.stop.is_set():
-                    return  # unacknowledged: delivered again later
+        ids = [i for m in messages if (i := service.decode(m.data).get("id"))]
+        attempt = 1
+        while ids and (delay := self.notifier.post(ids, attempt)) is not None:
+            if self.stop.is_set():
+                return  # unacknowledged: delivered again later
+            for message in messages:
                 await message.in_progress()
-                await asyncio.sleep(delay)
-                attempt += 1
+            await asyncio.sleep(delay)
+            attempt += 1
+        for message in messages:
             await message.ack()
 
 

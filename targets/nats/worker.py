@@ -1,20 +1,31 @@
 """Worker: owns consuming the stream QUEUE as one member of the durable pull consumer GROUP, at
 least once.
 
-Fetches up to BATCH messages at a time. Each is processed (PROCESS_MS), posted to the sink, then
-acknowledged (ACK_MODE=after); with ACK_MODE=before (the weakness) the batch is acknowledged as
-soon as it is fetched, so a worker that dies mid-batch loses the rest of it. A message not
-acknowledged within ACK_WAIT_MS (a worker that died or hangs) is delivered again, to any member.
-A sink that fails is not a message failure: the worker keeps the message, tells the stream it is
-still working on it, and posts it again every 200 ms. A message whose processing fails (a poison
-job) is negatively acknowledged with a delay of its backoff (RETRY_BASE_MS doubling up to
+Fetches up to BATCH messages at a time (as soon as the stream has one). Each message of a batch
+is processed (PROCESS_MS), then the batch is posted to the sink in one request. A fetch that
+found fewer than BATCH is followed by a pause of BATCH_WAIT_MS, so that the next one fills: a
+fetch and a post per batch, not per message, at the price of that much latency. With
+ACK_MODE=after a batch is acknowledged one batch behind: once the sink took the next batch, or
+when a fetch finds nothing. So at any moment a busy worker holds one batch recorded and not yet
+acknowledged, as a consumer that acknowledges asynchronously does, and a worker killed then
+leaves those messages to be delivered again (an idempotent sink absorbs them; IDEMPOTENT=0
+applies them twice): acknowledging each batch as soon as the sink took it would leave almost no
+moment between the two for a kill to land in. (Each message is acknowledged on its own: the
+consumer is shared, so JetStream's acknowledge-all would take other members' messages too.)
+With ACK_MODE=before (the weakness) the batch is acknowledged as soon as it is fetched (and the
+worker waits until the server has the acknowledgements), so a worker that dies mid-batch loses
+the rest of it. A message not acknowledged within ACK_WAIT_MS (a worker that died or hangs) is
+delivered again, to any member. A sink that fails is not a message failure: the worker keeps the
+batch (and acknowledges the one it held), tells the stream it is still working on it, and posts
+it again every 200 ms. A message whose processing fails (a
+poison job) is negatively acknowledged with a delay of its backoff (RETRY_BASE_MS doubling up to
 RETRY_MAX_MS, with jitter). The consumer delivers a message at most MAX_ATTEMPTS times; the
 stream then announces it (the MAX_DELIVERIES advisory), and one worker of the queue group
 ``dead-letter`` copies it to ``<QUEUE>.dlq`` and deletes it from the stream. DLQ=0 (the weakness)
 delivers it forever. A message delivered more than once is counted as a retry.
 Env: NATS_ADDR, QUEUE, GROUP (default ``workers``), CONSUMER, SINK_URL (required), METRICS_PORT
-(required), PROCESS_MS, BATCH, ACK_WAIT_MS, ACK_MODE (after | before), RETRY_BASE_MS,
-RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
+(required), PROCESS_MS, BATCH, BATCH_WAIT_MS, ACK_WAIT_MS, ACK_MODE (after | before),
+RETRY_BASE_MS, RETRY_MAX_MS, MAX_ATTEMPTS, DLQ (1 | 0).
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ failures_log = service.Throttled(log)
 class Config(work.Settings):
     group: str
     batch: int
+    batch_wait_ms: int
     ack_wait_ms: int
 
     @classmethod
@@ -57,7 +69,8 @@ class Config(work.Settings):
         return cls(
             **work.Settings.from_env_shared(),
             group=service.env_str("GROUP", "workers"),
-            batch=service.env_int("BATCH", 10),
+            batch=max(1, service.env_int("BATCH", 10)),
+            batch_wait_ms=service.env_int("BATCH_WAIT_MS", 100),
             ack_wait_ms=service.env_int("ACK_WAIT_MS", 5000),
         )
 
@@ -66,11 +79,13 @@ class Worker:
     def __init__(self, cfg: Config, stop: threading.Event) -> None:
         self.cfg, self.stop = cfg, stop
         self.http = httpx.Client(timeout=5.0)
+        self.client: Client | None = None
         self.js: JetStreamContext | None = None
         self.handled = work.HANDLED.labels(queue=cfg.queue)
         self.failed = work.FAILED.labels(queue=cfg.queue)
         self.retried = work.RETRIED.labels(queue=cfg.queue)
         self.dead_lettered = work.DEAD_LETTERED.labels(queue=cfg.queue)
+        self.held: list[Msg] = []  # the batch recorded and not acknowledged yet
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -80,57 +95,87 @@ class Worker:
             ack_wait=cfg.ack_wait_ms / 1000,
             max_deliver=cfg.max_attempts if cfg.dlq else -1,
         )
-        await common.consume(log, cfg.queue, consumer, cfg.batch, self.stop, self.batch, self.setup)
+        self.held = []  # a new connection: what the last one held is delivered again
+        await common.consume(
+            log, cfg.queue, consumer, cfg.batch, cfg.batch_wait_ms, self.stop, self.batch,
+            self.setup, idle=self.release,
+        )  # fmt: skip
 
     async def setup(self, client: Client, js: JetStreamContext) -> None:
-        self.js = js
+        self.client, self.js = client, js
         advisory = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.cfg.queue}.{self.cfg.group}"
         await client.subscribe(advisory, queue="dead-letter", cb=self.dead_letter)
 
+    async def release(self) -> None:
+        """Acknowledge the batch held, if any."""
+        held, self.held = self.held, []
+        for message in held:
+            await message.ack()
+
+    async def flush(self) -> None:
+        """Wait until the server has what was published so far: an acknowledgement is only
+        buffered, and the processing and the sink's post block the event loop that sends it."""
+        assert self.client is not None
+        try:
+            await self.client.flush(timeout=2)
+        except (TimeoutError, NatsError) as exc:
+            errors_log.warning(f"flush failed: {type(exc).__name__}: {exc}")
+
     async def batch(self, messages: list[Msg]) -> None:
-        if not self.cfg.ack_after:
-            await asyncio.gather(*(message.ack() for message in messages))
+        cfg = self.cfg
+        started = time.perf_counter()
+        if not cfg.ack_after:
+            for message in messages:
+                await message.ack()
+            await self.flush()  # before the processing, which holds the event loop
+        done: list[Msg] = []
+        described = []
         for message in messages:
             if self.stop.is_set():
                 return  # unacknowledged: delivered again after ACK_WAIT_MS
-            await self.handle(message)
+            fields = service.decode(message.data)
+            delivered = message.metadata.num_delivered or 1
+            if delivered > 1:
+                self.retried.inc()
+            try:
+                work.process(fields, cfg.process_ms)
+            except work.ProcessingError as exc:
+                self.failed.inc()
+                delay = service.backoff_seconds(delivered, cfg.retry_base_ms, cfg.retry_max_ms)
+                if cfg.ack_after:
+                    await message.nak(delay=delay)
+                failures_log.warning(
+                    f"message {fields.get('id')} attempt {delivered}: {exc}; retry in {delay:.3f}s"
+                )
+                continue
+            seq = str(message.metadata.sequence.stream)
+            described.append(work.describe(seq, fields, cfg.consumer, time.time()))
+            done.append(message)
+        if described and not await self.record(described, done):
+            return  # stopped: unacknowledged, delivered again after ACK_WAIT_MS
+        if cfg.ack_after:  # one batch behind: see the module's docstring
+            await self.release()
+            self.held = done
+        self.handled.inc(len(described))
+        work.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def handle(self, message: Msg) -> None:
-        cfg = self.cfg
-        fields = service.decode(message.data)
-        delivered = message.metadata.num_delivered or 1
-        if delivered > 1:
-            self.retried.inc()
-        started = time.perf_counter()
-        try:
-            work.process(fields, cfg.process_ms)
-        except work.ProcessingError as exc:
-            self.failed.inc()
-            delay = service.backoff_seconds(delivered, cfg.retry_base_ms, cfg.retry_max_ms)
-            if cfg.ack_after:
-                await message.nak(delay=delay)
-            failures_log.warning(
-                f"message {fields.get('id')} attempt {delivered}: {exc}; retry in {delay:.3f}s"
-            )
-            return
-        seq = str(message.metadata.sequence.stream)
-        described = work.describe(seq, fields, cfg.consumer, time.time())
+    async def record(self, described: list[dict[str, object]], messages: list[Msg]) -> bool:
+        """Post the batch to the sink until it takes it (True) or the worker is stopped."""
         while True:
             try:
-                work.record(self.http, cfg.sink_url, [described])
-                break
+                work.record(self.http, self.cfg.sink_url, described)
+                return True
             except httpx.HTTPError as exc:
-                self.failed.inc()
-                errors_log.warning(f"sink failed, message {described['id']} kept: {exc!r}")
+                self.failed.inc(len(described))
+                errors_log.warning(f"sink failed, {len(described)} messages kept: {exc!r}")
+                if self.cfg.ack_after:
+                    await self.release()  # recorded: no reason to hold it while the sink is down
                 if self.stop.is_set():
-                    return
-                if cfg.ack_after:
-                    await message.in_progress()  # not yet due for delivery to another worker
+                    return False
+                if self.cfg.ack_after:
+                    for message in messages:
+                        await message.in_progress()  # not yet due for delivery to another worker
                 await asyncio.sleep(0.2)
-        if cfg.ack_after:
-            await message.ack()
-        self.handled.inc()
-        work.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def dead_letter(self, advisory: Msg) -> None:
         """Copy a message the consumer gave up on to ``<QUEUE>.dlq``, then delete it."""
@@ -160,7 +205,7 @@ def main() -> int:
     host, port = common.nats_addr()
     log.info(
         "worker %s consuming nats %s:%d stream=%s consumer=%s, sink %s, ack %s processing, "
-        "ack wait %d ms, retries %d..%d ms, max attempts %d, dlq %s, "
+        "batch %d (then %d ms), ack wait %d ms, retries %d..%d ms, max attempts %d, dlq %s, "
         "metrics on http://127.0.0.1:%d/metrics",
         cfg.consumer,
         host,
@@ -169,6 +214,8 @@ def main() -> int:
         cfg.group,
         cfg.sink_url,
         "after" if cfg.ack_after else "before",
+        cfg.batch,
+        cfg.batch_wait_ms,
         cfg.ack_wait_ms,
         cfg.retry_base_ms,
         cfg.retry_max_ms,

@@ -1,8 +1,9 @@
 """Producer API on RabbitMQ: the job is a persistent message published to the quorum queue QUEUE
-with publisher confirms; with the outbox, its notification is published to NOTIFY_QUEUE at the
-same time, and the job is accepted once the broker confirmed both (two publishes, not one
-transaction: a failure between them leaves a notification too many, never one too few). The
-backlog is the queue's ready count. Everything else is ``producer.py``'s.
+with publisher confirms. With the outbox, the job is published once, to the fanout exchange
+``<QUEUE>.outbox``, which routes it to both QUEUE and NOTIFY_QUEUE: one publish and one confirm
+for the two, and the broker confirms it only once both queues hold it (the relay reads the id
+from the job's body). The backlog is the queue's ready count. Everything else is
+``producer.py``'s.
 Env: AMQP_ADDR, HEARTBEAT (seconds), and those of ``producer.py``.
 """
 
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import AMQPError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,6 +35,7 @@ class RabbitBroker:
         self.url = common.url(service.env_int("HEARTBEAT", 5))
         self.connection: AbstractConnection | None = None
         self.channel: AbstractChannel | None = None
+        self.outbox: AbstractExchange | None = None
         self.lock = asyncio.Lock()
 
     async def _channel(self) -> AbstractChannel:
@@ -47,33 +49,31 @@ class RabbitBroker:
                 await channel.declare_queue(
                     f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"}
                 )
-                await channel.declare_queue(
+                jobs = await channel.declare_queue(
                     queue, durable=True, arguments=common.queue_arguments(queue)
                 )
-                await channel.declare_queue(
+                notifications = await channel.declare_queue(
                     self.cfg.notify_queue, durable=True, arguments={"x-queue-type": "quorum"}
                 )
-                self.channel = channel
+                outbox = await channel.declare_exchange(
+                    f"{queue}.outbox", aio_pika.ExchangeType.FANOUT, durable=True
+                )
+                await jobs.bind(outbox)
+                await notifications.bind(outbox)
+                self.channel, self.outbox = channel, outbox
             return self.channel
 
     async def enqueue(self, fields: dict[str, str], notify: bool) -> str:
         channel = await self._channel()
-        messages = [(self.cfg.queue, fields)]
-        if notify:
-            messages.append((self.cfg.notify_queue, {"id": fields["id"]}))
-        await asyncio.gather(
-            *(
-                channel.default_exchange.publish(
-                    aio_pika.Message(
-                        service.encode(body),
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=body["id"],
-                    ),
-                    routing_key=queue,
-                    timeout=PUBLISH_TIMEOUT_S,
-                )
-                for queue, body in messages
-            )
+        exchange = self.outbox if notify and self.outbox is not None else channel.default_exchange
+        await exchange.publish(
+            aio_pika.Message(
+                service.encode(fields),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=fields["id"],
+            ),
+            routing_key=self.cfg.queue,  # the fanout exchange ignores it
+            timeout=PUBLISH_TIMEOUT_S,
         )
         return fields["id"]
 
@@ -87,7 +87,7 @@ class RabbitBroker:
         if self.connection is not None and not self.connection.is_closed:
             with contextlib.suppress(*self.errors):
                 await self.connection.close()
-        self.connection = self.channel = None
+        self.connection = self.channel = self.outbox = None
 
 
 if __name__ == "__main__":
