@@ -2,8 +2,9 @@
 
 Runs each pair of the catalogue (each experiment as shipped, which must hold, and each weakened
 variant of the README's table, which must fail on the check that names its weakness;
-tests/integration/catalogue.py) K times with `harness run --repeat K --json`, while busy loops
-(`python3 -c 'while True: pass'`, one per --hogs) take cores for the whole benchmark. It prints,
+tests/integration/catalogue.py; with --target, that target's own switches) K times with
+`harness run --repeat K --json`, while busy loops (`python3 -c 'while True: pass'`, one per
+--hogs) take cores for the whole benchmark. It prints,
 per pair, how many runs gave the expected verdict and, per check, the verdicts and each run's
 observed value beside what the check expects, with the share of its limit the median run used:
 a recovery within 6 s of a 20 s window uses 0.30 of it; a bound "< 1100" met with a worst
@@ -34,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.integration.catalogue import PAIRS, Variant  # noqa: E402
+from tests.integration.catalogue import PAIRS, Variant, pairs_on  # noqa: E402
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 BOUND = re.compile(rf"^\s*(<=|>=|<|>|==|!=)\s*({NUMBER})")
@@ -142,7 +143,8 @@ def main() -> None:
         help="run the pairs at their full length, not shortened as the tests run them",
     )  # fmt: skip
     args = parser.parse_args()
-    pairs = [p for p in PAIRS if args.only in (None, p.experiment)]
+    catalogue = pairs_on(args.target) if args.target else PAIRS
+    pairs = [p for p in catalogue if args.only in (None, p.experiment)]
     summary = []
     with hogs(args.hogs):
         for variant in pairs:

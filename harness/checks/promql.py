@@ -40,11 +40,12 @@ def window(check: WindowCheck, evidence: Evidence) -> tuple[Verdict, str]:
     breaches = [(t, v, s.labels) for s in series for t, v in s.points if not check.expect.holds(v)]
     values = [v for s in series for _, v in s.points]
     if breaches:
-        t, v, labels = breaches[0]
-        observed = (
-            f"{describe(labels)}{_number(v)} at +{t - t0:.0f}s "
-            f"({len(breaches)} of {len(values)} samples breach)"
-        )
+        # The first breach says when; the worst (furthest past the bound) says by how much.
+        first = breaches[0]
+        worst = max(breaches, key=lambda b: abs(b[1] - check.expect.bound))
+        shown = [first] if worst[1] == first[1] else [first, worst]
+        said = [f"{describe(labels)}{_number(v)} at +{t - t0:.0f}s" for t, v, labels in shown]
+        observed = ", worst ".join(said) + f" ({len(breaches)} of {len(values)} samples breach)"
         return Verdict.FAILED, observed
     observed = f"{_number(min(values))} to {_number(max(values))} over {len(values)} samples"
     return Verdict.HELD, observed

@@ -8,7 +8,7 @@ the same faults, where the weakness shows as surely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,29 @@ WEAKENED = [
 ]  # fmt: skip
 
 PAIRS = [*SHIPPED, *WEAKENED]
+
+# The README's switches are redis-streams'; the other targets switch some weaknesses off another
+# way (the switches in their files), and lack two: a killed consumer's messages go back to the
+# queue by the broker's own doing (nothing to claim), and their brokers persist whatever they
+# acknowledge (no appendonly). On RabbitMQ a hung worker's wait cannot be observed (the broker
+# cannot tell the age of its oldest message), so paused-consumer's weakness is not run there.
+ELSEWHERE: dict[str, dict[str, str | None]] = {
+    "worker.env.CLAIM_IDLE_MS=0 paused-consumer": {
+        "rabbitmq": None,
+        "nats": "worker.env.ACK_WAIT_MS=60000",
+        "kafka": "worker.env.SESSION_TIMEOUT_MS=60000",
+    },
+    "worker.env.CLAIM_IDLE_MS=0 crashed-workers": {"rabbitmq": None, "nats": None, "kafka": None},
+    "broker.vars.appendonly=no broker-restart": {"rabbitmq": None, "nats": None, "kafka": None},
+}
+
+
+def pairs_on(target: str) -> list[Variant]:
+    """The catalogue's pairs with ``target``'s own switches."""
+    pairs = []
+    for variant in PAIRS:
+        switches = ELSEWHERE.get(f"{variant.switch} {variant.experiment}", {})
+        switch = switches.get(target, variant.switch)
+        if switch is not None or variant.switch is None:
+            pairs.append(replace(variant, switch=switch))
+    return pairs

@@ -210,11 +210,17 @@ def test_window_holds_over_every_sample_and_queries_the_range() -> None:
     }
 
 
-def test_window_fails_naming_the_first_breach_relative_to_load_start() -> None:
-    points = [(T0 + 11, "1"), (T0 + 12, "7"), (T0 + 13, "9")]
+def test_window_fails_naming_the_first_breach_and_the_worst_relative_to_load_start() -> None:
+    points = [(T0 + 11, "1"), (T0 + 12, "7"), (T0 + 13, "9"), (T0 + 14, "8")]
     result = evaluate(WINDOW, evidence(FakePrometheus(matrix(({"le": "x"}, points)))))
     assert result.verdict is Verdict.FAILED
-    assert result.observed == '{le="x"}7 at +12s (2 of 3 samples breach)'
+    assert result.observed == '{le="x"}7 at +12s, worst {le="x"}9 at +13s (3 of 4 samples breach)'
+
+
+def test_a_window_whose_first_breach_is_its_worst_names_it_once() -> None:
+    points = [(T0 + 11, "1"), (T0 + 12, "9"), (T0 + 13, "7")]
+    result = evaluate(WINDOW, evidence(FakePrometheus(matrix(({}, points)))))
+    assert result.observed == "9 at +12s (2 of 3 samples breach)"
 
 
 def test_window_during_a_span_queries_its_start_and_end() -> None:
