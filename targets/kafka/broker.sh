@@ -9,15 +9,20 @@
 # BIND (the address every client listener listens on, default 127.0.0.1; 0.0.0.0 in a
 # container), ADDR (host:port advertised for PORT, default 127.0.0.1:PORT; in a container, its
 # address on the run's network). The controller stays on the loopback: only this node uses it.
+# One node for tests on a small machine: the serial collector and the client compiler alone
+# (JVM) cost a fraction of the CPU that G1's threads and C2's compilations do, for a load that
+# never needs their throughput.
 set -eu
 : "${PORT:?}" "${CONTROLLER_PORT:?}" "${DATA:?}"
 here=$(cd "$(dirname "$0")" && pwd)
+jvm="-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 if server=$(PATH="${HARNESS_HOME:-$HOME/.cache/harness}/bin:$PATH" command -v kafka-server); then
-  export JAVA_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties ${JAVA_OPTS:-}"
+  export JAVA_OPTS="$jvm -Dlog4j2.configurationFile=$here/log4j2.properties ${JAVA_OPTS:-}"
   format() { "$server" storage format "$@"; }
   serve() { exec "$server" "$@"; }
 elif [ -x /opt/kafka/bin/kafka-server-start.sh ]; then  # the public apache/kafka image
-  export KAFKA_LOG4J_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties" LOG_DIR="$DATA/logs"
+  export KAFKA_LOG4J_OPTS="-Dlog4j2.configurationFile=$here/log4j2.properties" LOG_DIR="$DATA/logs" \
+    KAFKA_JVM_PERFORMANCE_OPTS="$jvm"
   format() { /opt/kafka/bin/kafka-storage.sh format "$@"; }
   serve() { exec /opt/kafka/bin/kafka-server-start.sh "$@"; }
 else

@@ -7,6 +7,7 @@ Env: REDIS_ADDR, GROUP (default ``workers``), and those of ``producer.py``.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
 import producer
 import service
+
+COMMAND_TIMEOUT_S = 5.0
 
 # KEYS: the jobs stream, the notifications stream; ARGV: "1" to notify, the job id, then the
 # job's fields and values. Returns the job's stream id.
@@ -40,7 +43,9 @@ class RedisBroker:
         self.pool = aioredis.ConnectionPool(
             host=host,
             port=port,
-            socket_timeout=5,
+            # No socket timeout: redis-py would wrap every send in asyncio.wait_for, a task per
+            # command. Each call has a deadline of its own instead (a timer, no task).
+            socket_timeout=None,
             socket_connect_timeout=2,
             decode_responses=True,
             protocol=2,
@@ -52,10 +57,17 @@ class RedisBroker:
     async def enqueue(self, fields: dict[str, str], notify: bool) -> str:
         flat = [item for pair in fields.items() for item in pair]
         keys = [self.cfg.queue, self.cfg.notify_queue]
-        return str(await self.script(keys=keys, args=["1" if notify else "0", fields["id"], *flat]))
+        args = ["1" if notify else "0", fields["id"], *flat]
+        # A TimeoutError is an OSError: answered 503, and redis-py drops the connection it
+        # interrupted.
+        async with asyncio.timeout(COMMAND_TIMEOUT_S):
+            return str(await self.script(keys=keys, args=args))
 
     async def backlog(self) -> int:
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with (
+            asyncio.timeout(COMMAND_TIMEOUT_S),
+            self.client.pipeline(transaction=False) as pipe,
+        ):
             pipe.xlen(self.cfg.queue)
             pipe.xinfo_groups(self.cfg.queue)
             xlen, groups = await pipe.execute(raise_on_error=False)
