@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -479,8 +479,17 @@ def _with_placement(args: argparse.Namespace, sets: list[str]) -> list[str]:
     return [*sets, *(f"{key}={value}" for key, value in chosen.items() if value)]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command line that is wrong is bad input like a wrong file: exit 3, not argparse's 2,
+    which the harness gives to inconclusive verdicts."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness",
         description="Chaos experiments for asynchronous systems: deploy a target, drive load, "
         "inject faults, check metrics and the message ledger, and exit with a verdict.",

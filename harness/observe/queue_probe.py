@@ -10,6 +10,7 @@ exporting anything. Run as a component: ``harness probe redis|kafka --url ... --
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -24,10 +25,12 @@ TIMEOUT_S = 0.3
 
 
 class RedisQueues(Collector):
-    """On each scrape: the length of each queue's list, and of the unacknowledged set."""
+    """On each scrape: the length of each queue's list, and the members of the unacknowledged
+    key (or keys), of whatever type a task queue keeps them in."""
 
     def __init__(self, client: redis.Redis, queues: list[str], unacked: str | None) -> None:
         self.client, self.queues, self.unacked = client, queues, unacked
+        self._said: set[str] = set()
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("harness_probe_broker_up", "1 if Redis answered this scrape")
@@ -41,18 +44,25 @@ class RedisQueues(Collector):
         )
         try:
             lengths = [self.client.llen(queue) for queue in self.queues]
-            held = self._unacked_count()
+            held: int | None = self._unacked_count()
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
             return
+        except UnreadableKey as exc:
+            # Never a 0 for what cannot be read: no in-flight count, so a check that reads
+            # it has no data (inconclusive) and the drain does not end on it.
+            self._log_once(str(exc))
+            held = None
         up.add_metric([], 1)
         for queue, length in zip(self.queues, lengths, strict=True):
             depth.add_metric([queue], length)
-        inflight.add_metric([self.queues[0]], held)
-        for queue in self.queues[1:]:
-            inflight.add_metric([queue], 0)
-        yield from (up, depth, inflight)
+        yield from (up, depth)
+        if held is not None:
+            inflight.add_metric([self.queues[0]], held)
+            for queue in self.queues[1:]:
+                inflight.add_metric([queue], 0)
+            yield inflight
 
     def _unacked_count(self) -> int:
         """The size of the unacknowledged key, or the sum over the keys a pattern with ``*``
@@ -69,8 +79,31 @@ class RedisQueues(Collector):
     def _size(self, key: str | bytes) -> int:
         kind = self.client.type(key)
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-        sizes = {"hash": self.client.hlen, "list": self.client.llen, "zset": self.client.zcard}
-        return int(sizes[kind](key)) if kind in sizes else 0
+        if kind == "none":  # gone since the scan: it holds nothing
+            return 0
+        sizes = {
+            "hash": self.client.hlen,
+            "list": self.client.llen,
+            "set": self.client.scard,
+            "zset": self.client.zcard,
+            "stream": self.client.xlen,
+        }
+        if kind not in sizes:
+            name = key.decode(errors="replace") if isinstance(key, bytes) else key
+            raise UnreadableKey(
+                f"the unacknowledged key {name!r} is a Redis {kind}: the probe counts the "
+                "members of a hash, list, set, sorted set or stream; no in-flight count"
+            )
+        return int(sizes[kind](key))
+
+    def _log_once(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            print(f"harness probe: {message}", file=sys.stderr, flush=True)
+
+
+class UnreadableKey(Exception):
+    """The unacknowledged key is of a type whose members the probe cannot count."""
 
 
 class KafkaLag(Collector):

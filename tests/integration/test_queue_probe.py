@@ -59,9 +59,35 @@ def test_lists_and_unacknowledged_keys_become_depth_and_inflight(
     assert metric(celery, "harness_queue_depth", queue="jobs") is None  # no stale backlog
 
 
+def test_every_type_a_task_queue_keeps_its_unacknowledged_messages_in_is_counted(
+    stack: Stack, tmp_path: Path, probes: list[ManagedProcess]
+) -> None:
+    client = stack.start_redis()
+    client.hset("held:hash", mapping={"t1": "x", "t2": "y"})  # Celery
+    client.rpush("held:list", "a")  # RQ-style, one list per worker
+    client.sadd("held:set", "b", "c", "d")  # a set per worker
+    client.zadd("held:zset", {"e": 1.0})  # by deadline
+    client.xadd("held:stream", {"f": "1"})
+    probe = start_probe(stack, tmp_path, "held:*", probes)
+    assert metric(probe, "harness_queue_inflight", queue="jobs") == 2 + 1 + 3 + 1 + 1
+
+
+def test_a_key_the_probe_cannot_count_gives_no_inflight_count_not_a_zero(
+    stack: Stack, tmp_path: Path, probes: list[ManagedProcess]
+) -> None:
+    client = stack.start_redis()
+    client.rpush("jobs", "a")
+    client.set("unacked", "not a collection")
+    probe = start_probe(stack, tmp_path, "unacked", probes)
+    assert metric(probe, "harness_queue_depth", queue="jobs") == 1  # the rest is still read
+    assert metric(probe, "harness_queue_inflight", queue="jobs") is None
+    log = next(tmp_path.glob("probe-*.log")).read_text()
+    assert "'unacked' is a Redis string" in log
+
+
 def test_the_probe_needs_a_queue() -> None:
     result = subprocess.run(
         harness_argv("probe", "redis", "--url", "redis://x/0", "--port", "1"),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert result.returncode == 2 and "--queue" in result.stderr
+    assert result.returncode == 3 and "--queue" in result.stderr  # bad input

@@ -142,6 +142,25 @@ def test_help_names_every_command(harness_cli) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("run",),
+        ("run", "x.yaml", "--seed", "abc"),
+        ("run", "x.yaml", "--deployer", "bogus"),
+        ("schema", "bogus"),
+        ("bogus",),
+    ],
+    ids=["no file", "seed", "deployer", "schema kind", "command"],
+)
+def test_a_wrong_command_line_is_bad_input_with_one_message(
+    harness_cli, argv: tuple[str, ...]
+) -> None:
+    result = harness_cli(*argv)
+    assert result.returncode == 3  # as a wrong file; 2 is inconclusive
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_pushing_dashboards_without_credentials_says_which_variables_to_set(
     harness_cli,
 ) -> None:
