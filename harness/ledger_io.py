@@ -24,32 +24,57 @@ class SendOutcome(enum.Enum):
     INFO = "info"  # no answer: the message may or may not have been enqueued
 
 
+class LedgerUnreadable(Exception):
+    """A whole record that is not a ledger record: the ledger cannot be judged, and saying so
+    beats counting around it (a sink that writes records without ids loses messages too)."""
+
+
+_TYPES = {"invoke", *(outcome.value for outcome in SendOutcome)}
+
+
 def read_sends(path: Path) -> dict[str, SendOutcome]:
     """Each sent id's outcome; a send with no completion line (its answer never came) is INFO."""
     sends: dict[str, SendOutcome] = {}
-    for record in _records(path):
-        if record["type"] == "invoke":
-            sends.setdefault(record["id"], SendOutcome.INFO)
+    for number, record in _records(path):
+        message_id = _id(path, number, record)
+        kind = record.get("type")
+        if kind not in _TYPES:
+            raise LedgerUnreadable(
+                f"{path.name} line {number}: type is {kind!r}, not one of {sorted(_TYPES)}"
+            )
+        if kind == "invoke":
+            sends.setdefault(message_id, SendOutcome.INFO)
         else:
-            sends[record["id"]] = SendOutcome(record["type"])
+            sends[message_id] = SendOutcome(kind)
     return sends
 
 
 def read_processed(path: Path) -> collections.Counter[str]:
     """How many times each id was processed; more than once is a duplicate delivery."""
-    return collections.Counter(record["id"] for record in _records(path))
+    return collections.Counter(_id(path, number, record) for number, record in _records(path))
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    """The file's whole records; a missing file has none, because its writer never wrote one."""
+def _id(path: Path, number: int, record: dict[str, Any]) -> str:
+    message_id = record.get("id")
+    if isinstance(message_id, bool) or not isinstance(message_id, str | int):
+        raise LedgerUnreadable(
+            f'{path.name} line {number}: a record without a message "id" (a string or a '
+            f"number): {json.dumps(record)[:120]}"
+        )
+    return str(message_id)
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's whole records, with their line numbers; a missing file has none, because its
+    writer never wrote one."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         record = _decode(line)
         if record is not None:
-            yield record
+            yield number, record
 
 
 def _decode(line: str) -> dict[str, Any] | None:

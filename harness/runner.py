@@ -12,6 +12,7 @@ import json
 import random
 import signal
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
 
 from harness import components, ledger_sources
 from harness.abort import AbortWatch
@@ -30,7 +33,7 @@ from harness.errors import Aborted, HarnessError, Interrupted
 from harness.faults import FaultTools
 from harness.journal import Event, Outcome, write_json
 from harness.ledger import summarize
-from harness.ledger_io import read_processed, read_sends
+from harness.ledger_io import LedgerUnreadable, read_processed, read_sends
 from harness.load import LoadPlan, LoadProcess, RemoteWorkers, load_address
 from harness.observe.footprint import HostSpan, own_cpu_s
 from harness.observe.gaps import (
@@ -117,7 +120,10 @@ def run(
                 say("tearing down")
         except HarnessError as exc:
             error = exc
-            say(f"[red]{exc}[/red]")
+            say(f"[red]{escape(str(exc))}[/red]")
+        except Exception as exc:  # a bug of the harness's: the run still gets its verdict
+            error = _internal_error(ctx.run_dir, exc)
+            say(f"[red]{escape(str(error))}[/red]")
     if annotator is not None:
         annotator.close()
     journal = _journal(ctx, checks, error, overrides)
@@ -126,6 +132,17 @@ def run(
     html.write(ctx.run_dir, journal, ctx.charts)
     ctx.log.close()
     return RunResult(ctx.run_dir, Verdict(journal["verdict"]), journal, error)
+
+
+def _internal_error(run_dir: Path, exc: Exception) -> HarnessError:
+    """An error the harness did not expect, as the reason of an inconclusive run; its
+    traceback is kept in the run folder for a bug report."""
+    path = run_dir / "harness-error.txt"
+    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return HarnessError(
+        f"the harness failed ({type(exc).__name__}: {exc}); the run is torn down, and the "
+        f"traceback is in {path}"
+    )
 
 
 def stand(
@@ -658,9 +675,12 @@ def _judge(ctx: RunContext, promql: PromQL, say: Callable[[str], None]) -> list[
     ledger_dir = ctx.run_dir / "ledger"
     _read_ledger_source(ctx, say)
     if ctx.ledger_problem is None:  # else an empty processed side would read as all lost
-        ctx.ledger = summarize(
-            read_sends(ledger_dir / "sent.jsonl"), read_processed(ledger_dir / "processed.jsonl")
-        )
+        try:
+            sends = read_sends(ledger_dir / "sent.jsonl")
+            ctx.ledger = summarize(sends, read_processed(ledger_dir / "processed.jsonl"))
+        except LedgerUnreadable as exc:
+            ctx.ledger_problem = f"the ledger cannot be read: {exc}"
+            say(f"[yellow]{escape(ctx.ledger_problem)}[/yellow]")
     gaps = _scrape_gaps(ctx, promql) + _saturation(ctx, promql, say)
     evidence = Evidence(
         promql,

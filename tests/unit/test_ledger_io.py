@@ -6,7 +6,9 @@ import collections
 import json
 from pathlib import Path
 
-from harness.ledger_io import SendOutcome, read_processed, read_sends
+import pytest
+
+from harness.ledger_io import LedgerUnreadable, SendOutcome, read_processed, read_sends
 
 
 def write_lines(path: Path, *records: dict[str, object], tail: str = "") -> Path:
@@ -84,3 +86,22 @@ def test_processing_is_counted_per_id(tmp_path: Path) -> None:
         '{"id": "b", "t": 2.'
     )
     assert read_processed(path) == collections.Counter({"a": 2, "b": 1})
+
+
+def test_a_processed_record_without_an_id_says_which_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "processed.jsonl", {"id": "a"}, {"ID": "b"}, {"id": 7})
+    with pytest.raises(
+        LedgerUnreadable, match=r'processed.jsonl line 2: a record without a message "id"'
+    ):
+        read_processed(path)
+
+
+def test_a_numeric_id_is_the_same_message_as_its_string(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "processed.jsonl", {"id": 7}, {"id": "7"})
+    assert read_processed(path) == collections.Counter({"7": 2})
+
+
+def test_a_send_of_an_unknown_type_says_which_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "sent.jsonl", invoke("a"), {"id": "a", "type": "maybe"})
+    with pytest.raises(LedgerUnreadable, match=r"sent\.jsonl line 2: type is 'maybe'"):
+        read_sends(path)
