@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command(args, out)
     except HarnessError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 except Interrupted:
                     raise
                 except HarnessError as exc:  # the run could not even open: a missing component
-                    err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+                    err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
                     suites.append(junit.Suite(name, [], 0.0, str(exc)))
                     rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
                     unopened = {"experiment": experiment.name, "verdict": "inconclusive"}
@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 if isinstance(result.error, Interrupted):
                     raise result.error
                 if result.error is not None:
-                    err.print(f"[red]error:[/red] {result.error}", soft_wrap=True)
+                    err.print(f"[red]error:[/red] {escape(str(result.error))}", soft_wrap=True)
             repeats.append(repeat.summarize(variant))
             if times > 1:
                 _tell_repeat(args, out, repeats[-1])
@@ -269,7 +269,9 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
 
 
 def _invalid(exc: HarnessError) -> int:
-    Console(stderr=True, highlight=False).print(f"[red]invalid:[/red] {exc}", soft_wrap=True)
+    Console(stderr=True, highlight=False).print(
+        f"[red]invalid:[/red] {escape(str(exc))}", soft_wrap=True
+    )
     return exc.exit_code
 
 
@@ -287,7 +289,7 @@ def _schema(args: argparse.Namespace, out: Console) -> int:
 def _down(args: argparse.Namespace, out: Console) -> int:
     for stand in up.stop_all():
         where = shown(Path(stand.run_dir))
-        out.print(f"stopped the standing {stand.target} ({where})", soft_wrap=True)
+        out.print(f"stopped the standing {stand.target} ({where})", soft_wrap=True, markup=False)
     if not _remove_leftovers(out):
         out.print("nothing left behind: no process of a killed harness run is running")
     return 0
@@ -321,14 +323,16 @@ def _up(args: argparse.Namespace, out: Console) -> int:
 
 def _tell_stand(out: Console, stand: up.Stand, grafana_api: GrafanaApi | None) -> None:
     where = shown(Path(stand.run_dir))
-    out.print(f"{stand.target} stands, pid {stand.pid}, run folder {where}", soft_wrap=True)
+    out.print(
+        f"{stand.target} stands, pid {stand.pid}, run folder {where}", soft_wrap=True, markup=False
+    )
     for name, url in stand.urls.items():
-        out.print(f"  {name}: {url}", soft_wrap=True)
+        out.print(f"  {name}: {url}", soft_wrap=True, markup=False)
     if grafana_api is not None:
         from harness.report import grafana
 
         for title in grafana.push(grafana_api, stand.urls["prometheus"]):
-            out.print(f"  grafana: dashboard {title!r} at {grafana_api.url}")
+            out.print(f"  grafana: dashboard {title!r} at {grafana_api.url}", markup=False)
 
 
 def _remove_leftovers(console: Console) -> bool:
@@ -371,15 +375,15 @@ def _report(args: argparse.Namespace, out: Console) -> int:
     summary(console, journal)
     if args.svg:
         Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal['run_id']}"))
-        out.print(f"wrote {args.svg}")
+        out.print(f"wrote {args.svg}", markup=False)
     page = html.write(run_dir, journal, charts.load(run_dir))
-    out.print(f"wrote {shown(page)}")
+    out.print(f"wrote {shown(page)}", markup=False)
     return Verdict(journal["verdict"]).exit_code
 
 
 def _dashboards_build(args: argparse.Namespace, out: Console) -> int:
     for path in dashboards.build(Path(args.out)):
-        out.print(f"wrote {shown(path)}")
+        out.print(f"wrote {shown(path)}", markup=False)
     return 0
 
 
@@ -388,9 +392,11 @@ def _dashboards_push(args: argparse.Namespace, out: Console) -> int:
 
     url = args.grafana_url
     titles = grafana.push(grafana.connect(url), args.prometheus_url)
-    out.print(f"{url}: data source {dashboards.DATASOURCE_UID} -> {args.prometheus_url}")
+    out.print(
+        f"{url}: data source {dashboards.DATASOURCE_UID} -> {args.prometheus_url}", markup=False
+    )
     for title in titles:
-        out.print(f"{url}: dashboard {title!r} created or updated")
+        out.print(f"{url}: dashboard {title!r} created or updated", markup=False)
     return 0
 
 
@@ -400,7 +406,7 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 
 def _init(args: argparse.Namespace, out: Console) -> int:
     for path in scaffold.write(args.name, Path(args.dir), args.force):
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", markup=False)
     experiment = Path(args.dir) / "experiments" / f"{args.name}-crashed-workers.yaml"
     out.print(
         f"next: edit the TODO lines, then `harness validate {experiment}`, "

@@ -102,7 +102,8 @@ def run(
     ctx.remote_load_workers = remote_load_workers
     annotator = _annotator(grafana_api, ctx, say)
     say(
-        f"run {ctx.run_id}: experiment {experiment.name} on target {experiment.topology.name}, "
+        f"run {ctx.run_id}: experiment {escape(experiment.name)} on target "
+        f"{escape(experiment.topology.name)}, "
         f"seed {ctx.seed} (--seed {ctx.seed} replays its random choices)"
     )
     error: HarnessError | None = None
@@ -183,9 +184,9 @@ def _annotator(
 
     topology = ctx.experiment.topology
     run = {"run_id": ctx.run_id, "experiment": ctx.experiment.name, "target": topology.name}
-    annotator = Annotator(api, run, lambda text: say(f"[yellow]{text}[/yellow]"))
+    annotator = Annotator(api, run, lambda text: say(f"[yellow]{escape(text)}[/yellow]"))
     ctx.log.listeners.append(annotator)
-    say(f"annotating Grafana at {api.url}")
+    say(f"annotating Grafana at {escape(str(api.url))}")
     return annotator
 
 
@@ -275,7 +276,7 @@ def _deploy(
     deployment.up(
         lambda i: ctx.log.now("component.ready", i.name, Outcome.OK, t_deploy, port=i.port)
     )
-    say(f"deployed {len(deployment.instances)} {_units(engine)} of {topology.name}")
+    say(f"deployed {len(deployment.instances)} {_units(engine)} of {escape(topology.name)}")
     prometheus.wait_ready()  # long since, as a rule: it started first
     ctx.log.now("observe.start", "prometheus", Outcome.OK, url=prometheus.url)
     scraped = len(scrape) - 1
@@ -468,7 +469,7 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
         progress.end()
     except Aborted as exc:
         ctx.log.now("abort", "run", Outcome.INFO, reason=exc.reason)
-        say(f"[magenta]{exc}; healing every fault and stopping the load[/magenta]")
+        say(f"[magenta]{escape(str(exc))}; healing every fault and stopping the load[/magenta]")
         raise
     return _judge(ctx, promql, say)
 
@@ -518,7 +519,7 @@ def _drive(
             if event.kind.startswith("fault."):
                 ctx.note_fault(event)
                 say(
-                    f"{event.kind} {event.value.get('fault')} on {event.target}: "
+                    f"{event.kind} {event.value.get('fault')} on {escape(event.target)}: "
                     f"{event.outcome.value}"
                 )
         seen = len(ctx.log.events)
@@ -656,7 +657,7 @@ def _read_ledger_source(ctx: RunContext, say: Callable[[str], None]) -> None:
     except ledger_sources.LedgerSourceError as exc:
         ctx.ledger_problem = str(exc)
         ctx.log.now("ledger.read", "ledger", Outcome.FAIL, t_invoke, error=str(exc))
-        say(f"[yellow]ledger not read: {exc}[/yellow]")
+        say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:

@@ -127,7 +127,7 @@ def status_text(plan: Plan, elapsed_s: float, phase: str) -> str:
     parts = [f"+{elapsed_s:.0f}s/{plan.duration_s:g}s {phase}"]
     upcoming = next(((t, what) for t, what in plan.events if t > elapsed_s), None)
     if upcoming is not None:
-        parts.append(f"next: {upcoming[1]} in {upcoming[0] - elapsed_s:.0f}s")
+        parts.append(f"next: {escape(str(upcoming[1]))} in {upcoming[0] - elapsed_s:.0f}s")
     numbers = " ".join(
         f"{name} {'-' if value is None else f'{value:.0f}'}" for name, value in plan.numbers.items()
     )
@@ -141,15 +141,14 @@ def verdict_table(checks: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("observed")
     table.add_column("verdict")
     for check in checks:
-        style = STYLES.get(check["verdict"], "")
-        observed = check["observed"]
+        observed = escape(str(check["observed"]))
         if check.get("note"):  # a journal from before notes has none
             observed += f"\n[yellow]{escape(check['note'])}[/yellow]"
         table.add_row(
-            check["name"],
-            check["expected"],
+            escape(str(check["name"])),
+            escape(str(check["expected"])),
             observed,
-            f"[{style}]{check['verdict']}[/{style}]",
+            _styled(str(check["verdict"]), str(check["verdict"])),
         )
     return table
 
@@ -167,10 +166,12 @@ def summary(console: Console, journal: Mapping[str, Any]) -> None:
         )
     verdict = journal["verdict"]
     style = STYLES.get(verdict, "")
-    reason = f" ({journal['reason']})" if journal.get("reason") else ""
-    console.print(f"verdict: [bold {style}]{verdict}[/bold {style}]{reason}")
+    reason = f" ({escape(str(journal['reason']))})" if journal.get("reason") else ""
+    console.print(f"verdict: [bold {style}]{escape(str(verdict))}[/bold {style}]{reason}")
     run_dir = shown(Path(journal["run_dir"]))
-    console.print(f"run folder: {run_dir} (seed {journal['seed']}); open {run_dir}/report.html")
+    console.print(
+        f"run folder: {run_dir} (seed {journal['seed']}); open {run_dir}/report.html", markup=False
+    )
 
 
 def summary_text(journal: Mapping[str, Any], width: int = 110) -> str:

@@ -50,6 +50,17 @@ def test_malformed_yaml_is_bad_input_with_its_line(harness_cli, tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
+def test_markup_in_a_file_name_and_its_fields_is_printed_as_written(
+    harness_cli, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad[bold].yaml"
+    bad.write_text("name: x\ntarget: redis-streams\nload: {rate: '[/red]'}\n")
+    result = harness_cli("validate", str(bad))
+    assert result.returncode == 3, result.stderr
+    assert "bad[bold].yaml:3" in result.stderr and "[/red]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_an_unknown_field_is_named_with_its_line(harness_cli, tmp_path: Path) -> None:
     text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
     bad = tmp_path / "bad.yaml"

@@ -41,6 +41,16 @@ def test_the_summary_names_each_check_the_verdict_and_the_seed() -> None:
     assert "\x1b[" not in text  # plain text, no terminal colours
 
 
+def test_user_text_is_shown_as_written_never_read_as_markup() -> None:
+    check = {"name": "p95 latency [ms] [/x]", "verdict": "failed", "expected": "< [5]",
+             "observed": "[bold]7[/bold]", "note": None}  # fmt: skip
+    journal = {**JOURNAL, "checks": [check], "reason": "query [/red] failed", "verdict": "[odd]"}
+    text = summary_text(journal)
+    for written in ("p95 latency [ms] [/x]", "< [5]", "[bold]7[/bold]", "query [/red] failed"):
+        assert written in text
+    assert "verdict: [odd]" in text
+
+
 def test_the_catalogue_table_has_a_line_per_experiment() -> None:
     out = io.StringIO()
     rows = [("sound", Verdict.HELD, "runs/a"), ("weak", Verdict.FAILED, "runs/b")]
