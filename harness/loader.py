@@ -22,6 +22,7 @@ from harness.spec import (
     CHECK_TAGS,
     LEDGER_PLACEHOLDERS,
     LEDGER_SOURCES,
+    NAME_PATTERN,
     NATS_SUBJECT,
     PLACEHOLDER,
     SIMPLE_PLACEHOLDERS,
@@ -206,7 +207,33 @@ def _no_such(what: str, name: str, choices: Iterable[str]) -> str:
     return f"no {what} {name!r}; {what}s are {', '.join(sorted(choices)) or '(none)'}"
 
 
+# What the harness names its own processes and files after, beside the target's components.
+RESERVED = re.compile(r"^(prometheus|toxiproxy|load|load-worker-\d+)$")
+
+
+def _check_names(topology: TopologySpec, source: Source) -> None:
+    """Component names are names (they name logs, data folders and processes), none is the
+    harness's own, and no replica's name is another component's."""
+    named: dict[str, str] = {}  # each process name: what it names
+    for name in topology.components:
+        loc = ("components", name)
+        if not re.match(NAME_PATTERN, name):
+            raise source.error(
+                loc, f"{name!r} is not a name: a letter, then letters, digits, '_' or '-'"
+            )
+        if RESERVED.match(name):
+            raise source.error(loc, f"{name!r} is the harness's own: name the component otherwise")
+        for replica in topology.replica_names(name):
+            this = f"component {name!r}" if replica == name else f"a replica of {name!r}"
+            if replica in named:
+                raise source.error(
+                    loc, f"{replica!r} names both {named[replica]} and {this}; rename one"
+                )
+            named[replica] = this
+
+
 def _check_topology(topology: TopologySpec, source: Source) -> None:
+    _check_names(topology, source)
     names = topology.components.keys()
     for index, link in enumerate(topology.links):
         for end in link.split("->"):

@@ -279,6 +279,14 @@ TOPOLOGY_CASES = [
     case("external-without-a-port", 'command: [redis-server, --port, "{port}"]',
         "external: db.staging", "components.broker.external", "db.staging",
         "String should match pattern"),
+    case("component-name-that-is-a-path", "  api:\n", "  ../../x:\n", "components.../../x",
+        "../../x:", "'../../x' is not a name: a letter, then letters, digits, '_' or '-'"),
+    case("component-named-like-the-harness", "  api:\n", "  prometheus:\n",
+        "components.prometheus", "prometheus:", "'prometheus' is the harness's own"),
+    case("component-named-like-a-load-worker", "  api:\n", "  load-worker-2:\n",
+        "components.load-worker-2", "load-worker-2:", "'load-worker-2' is the harness's own"),
+    case("a-replica-named-as-a-component", "  api:\n", "  worker-1:\n", "components.worker",
+        "worker:", "'worker-1' names both component 'worker-1' and a replica of 'worker'"),
 ]  # fmt: skip
 
 
