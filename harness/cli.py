@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness import components, repeat, scaffold, up
+from harness import components, repeat, scaffold, secrets, up
 from harness.deploy import leftovers
 from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import read_journal
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command(args, out)
     except HarnessError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(secrets.text(str(exc)))}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 except Interrupted:
                     raise
                 except HarnessError as exc:  # the run could not even open: a missing component
-                    err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+                    err.print(f"[red]error:[/red] {escape(secrets.text(str(exc)))}", soft_wrap=True)
                     suites.append(junit.Suite(name, [], 0.0, str(exc)))
                     rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
                     unopened = {"experiment": experiment.name, "verdict": "inconclusive"}
@@ -121,7 +121,10 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 if isinstance(result.error, Interrupted):
                     raise result.error
                 if result.error is not None:
-                    err.print(f"[red]error:[/red] {escape(str(result.error))}", soft_wrap=True)
+                    err.print(
+                        f"[red]error:[/red] {escape(secrets.text(str(result.error)))}",
+                        soft_wrap=True,
+                    )
             repeats.append(repeat.summarize(variant))
             if times > 1:
                 _tell_repeat(args, out, repeats[-1])
@@ -332,7 +335,8 @@ def _tell_stand(out: Console, stand: up.Stand, grafana_api: GrafanaApi | None) -
         from harness.report import grafana
 
         for title in grafana.push(grafana_api, stand.urls["prometheus"]):
-            out.print(f"  grafana: dashboard {title!r} at {grafana_api.url}", markup=False)
+            shown_url = secrets.url(str(grafana_api.url))
+            out.print(f"  grafana: dashboard {title!r} at {shown_url}", markup=False)
 
 
 def _remove_leftovers(console: Console) -> bool:
@@ -390,8 +394,8 @@ def _dashboards_build(args: argparse.Namespace, out: Console) -> int:
 def _dashboards_push(args: argparse.Namespace, out: Console) -> int:
     from harness.report import grafana
 
-    url = args.grafana_url
-    titles = grafana.push(grafana.connect(url), args.prometheus_url)
+    titles = grafana.push(grafana.connect(args.grafana_url), args.prometheus_url)
+    url = secrets.url(args.grafana_url)  # as shown: a password in it is not printed
     out.print(
         f"{url}: data source {dashboards.DATASOURCE_UID} -> {args.prometheus_url}", markup=False
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import glob
 import sqlite3
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import httpx
 import psycopg
 import redis
 
+from harness import secrets
 from harness.spec import (
     FileLedger,
     HttpLedger,
@@ -57,19 +57,20 @@ def read(source: LedgerSource) -> collections.Counter[str]:
         OSError,
         ValueError,
     ) as exc:
-        raise LedgerSourceError(f"{describe(source)}: {type(exc).__name__}: {exc}") from exc
+        message = secrets.text(f"{type(exc).__name__}: {exc}")  # libpq echoes the URI
+        raise LedgerSourceError(f"{describe(source)}: {message}") from exc
 
 
 def describe(source: LedgerSource) -> str:
     if isinstance(source, RedisLedger):
-        return f"redis key {source.key!r} at {source.url}"
+        return f"redis key {source.key!r} at {secrets.url(source.url)}"
     if isinstance(source, SqliteLedger):
         return f"sqlite {source.path}"
     if isinstance(source, PostgresLedger):
-        return f"postgres {_without_password(source.url)}"
+        return f"postgres {secrets.url(source.url)}"
     if isinstance(source, FileLedger):
         return f"files {source.path}"
-    return f"GET {source.url}"
+    return f"GET {secrets.url(source.url)}"
 
 
 def _redis(source: RedisLedger) -> collections.Counter[str]:
@@ -163,15 +164,6 @@ def _counts(pairs: Any, source: LedgerSource) -> collections.Counter[str]:
         if times > 0:
             counts[_text(key)] = times
     return counts
-
-
-def _without_password(url: str) -> str:
-    """The URL as a message may show it."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _text(value: Any) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from harness import components, ledger_sources
+from harness import components, ledger_sources, secrets
 from harness.abort import AbortWatch
 from harness.checks import CheckResult, Evidence, evaluate, steady_state_checks
 from harness.context import RunContext
@@ -186,7 +186,7 @@ def _annotator(
     run = {"run_id": ctx.run_id, "experiment": ctx.experiment.name, "target": topology.name}
     annotator = Annotator(api, run, lambda text: say(f"[yellow]{escape(text)}[/yellow]"))
     ctx.log.listeners.append(annotator)
-    say(f"annotating Grafana at {escape(str(api.url))}")
+    say(f"annotating Grafana at {escape(secrets.url(str(api.url)))}")
     return annotator
 
 
@@ -782,13 +782,13 @@ def _journal(
         "deployer": experiment.topology.deployer,
         "observers": experiment.topology.observers,
         "target_file": str(experiment.topology_file),
-        "overrides": list(overrides),
+        "overrides": [secrets.assignment(o) for o in overrides],
         "seed": ctx.seed,
         "started_at": _iso(ctx.started_at),
         "ended_at": _iso(ended),
         "duration_s": round(ended - ctx.started_at, 3),
         "verdict": verdict.value,
-        "reason": reason,
+        "reason": None if reason is None else secrets.text(reason),
         "checks": [c.to_json() for c in checks],
         "moments": {k: round(v, 3) for k, v in ctx.moments.items()},
         "timeline": [e.to_json() for e in ctx.log.events],

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import components
+from harness import components, secrets
 from harness.deploy.ports import PortAllocator, is_free
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import EnvironmentProblem, MissingComponent, PortTaken
@@ -151,7 +151,8 @@ def plan(
                 )
             if argv and container_python is None:
                 argv[0] = _executable(argv[0])
-            env = {**(os.environ if container_python is None else {}), "PYTHONUNBUFFERED": "1"}
+            inherited = secrets.inherited(os.environ) if container_python is None else {}
+            env = {**inherited, "PYTHONUNBUFFERED": "1"}
             env.update({key: fill(value) for key, value in spec.env.items()})
             instances.setdefault(name, []).append(
                 Instance(

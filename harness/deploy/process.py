@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from harness import secrets
 from harness.deploy import leftovers
 from harness.errors import ComponentFailed
 
@@ -106,7 +107,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = leftovers.owned(self.env if self.env is not None else os.environ)
+        env = leftovers.owned(self.env if self.env is not None else secrets.inherited(os.environ))
         self.started_at = time.time()
         with self.log_path.open("ab") as log:
             self.log_start = log.tell()
