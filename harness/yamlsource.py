@@ -7,6 +7,7 @@ the node tree is walked once to record the line of every path.
 from __future__ import annotations
 
 import copy
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,41 +60,98 @@ def format_loc(loc: Loc) -> str:
     return text
 
 
+# Bounds on what a file may hold, far above any real experiment or target (the largest shipped
+# is 8 KB and 600 nodes), so that a hostile one is refused in milliseconds and little memory: an
+# alias bomb of a few hundred bytes expands to billions of nodes.
+MAX_BYTES = 1 << 20
+MAX_NODES = 100_000  # aliases counted as often as they are used
+MAX_DEPTH = 64
+
+
 def load(path: Path, display: str | None = None) -> Source:
     name = display or str(path)
+    text = _read(path, name)
+    loader = yaml.SafeLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(name, None, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(name, None, "", f"cannot read: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        lines: dict[Loc, int] = {}
+        if node is not None:
+            _Walk(name, lines).node(node, ())
+        # Built from the node tree that was walked: an alias is one shared object, not a copy.
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(
             name, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}"
         ) from None
+    except RecursionError:
+        raise SpecError(name, None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise SpecError(name, 1, "", "expected a mapping of fields at the top of the file")
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines)
     return Source(name, data, lines)
 
 
-def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*loc, str(key.value))
-            _record_lines(value, child, lines)
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _record_lines(item, (*loc, index), lines)
+def _read(path: Path, name: str) -> str:
+    """The file's text: a regular file of at most MAX_BYTES (a FIFO would block, a device
+    never end)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError(name, None, "", "no such file") from None
+    except OSError as exc:
+        raise SpecError(name, None, "", f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise SpecError(name, None, "", f"cannot read: {what}")
+    if info.st_size > MAX_BYTES:
+        raise SpecError(
+            name, None, "", f"{info.st_size} bytes: a file here is at most {MAX_BYTES} bytes"
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(name, None, "", f"cannot read: {exc}") from None
+
+
+@dataclass
+class _Walk:
+    """Records the line of every path, once over the node tree with aliases expanded, within
+    MAX_NODES and MAX_DEPTH; a key given twice in one mapping is an error naming both lines."""
+
+    name: str
+    lines: dict[Loc, int]
+    seen: int = 0
+
+    def node(self, node: yaml.Node, loc: Loc) -> None:
+        self.seen += 1
+        line = node.start_mark.line + 1
+        if self.seen > MAX_NODES:
+            raise SpecError(
+                self.name, line, format_loc(loc),
+                f"more than {MAX_NODES} values (aliases count each time they are used)",
+            )  # fmt: skip
+        if len(loc) > MAX_DEPTH:
+            raise SpecError(self.name, line, format_loc(loc), f"nested deeper than {MAX_DEPTH}")
+        self.lines.setdefault(loc, line)
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                child = (*loc, str(key.value))
+                key_line = key.start_mark.line + 1
+                if str(key.value) in first and key.tag != "tag:yaml.org,2002:merge":
+                    raise SpecError(
+                        self.name, key_line, format_loc(child),
+                        f"given twice: also on line {first[str(key.value)]}",
+                    )  # fmt: skip
+                first[str(key.value)] = key_line
+                self.node(value, child)
+                self.lines[child] = key_line
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.node(item, (*loc, index))
 
 
 @dataclass(frozen=True)
