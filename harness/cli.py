@@ -171,6 +171,8 @@ def _repeat_row(variant: repeat.RepeatSummary) -> tuple[str, Verdict, str]:
 def _targets(args: argparse.Namespace) -> list[str]:
     """The names of --target a,b,c (repeatable), in order, once each."""
     names = [name.strip() for given in args.target or [] for name in given.split(",")]
+    if args.target and not any(names):
+        raise SpecError("--target", None, "", "no target named: give a name in targets/ or a file")
     return list(dict.fromkeys(name for name in names if name))
 
 

@@ -8,6 +8,7 @@ counts, moments, faults that cannot overlap). Whatever is wrong, the user gets o
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -92,8 +93,10 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
     source.data = _with_queue(source.data, topology.queue)
     spec = _validate(ExperimentSpec, source)
     faults = tuple(_fault_entries(spec, topology, source))
+    _check_times(faults, spec.load.duration, source)
     _check_overlaps(faults, spec.load.duration, source)
     _check_moments(spec, faults, source)
+    _check_check_names(spec, source)
     if spec.time_limit is not None and spec.time_limit <= spec.load.duration:
         raise source.error(
             ("time_limit",),
@@ -443,6 +446,32 @@ def _check_count(
             )
 
 
+# Occurrences of one timeline entry: a fault every second of an hour is a mistake, and checking
+# every pair for overlaps grows with the square of them.
+MAX_OCCURRENCES = 1000
+
+
+def _check_times(faults: Sequence[FaultEntry], horizon_s: float, source: Source) -> None:
+    """A fault starts while the load runs, and repeats a bounded number of times."""
+    for fault in faults:
+        loc: Loc = ("timeline", fault.index)
+        if fault.at_s >= horizon_s:
+            raise source.error(
+                (*loc, "at"),
+                f"{fault.at_s:g}s is not before the load's end ({horizon_s:g}s): a fault "
+                "starts while the load runs",
+            )
+        if fault.every_s is not None:
+            before_end = math.ceil((horizon_s - fault.at_s) / fault.every_s)
+            occurrences = before_end if fault.times is None else min(fault.times, before_end)
+            if occurrences > MAX_OCCURRENCES:
+                raise source.error(
+                    (*loc, "every"),
+                    f"every {fault.every_s:g}s over {horizon_s - fault.at_s:g}s of load is "
+                    f"{occurrences} faults; at most {MAX_OCCURRENCES}",
+                )
+
+
 def _check_overlaps(faults: Sequence[FaultEntry], horizon_s: float, source: Source) -> None:
     """Two faults that cannot both be in effect on a target must not overlap in time there."""
     windows = [(f, t, t + f.for_s) for f in faults for t in f.starts(horizon_s)]
@@ -458,6 +487,22 @@ def _check_overlaps(faults: Sequence[FaultEntry], horizon_s: float, source: Sour
                     f"{second.kind} overlaps {first.kind} (timeline[{first.index}]) on {where} "
                     f"from {max(a_start, b_start):g}s: they cannot both apply",
                 )
+
+
+def _check_check_names(spec: ExperimentSpec, source: Source) -> None:
+    """A check's name is how the verdict table, JUnit and --repeat tell checks apart."""
+    for kind in ("steady_state", "checks"):
+        first: dict[str, int] = {}
+        for index, check in enumerate(getattr(spec, kind)):
+            if check.name in first:
+                other = first[check.name]
+                line = source.line((kind, other, "name"))
+                raise source.error(
+                    (kind, index, "name"),
+                    f"two checks are named {check.name!r}: also {kind}[{other}]"
+                    + (f" on line {line}" if line else ""),
+                )
+            first[check.name] = index
 
 
 def _check_moments(spec: ExperimentSpec, faults: Sequence[FaultEntry], source: Source) -> None:

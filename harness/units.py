@@ -15,6 +15,11 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+# Far past any real experiment, and short of what overflows or never ends: a week of any span,
+# a million messages a second (one machine's Locust offers a few thousand).
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_RATE = 1_000_000.0
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -32,6 +37,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds < 0 or not math.isfinite(seconds):
         raise ValueError(f"a duration cannot be negative or infinite, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration is at most a week (168h), got {value!r}")
     return seconds
 
 
@@ -48,6 +55,8 @@ def parse_rate(value: Any) -> float:
         rate = float(match.group(1)) / (60.0 if match.group(2) == "m" else 1.0)
     if rate <= 0 or not math.isfinite(rate):
         raise ValueError(f"a rate must be above zero and finite, got {value!r}")
+    if rate > MAX_RATE:
+        raise ValueError(f"a rate is at most {MAX_RATE:,.0f}/s, got {value!r}")
     return rate
 
 
@@ -104,7 +113,10 @@ class Expectation:
                 f"expected a comparison such as '< 50' or '== 0' "
                 f"(operators: {', '.join(_OPERATORS)}), got {value!r}"
             )
-        return cls(match.group(1), float(match.group(2)))
+        bound = float(match.group(2))
+        if not math.isfinite(bound):
+            raise ValueError(f"the number to compare with must be finite, got {value!r}")
+        return cls(match.group(1), bound)
 
     def holds(self, observed: float) -> bool:
         return _OPERATORS[self.op](observed, self.bound)

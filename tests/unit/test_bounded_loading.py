@@ -77,3 +77,45 @@ def test_a_key_given_twice_names_both_lines(tmp_path: Path) -> None:
     error = refused(path)
     assert (error.line, error.field) == (4, "name")
     assert error.message == "given twice: also on line 1"
+
+
+EXPERIMENT = (
+    "name: x\ntarget: redis-streams\nload: {{rate: 10/s, duration: {duration}}}\n"
+    "timeline:\n  - {{{fault}}}\n"
+    "checks:\n  - {{name: nothing lost, ledger: lost, expect: '== 0'}}\n"
+)
+
+
+def experiment(tmp_path: Path, duration: str, fault: str) -> Path:
+    path = tmp_path / "experiments" / "x.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXPERIMENT.format(duration=duration, fault=fault))
+    return path
+
+
+def test_a_fault_that_would_start_after_the_load_is_refused(tmp_path: Path) -> None:
+    path = experiment(tmp_path, "20s", "at: 25s, for: 2s, fault: kill, component: worker")
+    error = refused(path)
+    assert (error.line, error.field) == (5, "timeline[0].at")
+    assert "25s is not before the load's end (20s)" in error.message
+
+
+def test_a_fault_repeated_past_the_bound_is_refused_quickly(tmp_path: Path) -> None:
+    path = experiment(
+        tmp_path, "24h", "at: 1s, for: 500ms, every: 1s, fault: pause, component: worker"
+    )
+    error = refused(path)
+    assert error.field == "timeline[0].every"
+    assert "is 86399 faults; at most 1000" in error.message
+
+
+def test_two_checks_of_one_name_are_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "name: x\ntarget: redis-streams\nload: {rate: 10/s, duration: 10s}\nchecks:\n"
+        "  - {name: nothing lost, ledger: lost, expect: '== 0'}\n"
+        "  - {name: nothing lost, ledger: duplicated, expect: '== 0'}\n"
+    )
+    error = refused(path)
+    assert (error.line, error.field) == (6, "checks[1].name")
+    assert error.message == "two checks are named 'nothing lost': also checks[0] on line 5"

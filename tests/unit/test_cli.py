@@ -161,8 +161,9 @@ def test_help_names_every_command(harness_cli) -> None:
         ("run", "x.yaml", "--deployer", "bogus"),
         ("schema", "bogus"),
         ("bogus",),
+        ("validate", "experiments/slow-consumer.yaml", "--target", ""),
     ],
-    ids=["no file", "seed", "deployer", "schema kind", "command"],
+    ids=["no file", "seed", "deployer", "schema kind", "command", "empty target"],
 )
 def test_a_wrong_command_line_is_bad_input_with_one_message(
     harness_cli, argv: tuple[str, ...]

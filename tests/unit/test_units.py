@@ -228,3 +228,20 @@ def test_moment_takes_a_negative_offset_on_start_and_end(
 ) -> None:
     moment = Moment.parse(text)
     assert (moment.anchor, moment.offset_s) == (anchor, offset_s)
+
+
+@pytest.mark.parametrize("text", ["1000000h", "169h", "1e308"])
+def test_a_duration_past_a_week_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="at most a week"):
+        parse_duration(text if text != "1e308" else 1e308)
+
+
+@pytest.mark.parametrize("text", ["10000000000/s", "2000000/s", "1e308"])
+def test_a_rate_past_a_million_a_second_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="at most 1,000,000/s"):
+        parse_rate(text if text != "1e308" else 1e308)
+
+
+def test_an_expectation_with_an_infinite_number_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be finite"):
+        Expectation.parse("< 1e999")
