@@ -378,17 +378,34 @@ def _report(args: argparse.Namespace, out: Console) -> int:
     run_dir = Path(args.run_dir)
     journal = read_journal(run_dir)
     console = Console(record=True, width=110, highlight=False) if args.svg else out
-    summary(console, journal)
+    try:
+        summary(console, journal)
+        page = html.write(run_dir, journal, charts.load(run_dir))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a journal edited by hand
+        why = f"not a journal this harness can read back: {exc!r}"
+        raise SpecError(str(run_dir / "journal.json"), None, "", why) from None
     if args.svg:
+        _writable_file(Path(args.svg), "--svg")
         Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal['run_id']}"))
         out.print(f"wrote {args.svg}", markup=False)
-    page = html.write(run_dir, journal, charts.load(run_dir))
     out.print(f"wrote {shown(page)}", markup=False)
     return Verdict(journal["verdict"]).exit_code
 
 
+def _writable_file(path: Path, option: str) -> None:
+    if path.is_dir():
+        raise SpecError(option, None, "", f"{path} is a folder; give a file to write")
+
+
+def _folder(path: Path, option: str) -> Path:
+    """A folder to write into: one that exists, or none yet; never a file."""
+    if path.exists() and not path.is_dir():
+        raise SpecError(option, None, "", f"{path} is a file, not a folder")
+    return path
+
+
 def _dashboards_build(args: argparse.Namespace, out: Console) -> int:
-    for path in dashboards.build(Path(args.out)):
+    for path in dashboards.build(_folder(Path(args.out), "--out")):
         out.print(f"wrote {shown(path)}", markup=False)
     return 0
 
@@ -411,7 +428,7 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 
 
 def _init(args: argparse.Namespace, out: Console) -> int:
-    for path in scaffold.write(args.name, Path(args.dir), args.force):
+    for path in scaffold.write(args.name, _folder(Path(args.dir), "--dir"), args.force):
         out.print(f"wrote {path}", markup=False)
     experiment = Path(args.dir) / "experiments" / f"{args.name}-crashed-workers.yaml"
     out.print(

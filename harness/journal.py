@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
+from harness.verdict import Verdict
 
 
 class Outcome(Enum):
@@ -98,4 +99,33 @@ def read_journal(run_dir: Path) -> dict[str, Any]:
         raise SpecError(str(path), None, "", "no journal here; is this a run folder?") from None
     except (OSError, ValueError) as exc:
         raise SpecError(str(path), None, "", f"cannot read the journal: {exc}") from None
+    _check_shape(str(path), data)
     return data
+
+
+def _check_shape(path: str, data: Any) -> None:
+    """What reading a journal back relies on, so that a hand-edited or foreign file is one
+    message rather than a traceback."""
+    if not isinstance(data, dict):
+        raise SpecError(path, None, "", f"a journal is a JSON object, not a {type(data).__name__}")
+    verdicts = [v.value for v in Verdict]
+    if data.get("verdict") not in verdicts:
+        raise SpecError(
+            path, None, "verdict", f"{data.get('verdict')!r} is not one of {', '.join(verdicts)}"
+        )
+    checks = data.get("checks")
+    if not isinstance(checks, list):
+        raise SpecError(path, None, "checks", "a journal has a list of checks")
+    for index, check in enumerate(checks):
+        if not isinstance(check, dict):
+            raise SpecError(path, None, f"checks[{index}]", "a check is a JSON object")
+        for key in ("name", "verdict", "expected"):
+            if not isinstance(check.get(key), str):
+                raise SpecError(path, None, f"checks[{index}].{key}", "missing, or not text")
+        if check["verdict"] not in verdicts:
+            raise SpecError(
+                path, None, f"checks[{index}].verdict", f"{check['verdict']!r} is not a verdict"
+            )
+    for key in ("run_id", "run_dir"):
+        if not isinstance(data.get(key), str):
+            raise SpecError(path, None, key, "missing, or not text")

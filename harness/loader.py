@@ -123,7 +123,11 @@ def experiment_files(paths: Iterable[str]) -> list[Path]:
     found: list[Path] = []
     for name in paths:
         path = Path(name)
-        if not path.is_dir():
+        try:
+            folder = path.is_dir()
+        except OSError:  # a name too long, say: loading it says so
+            folder = False
+        if not folder:
             found.append(path)
             continue
         inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())

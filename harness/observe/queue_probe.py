@@ -9,6 +9,7 @@ exporting anything. Run as a component: ``harness probe redis|kafka --url ... --
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import threading
@@ -19,6 +20,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from harness.errors import PortTaken
 
 # A scrape must answer within Prometheus' 1 s timeout even when Redis does not.
 TIMEOUT_S = 0.3
@@ -182,7 +185,12 @@ def collector(broker: str, url: str, queues: list[str], unacked: str | None) -> 
 def serve(source: Collector, port: int) -> None:
     """Serve the metrics on ``port`` until SIGTERM or SIGINT."""
     REGISTRY.register(source)
-    start_http_server(port, addr="127.0.0.1")
+    try:
+        start_http_server(port, addr="127.0.0.1")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortTaken("harness probe", port) from None
+        raise
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -3,6 +3,7 @@ metrics the drain and the checks read, and an honest 0 when Redis is gone."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,3 +92,18 @@ def test_the_probe_needs_a_queue() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 3 and "--queue" in result.stderr  # bad input
+
+
+def test_a_probe_on_a_port_in_use_says_so_without_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            harness_argv("probe", "redis", "--url", "redis://127.0.0.1:1/0", "--queue", "jobs",
+                         "--port", str(port)),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2  # the environment: a port another process holds
+    assert f"port 127.0.0.1:{port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -276,3 +276,40 @@ def test_init_refuses_a_name_that_is_not_a_target_name(harness_cli, tmp_path: Pa
     assert result.returncode == 3
     assert "'my shop' is not a target name" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("journal", "message"),
+    [
+        ("[1, 2]", "a journal is a JSON object, not a list"),
+        ('{"verdict": "weird"}', "verdict: 'weird' is not one of held"),
+        ('{"verdict": "held"}', "checks: a journal has a list of checks"),
+        ('{"verdict": "held", "checks": [{"name": "x"}]}', "checks[0].verdict: missing"),
+    ],
+)
+def test_report_on_a_journal_it_did_not_write_is_bad_input(
+    harness_cli, tmp_path: Path, journal: str, message: str
+) -> None:
+    (tmp_path / "journal.json").write_text(journal)
+    result = harness_cli("report", str(tmp_path))
+    assert result.returncode == 3 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv", [("init", "foo", "--dir", "{file}"), ("dashboards", "build", "--out", "{file}")]
+)
+def test_a_folder_option_given_a_file_is_bad_input(
+    harness_cli, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("")
+    result = harness_cli(*(a.format(file=file) for a in argv))
+    assert result.returncode == 3 and "is a file, not a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_name_too_long_is_bad_input(harness_cli, tmp_path: Path) -> None:
+    result = harness_cli("validate", str(tmp_path / ("a" * 300 + ".yaml")))
+    assert result.returncode == 3 and "File name too long" in result.stderr
+    assert "Traceback" not in result.stderr
