@@ -22,6 +22,7 @@ a harness that still runs are never touched, so concurrent runs are safe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -39,9 +40,22 @@ OWNER_VAR = "HARNESS_OWNER"
 
 
 def owner_mark(pid: int | None = None) -> str:
-    """``pid:start-time`` of a harness process: a reused pid does not look like the owner."""
+    """``boot-id:pid-namespace:pid:start-time`` of a harness process of this namespace: a reused
+    pid does not look like the owner, and a pid of another host or PID namespace (a harness in
+    a container, a second host on one Docker engine) is never read as one of ours."""
     process = psutil.Process(pid)
-    return f"{process.pid}:{process.create_time():.2f}"
+    return f"{_namespace()}:{process.pid}:{process.create_time():.2f}"
+
+
+@functools.cache
+def _namespace() -> str:
+    """This machine's boot id and this process's PID namespace: where its pids mean something."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        space = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").rstrip("]")
+    except OSError:  # no /proc to tell by: one namespace for all
+        return "-:-"
+    return f"{boot}:{space}"
 
 
 def owned(env: Mapping[str, str]) -> dict[str, str]:
@@ -112,9 +126,19 @@ def _records(path: Path) -> list[dict[str, object]]:
 
 
 def _owner_runs(owner: str) -> bool:
-    pid = owner.split(":")[0]
+    """Whether the harness ``owner`` names still runs; one of another host or PID namespace,
+    or of a mark this harness cannot read, counts as running: its leftovers are not ours."""
+    parts = owner.split(":")
+    if len(parts) == 4:
+        boot, space, pid, started = parts
+        if f"{boot}:{space}" != _namespace():
+            return True
+    elif len(parts) == 2:  # a mark from before namespaces were part of it
+        pid, started = parts
+    else:
+        return True
     try:
-        return pid.isdigit() and owner_mark(int(pid)) == owner
+        return pid.isdigit() and f"{psutil.Process(int(pid)).create_time():.2f}" == started
     except psutil.Error:
         return False
 
