@@ -351,7 +351,7 @@ def test_an_abort_condition_heals_the_fault_and_stops_the_run(harness_cli, tmp_p
 def owned_by(pid: int) -> list[str]:
     """Processes started by the harness ``pid``: named so in their environment, or recorded."""
     recorded = set()
-    for path in (components.home() / "live").glob(f"{pid}_*.jsonl"):
+    for path in (components.home() / "live").glob(f"*_{pid}_*.jsonl"):  # boot_ns_pid_time
         entries = [json.loads(line) for line in path.read_text().splitlines()]
         recorded |= {e["pid"] for e in entries if "pid" in e}
     found = []
@@ -360,7 +360,7 @@ def owned_by(pid: int) -> list[str]:
             owner = proc.environ().get("HARNESS_OWNER", "")
         except psutil.Error:
             owner = ""
-        mine = owner.startswith(f"{pid}:") or proc.info["pid"] in recorded
+        mine = owner.split(":")[-2:-1] == [str(pid)] or proc.info["pid"] in recorded
         if mine and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(f"{proc.info['pid']}: {' '.join(proc.info['cmdline'] or [])}")
     return found
