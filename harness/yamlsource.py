@@ -68,10 +68,32 @@ MAX_NODES = 100_000  # aliases counted as often as they are used
 MAX_DEPTH = 64
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose past MAX_DEPTH: its composer recurses once
+    per level, and 500 nested brackets would reach Python's own limit."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _TooDeep(mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 def load(path: Path, display: str | None = None) -> Source:
     name = display or str(path)
     text = _read(path, name)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         lines: dict[Loc, int] = {}
@@ -85,8 +107,8 @@ def load(path: Path, display: str | None = None) -> Source:
         raise SpecError(
             name, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}"
         ) from None
-    except RecursionError:
-        raise SpecError(name, None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+    except _TooDeep as exc:
+        raise SpecError(name, exc.line, "", f"nested deeper than {MAX_DEPTH} levels") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -1,11 +1,10 @@
-"""Hostile files are refused quickly, in little memory, with file, line and field: bombs,
-depth, sizes, special files and keys given twice."""
+"""Hostile files are refused in little memory, with file, line and field: bombs, depth, sizes,
+special files and keys given twice."""
 
 from __future__ import annotations
 
 import os
-import resource
-import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,15 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 
 def refused(path: Path) -> SpecError:
-    """The error loading ``path`` gives, which must come within 2 s and 200 MB."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.monotonic()
-    with pytest.raises(SpecError) as raised:
-        load_experiment(path)
-    assert time.monotonic() - started < 2
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+    """The error loading ``path`` gives, having used under 200 MB on the way (how fast it comes
+    is a benchmark: bench/hostile_input.py)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpecError) as raised:
+            load_experiment(path)
+        assert tracemalloc.get_traced_memory()[1] < 200 * 1024 * 1024
+    finally:
+        tracemalloc.stop()
     assert raised.value.exit_code == 3 and raised.value.file == str(path)
     return raised.value
 
