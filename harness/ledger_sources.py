@@ -67,7 +67,7 @@ def describe(source: LedgerSource) -> str:
     if isinstance(source, SqliteLedger):
         return f"sqlite {source.path}"
     if isinstance(source, PostgresLedger):
-        return f"postgres {secrets.url(source.url)}"
+        return f"postgres {secrets.text(source.url)}"  # a URL or a key=value DSN
     if isinstance(source, FileLedger):
         return f"files {source.path}"
     return f"GET {secrets.url(source.url)}"
