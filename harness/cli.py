@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command(args, out)
     except HarnessError as exc:
-        err.print(f"[red]error:[/red] {escape(secrets.text(str(exc)))}", soft_wrap=True)
+        _tell_error(err, "error", exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 except Interrupted:
                     raise
                 except HarnessError as exc:  # the run could not even open: a missing component
-                    err.print(f"[red]error:[/red] {escape(secrets.text(str(exc)))}", soft_wrap=True)
+                    _tell_error(err, "error", exc)
                     suites.append(junit.Suite(name, [], 0.0, str(exc)))
                     rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
                     unopened = {"experiment": experiment.name, "verdict": "inconclusive"}
@@ -121,10 +121,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                 if isinstance(result.error, Interrupted):
                     raise result.error
                 if result.error is not None:
-                    err.print(
-                        f"[red]error:[/red] {escape(secrets.text(str(result.error)))}",
-                        soft_wrap=True,
-                    )
+                    _tell_error(err, "error", result.error)
             repeats.append(repeat.summarize(variant))
             if times > 1:
                 _tell_repeat(args, out, repeats[-1])
@@ -274,10 +271,13 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
 
 
 def _invalid(exc: HarnessError) -> int:
-    Console(stderr=True, highlight=False).print(
-        f"[red]invalid:[/red] {escape(str(exc))}", soft_wrap=True
-    )
+    _tell_error(Console(stderr=True, highlight=False), "invalid", exc)
     return exc.exit_code
+
+
+def _tell_error(console: Console, label: str, error: BaseException) -> None:
+    """One error on one line: its text as written (never markup) and without secrets."""
+    console.print(f"[red]{label}:[/red] {escape(secrets.text(str(error)))}", soft_wrap=True)
 
 
 def _schema(args: argparse.Namespace, out: Console) -> int:
