@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -22,11 +22,11 @@ from rich.table import Table
 
 from harness import components, repeat, scaffold, secrets, up
 from harness.deploy import leftovers
-from harness.errors import HarnessError, Interrupted, SpecError
+from harness.errors import HarnessError, Interrupted, MissingComponent, SpecError
 from harness.journal import read_journal
 from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
-from harness.observe import queue_probe
+from harness.observe import queue_probe, syntax
 from harness.report import charts, dashboards, html, junit
 from harness.report.console import (
     LiveProgress,
@@ -40,7 +40,7 @@ from harness.report.console import (
     summary,
 )
 from harness.report.dashboards import GRAFANA_URL_ENV
-from harness.spec import ExperimentSpec, TopologySpec
+from harness.spec import Experiment, ExperimentSpec, TopologySpec
 from harness.verdict import Verdict, merge
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     times = _repeat(args)
     experiments = [(load_experiment(path, sets), sets) for path, sets in _variants(args)]
+    with syntax.parser() as parse:
+        for experiment, _ in experiments:
+            parse(experiment)
     remote = _remote_load_workers(args)
     grafana_api = _grafana(args)
     err = Console(stderr=True, highlight=False)
@@ -247,6 +250,15 @@ def _load_worker(args: argparse.Namespace, out: Console) -> int:
 
 
 def _validate(args: argparse.Namespace, out: Console) -> int:
+    with syntax.parser() as parse:
+        return _validate_each(args, out, parse)
+
+
+def _validate_each(
+    args: argparse.Namespace, out: Console, parse: Callable[[Experiment], None] | None
+) -> int:
+    """Each file's verdict on one line; ``parse`` checks its PromQL, unless there is no
+    Prometheus to ask (said once, as a warning: the rest of the file is still checked)."""
     worst = 0
     for name in args.files:
         try:
@@ -257,6 +269,11 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
         for path, sets in ((path, sets) for path in paths for sets in _override_sets(args)):
             try:
                 experiment = load_experiment(path, sets)
+                if parse is not None:
+                    parse(experiment)
+            except MissingComponent as exc:
+                _tell_error(Console(stderr=True, highlight=False), "PromQL not parsed", exc)
+                parse = None
             except HarnessError as exc:
                 worst = max(worst, _invalid(exc))
                 continue

@@ -29,6 +29,7 @@ from harness.spec import (
     SIMPLE_PLACEHOLDERS,
     Experiment,
     ExperimentSpec,
+    Expression,
     FaultEntry,
     LoadPublish,
     RecoveryCheck,
@@ -81,8 +82,9 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
                 s.text,
                 f"no experiment field or component {s.path[0]!r}; choose from {', '.join(choices)}",
             )
-        apply_override(components, s.path, s.value, s.text)
-        topo.overridden[("components", *s.path)] = s.text
+        topo.overridden[("components", *apply_override(components, s.path, s.value, s.text))] = (
+            s.text
+        )
     for key in ("deployer", "observers"):
         if isinstance(topo.data, dict) and isinstance(source.data.get(key), str):
             # The experiment (or --deployer, --observers) decides for this run.
@@ -103,7 +105,27 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
             f"the time limit ({spec.time_limit:g}s) must be longer than the load "
             f"({spec.load.duration:g}s)",
         )
-    return Experiment(spec, topology, faults, path, topo_path)
+    return Experiment(
+        spec, topology, faults, path, topo_path, _promql(spec, topology, source, topo)
+    )
+
+
+def _promql(
+    spec: ExperimentSpec, topology: TopologySpec, source: Source, topo: Source
+) -> tuple[Expression, ...]:
+    """Every PromQL expression the run will ask, with where it was written."""
+    found = [
+        Expression(state.query, source, ("steady_state", i, "query"))
+        for i, state in enumerate(spec.steady_state)
+    ]
+    for i, check in enumerate(spec.checks):
+        if isinstance(check, ThresholdCheck | WindowCheck):
+            found.append(Expression(check.query, source, ("checks", i, "query")))
+        elif isinstance(check, RecoveryCheck):
+            found.append(Expression(check.recovers.expr, source, ("checks", i, "recovers")))
+    found += [Expression(c.expr, source, ("abort_if", i)) for i, c in enumerate(spec.abort_if)]
+    found.append(Expression(topology.drained.expr, topo, ("drained",)))
+    return tuple(found)
 
 
 def _with_queue(data: Any, queue: str) -> Any:
@@ -150,8 +172,7 @@ def _field_names(model: type[BaseModel]) -> set[str]:
 
 def _apply(source: Source, sets: Iterable[Override]) -> None:
     for s in sets:
-        apply_override(source.data, s.path, s.value, s.text)
-        source.overridden[s.path] = s.text
+        source.overridden[apply_override(source.data, s.path, s.value, s.text)] = s.text
 
 
 def _target_dirs(experiment_dir: Path) -> list[str]:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.errors import SpecError
 from harness.faults import Fault
 from harness.units import (
     Condition,
@@ -33,6 +34,7 @@ from harness.units import (
     MomentField,
     Rate,
 )
+from harness.yamlsource import Loc, Source
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -584,6 +586,18 @@ class FaultEntry:
 
 
 @dataclass(frozen=True)
+class Expression:
+    """A PromQL expression as written, and where: for an error at its line once parsed."""
+
+    expr: str
+    source: Source
+    loc: Loc
+
+    def error(self, message: str) -> SpecError:
+        return self.source.error(self.loc, message)
+
+
+@dataclass(frozen=True)
 class Experiment:
     """An experiment with its target resolved, overrides applied and every reference checked."""
 
@@ -592,6 +606,7 @@ class Experiment:
     faults: tuple[FaultEntry, ...]
     file: Path
     topology_file: Path
+    promql: tuple[Expression, ...] = ()  # every expression the run will ask Prometheus
 
     @property
     def name(self) -> str:

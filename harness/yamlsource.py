@@ -200,34 +200,35 @@ class Override:
         return cls(parts, value, text)
 
 
-def apply_override(data: dict[str, Any], path: tuple[str, ...], value: Any, text: str) -> None:
-    """Set ``path`` in nested mappings, creating mappings on the way; lists take indexes."""
+def apply_override(data: dict[str, Any], path: tuple[str, ...], value: Any, text: str) -> Loc:
+    """Set ``path`` in nested mappings, creating mappings on the way; lists take indexes.
+    Returns where it wrote, list indexes as numbers (as errors name them)."""
     node: Any = data
+    loc: list[str | int] = []
     for depth, part in enumerate(path[:-1]):
         if isinstance(node, list):
-            node = _list_item(node, part, text)
+            index = _index(node, part, text)
+            node, loc = node[index], [*loc, index]
             continue
         if not isinstance(node, dict):
             where = ".".join(path[: depth + 1])
             raise SpecError("--set", None, text, f"{where} is not a mapping")
-        node = node.setdefault(part, {})
+        node, loc = node.setdefault(part, {}), [*loc, part]
     last = path[-1]
     if isinstance(node, list):
-        node[_index(node, last, text)] = value
-    elif isinstance(node, dict):
+        index = _index(node, last, text)
+        node[index] = value
+        return (*loc, index)
+    if isinstance(node, dict):
         node[last] = value
-    else:
-        raise SpecError("--set", None, text, f"{'.'.join(path[:-1])} is not a mapping")
+        return (*loc, last)
+    raise SpecError("--set", None, text, f"{'.'.join(path[:-1])} is not a mapping")
 
 
 def _index(items: list[Any], part: str, text: str) -> int:
     if not part.isdigit() or int(part) >= len(items):
         raise SpecError("--set", None, text, f"{part!r} is not an index of a list of {len(items)}")
     return int(part)
-
-
-def _list_item(items: list[Any], part: str, text: str) -> Any:
-    return items[_index(items, part, text)]
 
 
 def leaves(data: Any, loc: Loc = ()) -> Iterator[Loc]:

@@ -82,14 +82,22 @@ class PromQL:
                 series.append(Series(item["metric"], points))
         return series
 
+    def parse(self, query: str) -> None:
+        """Raise BadQuery, with Prometheus' own message, unless ``query`` is valid PromQL."""
+        self._get("/api/v1/parse_query", {"query": query}, method="POST")
+
     def metric_names(self, selector: str, start: float, end: float) -> set[str]:
         """Names of the metrics with a series matching ``selector`` between the two times."""
         params = {"match[]": selector, "start": f"{start:.3f}", "end": f"{end:.3f}"}
         return {str(name) for name in self._get("/api/v1/label/__name__/values", params)}
 
-    def _get(self, path: str, params: dict[str, Any]) -> Any:
+    def _get(self, path: str, params: dict[str, Any], method: str = "GET") -> Any:
+        """The answer's data; POST sends ``params`` as a form, for a query of any length."""
         try:
-            response = self._client.get(path, params=params)
+            if method == "POST":
+                response = self._client.post(path, data=params)
+            else:
+                response = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
             raise PromQLError(f"Prometheus at {self.base_url} did not answer: {exc}") from None
         try:
