@@ -78,9 +78,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     times = _repeat(args)
     experiments = [(load_experiment(path, sets), sets) for path, sets in _variants(args)]
-    with syntax.parser() as parse:
-        for experiment, _ in experiments:
-            parse(experiment)
+    syntax.before_runs(experiment for experiment, _ in experiments)
     remote = _remote_load_workers(args)
     grafana_api = _grafana(args)
     err = Console(stderr=True, highlight=False)

@@ -19,6 +19,7 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.loader import load_experiment
+from harness.observe import syntax
 from harness.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def _run_file(path: Path, overrides: Sequence[str], runs_dir: Path, seed: int | 
     from harness.runner import run  # the runner pulls in every step: load it when needed
 
     experiment = load_experiment(path, overrides)
+    syntax.before_runs([experiment])
     return run(experiment, runs_dir=runs_dir, seed=seed, overrides=tuple(overrides))
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 from harness import components
 from harness.deploy.ports import PortAllocator
+from harness.errors import MissingComponent
 from harness.observe.prometheus import Prometheus
 from harness.observe.promql import BadQuery, PromQL
 from harness.spec import Experiment
@@ -48,6 +49,14 @@ def parser() -> Iterator[Callable[[Experiment], None]]:
                     raise expression.error(f"not valid PromQL: {reason}") from None
 
         yield check
+
+
+def before_runs(experiments: Iterable[Experiment]) -> None:
+    """Parse every experiment's PromQL before the first run starts. Without a Prometheus to
+    parse with, the run itself says what to install, in its own order."""
+    with contextlib.suppress(MissingComponent), parser() as parse:
+        for experiment in experiments:
+            parse(experiment)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,6 @@ while broker.lmove(processing, "jobs", "RIGHT", "RIGHT"):
 print("ready", flush=True)
 while True:
     job = broker.blmove("jobs", processing, 0, "RIGHT", "LEFT")
-    time.sleep(0.03)  # the work
+    time.sleep(0.02)  # the work
     effects.hsetnx("effects", job, 1)  # done once, however often the job comes back
     broker.lrem(processing, 1, job)
