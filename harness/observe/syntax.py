@@ -13,7 +13,6 @@ import contextlib
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 from harness import components
@@ -33,7 +32,7 @@ def parser() -> Iterator[Callable[[Experiment], None]]:
     """A function that raises SpecError at the first expression of an experiment Prometheus
     cannot parse; the Prometheus it asks starts on first use and stops when the block ends.
     Raises MissingComponent when there is no Prometheus to ask."""
-    with ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         promql: PromQL | None = None
 
         def check(experiment: Experiment) -> None:
