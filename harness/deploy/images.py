@@ -86,7 +86,7 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 APT_ETC = Path("/etc/apt")
 # What the reference services (targets/services and each broker's folder) import.
 SERVICE_PACKAGES = (
-    "redis", "hiredis", "starlette", "uvicorn", "httptools", "uvloop", "prometheus-client",
+    "redis", "hiredis", "httptools", "uvloop", "prometheus-client",
     "httpx", "aio-pika", "pika", "nats-py", "confluent-kafka",
 )  # fmt: skip
 KAFKA_LIBS = "/opt/kafka/libs"  # where the "kafka" image keeps the Kafka jars

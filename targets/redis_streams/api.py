@@ -1,6 +1,6 @@
 """Producer API on Redis Streams: the job is an XADD to the stream QUEUE; with the outbox, its
 notification is an XADD to NOTIFY_QUEUE in the same script (atomic, as a MULTI/EXEC is, in one
-command instead of four). The backlog is the group's
+command instead of four), sent over ``resp.py``'s connection. The backlog is the group's
 undelivered plus pending entries. Everything else is ``producer.py``'s.
 Env: REDIS_ADDR, GROUP (default ``workers``), and those of ``producer.py``.
 """
@@ -8,16 +8,20 @@ Env: REDIS_ADDR, GROUP (default ``workers``), and those of ``producer.py``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 import common
 import producer
+import resp
 import service
 
 COMMAND_TIMEOUT_S = 5.0
@@ -31,6 +35,7 @@ if ARGV[1] == '1' then
 end
 return id
 """
+ENQUEUE_SHA = hashlib.sha1(ENQUEUE.encode()).hexdigest()
 
 
 class RedisBroker:
@@ -40,28 +45,29 @@ class RedisBroker:
         host, port = common.redis_addr()
         self.cfg = cfg
         self.group = service.env_str("GROUP", "workers")
-        self.pool = aioredis.ConnectionPool(
+        # The backlog, asked at most every 200 ms, through redis-py (which parses XINFO's
+        # answer); the jobs, one command each, through a connection of their own.
+        self.client = aioredis.Redis(
             host=host,
             port=port,
-            # No socket timeout: redis-py would wrap every send in asyncio.wait_for, a task per
-            # command. Each call has a deadline of its own instead (a timer, no task).
-            socket_timeout=None,
+            socket_timeout=None,  # backlog() sets its own deadline
             socket_connect_timeout=2,
             decode_responses=True,
             protocol=2,
-            retry=common.no_retry(),
+            retry=Retry(NoBackoff(), 0),  # fail fast, as common.no_retry() says why
         )
-        self.client = aioredis.Redis(connection_pool=self.pool)
-        self.script = self.client.register_script(ENQUEUE)
+        self.jobs = resp.RedisConnection(host, port, connect_timeout=2, timeout=COMMAND_TIMEOUT_S)
 
     async def enqueue(self, fields: dict[str, str], notify: bool) -> str:
         flat = [item for pair in fields.items() for item in pair]
-        keys = [self.cfg.queue, self.cfg.notify_queue]
-        args = ["1" if notify else "0", fields["id"], *flat]
-        # A TimeoutError is an OSError: answered 503, and redis-py drops the connection it
-        # interrupted.
-        async with asyncio.timeout(COMMAND_TIMEOUT_S):
-            return str(await self.script(keys=keys, args=args))
+        args = (2, self.cfg.queue, self.cfg.notify_queue, "1" if notify else "0", fields["id"])
+        try:
+            return str(await self.jobs.call("EVALSHA", ENQUEUE_SHA, *args, *flat))
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        # A Redis started afresh (or after a restart) has not seen the script yet.
+        return str(await self.jobs.call("EVAL", ENQUEUE, *args, *flat))
 
     async def backlog(self) -> int:
         async with (
@@ -81,8 +87,8 @@ class RedisBroker:
         return depth + pending
 
     async def close(self) -> None:
+        self.jobs.close()
         await self.client.aclose()
-        await self.pool.aclose()
 
 
 if __name__ == "__main__":

@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import TextIO
 
 from prometheus_client import Counter
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import service
+import web
 
 log = service.setup_logging("notifier")
 
@@ -50,7 +47,7 @@ def load_state(path: Path | None) -> tuple[dict[str, None], TextIO | None]:
     return seen, state
 
 
-def build_app(queue: str, seen: dict[str, None], state: TextIO | None) -> Starlette:
+def build_routes(queue: str, seen: dict[str, None], state: TextIO | None) -> web.Routes:
     received = RECEIVED.labels(queue=queue)
     received.inc(len(seen))
 
@@ -64,32 +61,25 @@ def build_app(queue: str, seen: dict[str, None], state: TextIO | None) -> Starle
         received.inc(len(new))
         return len(new)
 
-    async def post_notify(request: Request) -> JSONResponse:
+    async def post_notify(raw: bytes) -> web.Answer:
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
-            return JSONResponse({"error": "body is not valid JSON"}, status_code=400)
+            return 400, {"error": "body is not valid JSON"}
         if isinstance(body, dict) and isinstance(body.get("ids"), list):
             ids = body["ids"]
             if not all(_is_id(i) for i in ids):
-                return JSONResponse({"error": "every id must be a string"}, status_code=400)
-            return JSONResponse({"new": note([str(i) for i in ids])})
+                return 400, {"error": "every id must be a string"}
+            return 200, {"new": note([str(i) for i in ids])}
         job_id = body.get("id") if isinstance(body, dict) else None
         if not _is_id(job_id):
-            return JSONResponse(
-                {"error": 'body must be {"id": str} or {"ids": [str, ...]}'}, status_code=400
-            )
-        return JSONResponse({"new": note([str(job_id)]) == 1})
+            return 400, {"error": 'body must be {"id": str} or {"ids": [str, ...]}'}
+        return 200, {"new": note([str(job_id)]) == 1}
 
-    async def get_notifications(request: Request) -> JSONResponse:
-        return JSONResponse({"ids": list(seen)})
+    async def get_notifications(body: bytes) -> web.Answer:
+        return 200, {"ids": list(seen)}
 
-    routes = [
-        Route("/notify", post_notify, methods=["POST"]),
-        Route("/notifications", get_notifications),
-        *service.basic_routes(),
-    ]
-    return Starlette(routes=routes)
+    return {("POST", "/notify"): post_notify, ("GET", "/notifications"): get_notifications}
 
 
 def _is_id(value: object) -> bool:
@@ -109,7 +99,7 @@ def main() -> int:
         len(seen),
     )
     try:
-        service.serve_asgi(build_app(queue, seen, state), port)
+        service.serve(build_routes(queue, seen, state), port)
     finally:
         if state is not None:
             state.close()

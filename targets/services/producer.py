@@ -16,20 +16,18 @@ and the broker's own settings, read by its ``Broker``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 import service
+import web
 from prometheus_client import Counter
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = service.setup_logging("api")
 errors_log = service.Throttled(log)
@@ -135,35 +133,12 @@ class BacklogCache:
         return self._value
 
 
-Answer = tuple[int, dict[str, str]]  # an HTTP status and its JSON body
-
-
-def error(status: int, message: str) -> Answer:
+def error(status: int, message: str) -> web.Answer:
     return status, {"error": message}
 
 
-async def read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def respond(send: Send, answer: Answer) -> None:
-    status, document = answer
-    body = json.dumps(document).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def build_app(cfg: Config, broker: Broker) -> ASGIApp:
-    """``POST /jobs`` as a plain ASGI callable, the rest (health, metrics, lifespan) through
-    Starlette: the job is the one request sent per message, and Starlette's routing, middleware
-    and request objects cost about as much CPU as the job's own work."""
-    notifier = httpx.AsyncClient(timeout=2.0)
+def build_routes(cfg: Config, broker: Broker, notifier: httpx.AsyncClient) -> web.Routes:
+    """``POST /jobs``; ``/healthz`` and ``/metrics`` come with every server."""
     backlog = BacklogCache(broker.backlog, broker.errors)
     produced = PRODUCED.labels(queue=cfg.queue)
     rejected = REJECTED.labels(queue=cfg.queue)
@@ -184,7 +159,7 @@ def build_app(cfg: Config, broker: Broker) -> ASGIApp:
             return f"notifier: {type(exc).__name__}: {exc}"
         return None
 
-    async def post_job(raw: bytes) -> Answer:
+    async def post_job(raw: bytes) -> web.Answer:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -216,7 +191,7 @@ def build_app(cfg: Config, broker: Broker) -> ASGIApp:
             api_errors.inc()
             errors_log.warning(f"broker failed: {type(exc).__name__}: {exc}")
             return error(503, f"broker: {type(exc).__name__}: {exc}")
-        except asyncio.CancelledError:  # uvicorn's graceful-shutdown timeout hit a hung broker
+        except asyncio.CancelledError:  # the server's shutdown grace ran out on a hung broker
             return error(503, "shutting down")
         produced.inc()
         if outbox:
@@ -232,21 +207,7 @@ def build_app(cfg: Config, broker: Broker) -> ASGIApp:
                 return error(503, failure)  # the job is enqueued all the same
         return 202, {"id": job_id, "broker_id": broker_id}
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await notifier.aclose()
-        await broker.close()
-
-    rest = Starlette(routes=service.basic_routes(), lifespan=lifespan)
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/jobs" and scope["method"] == "POST":
-            await respond(send, await post_job(await read_body(receive)))
-        else:
-            await rest(scope, receive, send)
-
-    return app
+    return {("POST", "/jobs"): post_job}
 
 
 def main(make_broker: Callable[[Config], Broker], where: str) -> int:
@@ -262,6 +223,13 @@ def main(make_broker: Callable[[Config], Broker], where: str) -> int:
         cfg.poison_percent,
         cfg.notify_mode,
     )
-    service.serve_asgi(build_app(cfg, make_broker(cfg)), cfg.port)
+    broker = make_broker(cfg)
+    notifier = httpx.AsyncClient(timeout=2.0)
+
+    async def close() -> None:
+        await notifier.aclose()
+        await broker.close()
+
+    service.serve(build_routes(cfg, broker, notifier), cfg.port, on_stop=close)
     log.info("api stopped")
     return 0

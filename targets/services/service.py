@@ -15,8 +15,12 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import web
 
 
 def fail(message: str) -> NoReturn:
@@ -131,43 +135,14 @@ def bind_addr() -> str:
     return os.environ.get("BIND", "127.0.0.1")
 
 
-def serve_asgi(app: Any, port: int) -> None:
-    """Run an ASGI app on bind_addr() in this process until SIGTERM/SIGINT, then return."""
-    import uvicorn
+def serve(
+    routes: web.Routes, port: int, on_stop: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Serve ``routes`` (see ``web.py``) on bind_addr() in this process until SIGTERM/SIGINT,
+    then return (exit code 0), having awaited ``on_stop``."""
+    import web  # here: the workers import this module too and serve no HTTP
 
-    # uvicorn re-raises the caught signal once it has shut down, after restoring the handlers it
-    # found: with Python's defaults that means death by SIGTERM, or a KeyboardInterrupt
-    # traceback. Install no-op handlers first so that the process exits with code 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: None)
-    config = uvicorn.Config(
-        app,
-        host=bind_addr(),
-        port=port,
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        workers=1,
-        timeout_graceful_shutdown=1,
-        proxy_headers=False,  # nothing here sits behind a proxy that sets them: a layer less
-    )
-    uvicorn.Server(config).run()
-
-
-def basic_routes() -> list[Any]:
-    """Starlette routes ``GET /healthz`` (200 ``ok``) and ``GET /metrics`` (default registry)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse, Response
-    from starlette.routing import Route
-
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return [Route("/healthz", healthz), Route("/metrics", metrics)]
+    web.run(routes, bind_addr(), port, on_stop)
 
 
 def queue_pairs(text: str, what: str) -> list[tuple[str, str]]:

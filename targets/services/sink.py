@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import service
+import web
 
 log = service.setup_logging("sink")
 
@@ -109,21 +106,21 @@ def parse(body: Any) -> list[tuple[str, float | None, str]]:
     return parsed
 
 
-def build_app(ledger: Ledger, queue: str) -> Starlette:
+def build_routes(ledger: Ledger, queue: str) -> web.Routes:
     processed = PROCESSED.labels(queue=queue)
     duplicates = DUPLICATES.labels(queue=queue)
     latency = LATENCY.labels(queue=queue)
 
-    async def post_processed(request: Request) -> JSONResponse:
+    async def post_processed(body: bytes) -> web.Answer:
         try:
-            messages = parse(await request.json())
+            messages = parse(json.loads(body))
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return 400, {"error": str(exc)}
         try:
             duplicate = ledger.record(messages)
         except OSError as exc:
             log.error("cannot write the ledger: %s", exc)
-            return JSONResponse({"error": f"ledger: {exc}"}, status_code=503)
+            return 503, {"error": f"ledger: {exc}"}
         now = time.time()
         recorded = 0
         for (_, enqueued_at, _), dup in zip(messages, duplicate, strict=True):
@@ -135,17 +132,12 @@ def build_app(ledger: Ledger, queue: str) -> Starlette:
             processed.inc()
             if enqueued_at is not None:
                 latency.observe(max(0.0, now - enqueued_at))
-        return JSONResponse({"recorded": recorded, "duplicates": sum(duplicate)})
+        return 200, {"recorded": recorded, "duplicates": sum(duplicate)}
 
-    async def get_ledger(request: Request) -> JSONResponse:
-        return JSONResponse({"processed": dict(ledger.counts)})
+    async def get_ledger(body: bytes) -> web.Answer:
+        return 200, {"processed": dict(ledger.counts)}
 
-    routes = [
-        Route("/processed", post_processed, methods=["POST"]),
-        Route("/ledger", get_ledger),
-        *service.basic_routes(),
-    ]
-    return Starlette(routes=routes)
+    return {("POST", "/processed"): post_processed, ("GET", "/ledger"): get_ledger}
 
 
 def main() -> int:
@@ -163,7 +155,7 @@ def main() -> int:
         ledger.idempotent,
     )
     try:
-        service.serve_asgi(build_app(ledger, queue), port)
+        service.serve(build_routes(ledger, queue), port)
     finally:
         ledger.file.close()
     log.info("sink stopped")

@@ -157,7 +157,7 @@ def test_harness_kind_without_a_tag_is_the_harness_s_own_image(
 def test_python_image_imports_what_the_reference_services_import(client: Any) -> None:
     tag = images.ensure(client, "python")
     imports = (
-        "import redis, starlette, uvicorn, prometheus_client, httpx, aio_pika, pika, nats, "
+        "import redis, httptools, uvloop, prometheus_client, httpx, aio_pika, pika, nats, "
         "confluent_kafka"
     )
     output = client.containers.run(

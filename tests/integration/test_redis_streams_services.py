@@ -6,6 +6,7 @@ Each test starts its own redis-server and the services it needs as real processe
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections import Counter
 
@@ -186,3 +187,77 @@ def test_sink_counts_a_ledger_left_by_a_previous_run(stack: Stack) -> None:
     assert metric(sink.url, "harness_duplicates_total", **Q) == 1
     assert stack.ledger.read_text().splitlines()[-1].startswith('{"id": "a"')
     assert httpx.post(f"{sink.url}/processed", json={"messages": [{}]}).status_code == 400
+
+
+def _exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes to a service and read until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _post(path: str, body: bytes, close: bool = False) -> bytes:
+    extra = b"Connection: close\r\n" if close else b""
+    return b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        path.encode(),
+        len(body),
+        extra,
+        body,
+    )
+
+
+def test_api_answers_pipelined_requests_in_order_and_refuses_bad_ones(stack: Stack) -> None:
+    stack.start_redis()
+    api = stack.start("api")
+    stack.wait_ready()
+    pipelined = _post("/jobs", b'{"id": "first"}') + _post("/jobs", b'{"id": "second"}', True)
+    answers = _exchange(api.port, pipelined)
+    assert answers.count(b"HTTP/1.1 202 Accepted") == 2
+    assert answers.index(b'"first"') < answers.index(b'"second"')
+    assert b"connection: close" in answers
+
+    assert _exchange(api.port, b"GET /jobs HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 405")
+    assert _exchange(api.port, b"GET /elsewhere HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert _exchange(api.port, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400")
+    huge = _exchange(api.port, _post("/jobs", b"[" + b"0," * (1 << 20) + b"0]", close=True))
+    assert huge.startswith(b"HTTP/1.1 413")
+    with httpx.Client(base_url=api.url) as http:  # keep-alive: one connection for all three
+        assert [http.post("/jobs", json={"id": i}).status_code for i in "abc"] == [202] * 3
+        assert http.get("/healthz").text == "ok"
+        assert "harness_messages_produced_total" in http.get("/metrics").text
+    assert metric(api.url, "harness_messages_produced_total", **Q) == 5
+
+
+def test_api_enqueues_after_redis_forgets_its_script(stack: Stack) -> None:
+    client = stack.start_redis()
+    api = stack.start("api")
+    stack.wait_ready()
+    post_jobs(api, ["before"])
+    client.script_flush()  # what a restarted Redis knows of scripts: nothing
+    post_jobs(api, ["after"])
+    assert [fields["id"] for _, fields in client.xrange("jobs")] == ["before", "after"]
+
+
+def test_api_answers_a_request_hung_on_the_broker_when_stopped(stack: Stack) -> None:
+    stack.start_redis()
+    api = stack.start("api")
+    stack.wait_ready()
+    post_jobs(api, ["before"])
+    assert stack.redis_proc is not None
+    stack.redis_proc.send_signal(signal.SIGSTOP)  # the enqueue below hangs
+    try:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as conn:
+            conn.sendall(_post("/jobs", b'{"id": "hung"}'))
+            time.sleep(0.3)
+            started = time.monotonic()
+            api.proc.send_signal(signal.SIGTERM)
+            answer = conn.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 503"), answer
+            assert b"shutting down" in answer
+        assert api.proc.wait(5) == 0
+        assert time.monotonic() - started < 4  # the grace (1 s), not the broker's timeout
+    finally:
+        stack.redis_proc.send_signal(signal.SIGCONT)
