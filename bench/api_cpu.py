@@ -8,7 +8,7 @@ milliseconds per request, the median of ``--runs`` runs with the range. ``--targ
 at another copy of ``targets/`` to compare, side by side, with an earlier revision:
 
     .venv/bin/python bench/api_cpu.py --runs 3 [--target nats]
-    git archive HEAD~1 targets | tar -x -C /tmp/before
+    mkdir -p /tmp/before && git archive HEAD~1 targets | tar -x -C /tmp/before
     .venv/bin/python bench/api_cpu.py --runs 3 --targets /tmp/before/targets
 """
 
@@ -19,7 +19,6 @@ import asyncio
 import os
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.deploy.ports import PortAllocator  # noqa: E402
+from harness.deploy.process import reachable  # noqa: E402
+
 CONNECTIONS = 8
 # Per target: its broker's command line (as its target file starts it), the API's script, and
 # the variable that gives the API the broker's address.
@@ -46,15 +52,9 @@ BROKERS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 async def send_jobs(port: int, rate: float, seconds: float) -> dict[bytes, int]:
@@ -90,21 +90,19 @@ async def send_jobs(port: int, rate: float, seconds: float) -> dict[bytes, int]:
     return statuses
 
 
-def wait_for(address: tuple[str, int], what: str, timeout: float = 10.0) -> None:
+def wait_for(port: int, what: str, http_path: str | None = None, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(address, timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{what} did not start within {timeout:g} s")
+    while not reachable("127.0.0.1", port, http_path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def one_run(target: str, targets: Path, rate: float, seconds: float) -> float:
     """Milliseconds of the API's CPU per request in one run."""
     command, script, address = BROKERS[target]
-    broker_port, api_port = free_port(), free_port()
+    ports = PortAllocator()
+    broker_port, api_port = ports.allocate(), ports.allocate()
     with tempfile.TemporaryDirectory(prefix="harness-api-cpu-") as data:
         argv = shlex.split(command.format(port=broker_port, data=data))
         broker = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,7 +115,7 @@ def one_run(target: str, targets: Path, rate: float, seconds: float) -> float:
         }
         processes = [broker]
         try:
-            wait_for(("127.0.0.1", broker_port), argv[0])
+            wait_for(broker_port, argv[0])
             api = subprocess.Popen(
                 [sys.executable, str(targets / script)],
                 env=env,
@@ -125,7 +123,7 @@ def one_run(target: str, targets: Path, rate: float, seconds: float) -> float:
                 stderr=subprocess.STDOUT,
             )
             processes.append(api)
-            wait_for(("127.0.0.1", api_port), "the API")
+            wait_for(api_port, "the API", "/healthz")
             time.sleep(0.5)  # past its first backlog query
             before = cpu_seconds(api.pid)
             statuses = asyncio.run(send_jobs(api_port, rate, seconds))

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,7 +52,7 @@ class RedisBroker:
             socket_connect_timeout=2,
             decode_responses=True,
             protocol=2,
-            retry=Retry(NoBackoff(), 0),  # fail fast, as common.no_retry() says why
+            retry=common.no_retry(asynchronous=True),
         )
         self.jobs = resp.RedisConnection(host, port, connect_timeout=2, timeout=COMMAND_TIMEOUT_S)
 

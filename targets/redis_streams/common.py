@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 import service
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 from redis.retry import Retry
@@ -30,10 +31,11 @@ def redis_addr() -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def no_retry() -> Retry:
+def no_retry(asynchronous: bool = False) -> Retry | AsyncRetry:
     """redis-py >= 6 retries 10 times with backoff by default: a 5 s timeout would then last a
-    minute. The services retry on their own terms, so the client must fail fast."""
-    return Retry(NoBackoff(), 0)
+    minute. The services retry on their own terms, so the client must fail fast. An asyncio
+    client takes its own kind of Retry (it converts the other with a warning)."""
+    return AsyncRetry(NoBackoff(), 0) if asynchronous else Retry(NoBackoff(), 0)
 
 
 def connect(host: str, port: int, socket_timeout: float, connect_timeout: float = 2) -> redis.Redis:

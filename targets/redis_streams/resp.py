@@ -18,7 +18,7 @@ import hiredis
 from redis.exceptions import ResponseError
 
 
-class Replies(asyncio.Protocol):
+class RespProtocol(asyncio.Protocol):
     """The connection: commands written, their futures waiting in order."""
 
     def __init__(self) -> None:
@@ -75,28 +75,30 @@ class RedisConnection:
     def __init__(self, host: str, port: int, connect_timeout: float, timeout: float) -> None:
         self.host, self.port = host, port
         self.connect_timeout, self.timeout = connect_timeout, timeout
-        self.replies: Replies | None = None
+        self.protocol: RespProtocol | None = None
         self.connecting = asyncio.Lock()
 
-    async def connection(self) -> Replies:
-        if self.replies is not None and self.replies.usable:
-            return self.replies
+    async def connection(self) -> RespProtocol:
+        if self.protocol is not None and self.protocol.usable:
+            return self.protocol
         async with self.connecting:
-            if self.replies is None or not self.replies.usable:
+            if self.protocol is None or not self.protocol.usable:
                 loop = asyncio.get_running_loop()
                 async with asyncio.timeout(self.connect_timeout):
-                    _, self.replies = await loop.create_connection(Replies, self.host, self.port)
-            return self.replies
+                    _, self.protocol = await loop.create_connection(
+                        RespProtocol, self.host, self.port
+                    )
+            return self.protocol
 
     async def call(self, *args: Any) -> Any:
-        replies = await self.connection()
+        protocol = await self.connection()
         try:
             async with asyncio.timeout(self.timeout):
-                return await replies.send(args)
+                return await protocol.send(args)
         except TimeoutError:  # an OSError: the caller answers it as the broker's failure
-            replies.drop(ConnectionResetError("Redis did not answer in time"))
+            protocol.drop(ConnectionResetError("Redis did not answer in time"))
             raise
 
     def close(self) -> None:
-        if self.replies is not None:
-            self.replies.drop(ConnectionResetError("closed"))
+        if self.protocol is not None:
+            self.protocol.drop(ConnectionResetError("closed"))

@@ -56,14 +56,14 @@ def json_reply(answer: Answer, close: bool) -> bytes:
 class Request:
     """What a handler's call needs of one parsed request."""
 
-    __slots__ = ("body", "keep_alive", "method", "path", "too_large")
+    __slots__ = ("body", "keep_alive", "method", "path", "size")
 
     def __init__(self) -> None:
         self.method = ""
         self.path = b""
-        self.body: list[bytes] = []
+        self.body: list[bytes] = []  # kept while size is within MAX_BODY_BYTES
+        self.size = 0
         self.keep_alive = True
-        self.too_large = False
 
 
 class Connection(asyncio.Protocol):
@@ -76,7 +76,6 @@ class Connection(asyncio.Protocol):
         self.request = Request()
         self.waiting: collections.deque[Request] = collections.deque()
         self.task: asyncio.Task[None] | None = None
-        self.size = 0
         self.closing = False
 
     # asyncio.Protocol
@@ -102,18 +101,17 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.request = Request()
-        self.size = 0
 
     def on_url(self, url: bytes) -> None:
         self.request.path += url
 
     def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > MAX_BODY_BYTES:
-            self.request.too_large = True
-            self.request.body = []
-        elif not self.request.too_large:
-            self.request.body.append(body)
+        request = self.request
+        request.size += len(body)
+        if request.size <= MAX_BODY_BYTES:
+            request.body.append(body)
+        else:
+            request.body = []
 
     def on_message_complete(self) -> None:
         request = self.request
@@ -133,7 +131,7 @@ class Connection(asyncio.Protocol):
             while self.waiting and not self.closing:
                 request = self.waiting.popleft()
                 close = not request.keep_alive or self.server.stopping
-                self.write(await self.server.answer(request))
+                self.write(await self.server.answer(request, close))
                 if close:
                     self.close()
                 elif len(self.waiting) < MAX_PIPELINED and self.transport is not None:
@@ -166,9 +164,9 @@ class Server:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
 
-    async def answer(self, request: Request) -> bytes:
+    async def answer(self, request: Request, close: bool) -> bytes:
+        """The response to ``request``, saying ``connection: close`` with ``close``."""
         path = request.path.split(b"?", 1)[0].decode("utf-8", "replace")
-        close = not request.keep_alive or self.stopping
         if request.method == "GET" and path == "/healthz":
             return reply(200, b"ok", b"text/plain; charset=utf-8", close)
         if request.method == "GET" and path == "/metrics":
@@ -178,7 +176,7 @@ class Server:
             known = any(route_path == path for _, route_path in self.routes)
             status = 405 if known else 404
             return json_reply((status, {"error": HTTPStatus(status).phrase.lower()}), close)
-        if request.too_large:
+        if request.size > MAX_BODY_BYTES:
             return json_reply((413, {"error": f"body over {MAX_BODY_BYTES} bytes"}), close)
         return json_reply(await handler(b"".join(request.body)), close)
 
