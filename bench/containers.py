@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.deploy import docker, images, local  # noqa: E402
+from harness.deploy import base, containers, images, local  # noqa: E402
 from harness.deploy.ports import PortAllocator  # noqa: E402
 from harness.loader import load_topology  # noqa: E402
 
@@ -31,8 +31,8 @@ TARGET = ROOT / "targets" / "redis-streams.yaml"
 
 def local_ready(run_dir: Path) -> float:
     topology = load_topology(TARGET)
-    where = local.layout(topology, PortAllocator())
-    deployment = local.LocalDeployment(local.plan(topology, TARGET.parent, run_dir, where))
+    where = base.layout(topology, PortAllocator())
+    deployment = local.LocalDeployment(base.plan(topology, TARGET.parent, run_dir, where))
     started = time.perf_counter()
     try:
         deployment.up()
@@ -43,18 +43,19 @@ def local_ready(run_dir: Path) -> float:
 
 def docker_ready(run_dir: Path, faults: dict[str, list[float]] | None = None) -> float:
     topology = load_topology(TARGET)
-    client = docker.connect()
+    client = containers.connect()
     wanted = {
-        n: images.ensure(client, docker.image_kind(n, s)) for n, s in topology.components.items()
+        n: images.ensure(client, containers.image_kind(n, s))
+        for n, s in topology.components.items()
     }
     started = time.perf_counter()  # the network is part of it: every run makes its own
-    network = docker.RunNetwork(client, run_dir.name)
-    where = docker.place(
-        local.layout(topology, PortAllocator()), topology, network, network.address()
+    network = containers.RunNetwork(client, run_dir.name)
+    where = containers.place(
+        base.layout(topology, PortAllocator()), topology, network, network.address()
     )
-    layers = local.plan(topology, TARGET.parent, run_dir, where, images.PYTHON)
+    layers = base.plan(topology, TARGET.parent, run_dir, where, images.PYTHON)
     binds = [f"{run_dir}:{run_dir}:rw", f"{TARGET.parent}:{TARGET.parent}:ro"]
-    deployment = docker.DockerDeployment(client, network, layers, wanted, run_dir.name, binds)
+    deployment = containers.DockerDeployment(client, network, layers, wanted, run_dir.name, binds)
     try:
         deployment.up()
         took = time.perf_counter() - started
@@ -66,7 +67,9 @@ def docker_ready(run_dir: Path, faults: dict[str, list[float]] | None = None) ->
         network.remove()
 
 
-def container_faults(deployment: docker.DockerDeployment, costs: dict[str, list[float]]) -> None:
+def container_faults(
+    deployment: containers.DockerDeployment, costs: dict[str, list[float]]
+) -> None:
     """Each fault and its undoing on worker-0, timed; restart waits until it is ready again."""
     replica = "worker-0"
     steps: list[tuple[str, Callable[[], None]]] = [

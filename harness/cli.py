@@ -8,6 +8,7 @@ signal N. No command prints a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import signal
@@ -20,13 +21,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness import components, repeat, scaffold, secrets, up
-from harness.deploy import leftovers
+from harness import components, extras, repeat, scaffold, secrets, up
 from harness.errors import HarnessError, Interrupted, MissingComponent, SpecError
-from harness.journal import read_journal
+from harness.journal import Journal, read_journal
 from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
-from harness.observe import queue_probe, syntax
+from harness.observe import syntax
 from harness.report import charts, dashboards, html, junit
 from harness.report.console import (
     LiveProgress,
@@ -38,19 +38,20 @@ from harness.report.console import (
     repeat_table,
     shown,
     summary,
+    verdict_table,
 )
 from harness.report.dashboards import GRAFANA_URL_ENV
 from harness.spec import Experiment, ExperimentSpec, TopologySpec
+from harness.store import RunFolder
 from harness.verdict import Verdict, merge
 
 if TYPE_CHECKING:
     from grafana_client.api import GrafanaApi
 
 EXIT_BAD_INPUT = 3
+
+
 # What --json says of each run: the journal's judgement, not its whole history.
-JSON_FIELDS = ("experiment", "target", "verdict", "reason", "run_dir", "seed", "checks", "ledger")
-
-
 def _terminated(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
@@ -86,11 +87,11 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     suites: list[junit.Suite] = []
     rows: list[tuple[str, Verdict, str]] = []
     runs: list[dict[str, Any]] = []  # for --json
-    journals: list[dict[str, Any]] = []  # for the table of several targets
+    journals: list[Journal] = []  # for the table of several targets
     repeats: list[repeat.RepeatSummary] = []  # one per variant
     try:
         for experiment, sets in experiments:
-            variant: list[dict[str, Any]] = []  # this variant's runs, for its repeat summary
+            variant: list[Journal | repeat.Unopened] = []  # for its repeat summary
             for i, seed in enumerate(repeat.seeds(args.seed, times), 1):
                 name = junit.run_name(experiment.name, i, times)
                 try:
@@ -111,12 +112,12 @@ def _run(args: argparse.Namespace, out: Console) -> int:
                     rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
                     unopened = {"experiment": experiment.name, "verdict": "inconclusive"}
                     runs.append({**unopened, "error": str(exc)})
-                    variant.append({**unopened, "target": experiment.topology.name, "seed": seed})
+                    variant.append(repeat.Unopened(experiment.name, experiment.topology.name, seed))
                     continue
                 _tell(args, out, result.journal)
                 journals.append(result.journal)
                 variant.append(result.journal)
-                runs.append({k: result.journal[k] for k in JSON_FIELDS})
+                runs.append(result.journal.brief())
                 suites.append(junit.Suite.of(result.journal, name))
                 rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
                 if isinstance(result.error, Interrupted):
@@ -194,13 +195,12 @@ def _progress(args: argparse.Namespace, err: Console) -> Progress:
     return LiveProgress(err) if err.is_terminal else Progress(err)
 
 
-def _tell(args: argparse.Namespace, out: Console, journal: dict[str, Any]) -> None:
+def _tell(args: argparse.Namespace, out: Console, journal: Journal) -> None:
     """The end of one run: the full summary, one line (--quiet), or nothing yet (--json)."""
     if args.json:
         return
     if args.quiet:
-        where = shown(Path(journal["run_dir"]))
-        line = f"{journal['experiment']}: {journal['verdict']} ({where})"
+        line = f"{journal.experiment}: {journal.verdict.value} ({shown(journal.folder)})"
         out.print(line, markup=False, soft_wrap=True)
         return
     summary(out, journal)
@@ -319,7 +319,8 @@ def _up(args: argparse.Namespace, out: Console) -> int:
     experiment = load_experiment(Path(args.file), _with_placement(args, args.set))
     grafana_api = _grafana(args)
     if args.foreground:
-        from harness.runner import Standing, stand  # the runner pulls in every step
+        from harness.runner import stand  # the runner pulls in every step
+        from harness.stack import Standing
 
         def ready(standing: Standing, run_dir: Path) -> None:
             _tell_stand(out, up.record(standing, experiment, run_dir), grafana_api)
@@ -358,6 +359,8 @@ def _tell_stand(out: Console, stand: up.Stand, grafana_api: GrafanaApi | None) -
 
 def _remove_leftovers(console: Console) -> bool:
     """Remove what a harness killed outright left running, and say what it was."""
+    from harness.deploy import leftovers  # with the Docker SDK: 0.1 s to import
+
     found = leftovers.find()
     leftovers.remove(found)  # also forgets the records of harnesses that no longer run
     for run_dir, faults in found.faults.items():
@@ -391,6 +394,8 @@ def _remove_leftovers(console: Console) -> bool:
 
 def _report(args: argparse.Namespace, out: Console) -> int:
     run_dir = Path(args.run_dir)
+    if args.rejudge:
+        return _rejudge(run_dir, out)
     journal = read_journal(run_dir)
     console = Console(record=True, width=110, highlight=False) if args.svg else out
     try:
@@ -398,13 +403,13 @@ def _report(args: argparse.Namespace, out: Console) -> int:
         page = html.write(run_dir, journal, charts.load(run_dir))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a journal edited by hand
         why = f"not a journal this harness can read back: {exc!r}"
-        raise SpecError(str(run_dir / "journal.json"), None, "", why) from None
+        raise SpecError(str(RunFolder(run_dir).journal), None, "", why) from None
     if args.svg:
         _writable_file(Path(args.svg), "--svg")
-        Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal['run_id']}"))
+        Path(args.svg).write_text(console.export_svg(title=f"harness run: {journal.run_id}"))
         out.print(f"wrote {args.svg}", markup=False)
     out.print(f"wrote {shown(page)}", markup=False)
-    return Verdict(journal["verdict"]).exit_code
+    return journal.verdict.exit_code
 
 
 def _writable_file(path: Path, option: str) -> None:
@@ -455,11 +460,37 @@ def _init(args: argparse.Namespace, out: Console) -> int:
 
 def _probe(args: argparse.Namespace, out: Console) -> int:
     try:
+        from harness.observe import queue_probe  # the broker clients: the targets extra
+    except ModuleNotFoundError as exc:
+        raise extras.missing(exc, "harness probe") from None
+    try:
         source = queue_probe.collector(args.broker, args.url, args.queue, args.unacked)
     except ValueError as exc:
         raise SpecError("harness probe", None, "", str(exc)) from None
     queue_probe.serve(source, args.port)
     return 0
+
+
+def _rejudge(run_dir: Path, out: Console) -> int:
+    from harness.rejudge import rejudge
+
+    journal, checks, verdict = rejudge(run_dir)
+    out.print(verdict_table(checks))
+    stored = {c.name: c for c in journal.checks}
+    changed = [
+        (now, then)
+        for now in checks
+        if (then := stored.get(now.name)) is None
+        or (then.verdict, then.observed) != (now.verdict, now.observed)
+    ]
+    for now, then in changed:
+        was = "not judged" if then is None else f"{then.verdict.value} ({then.observed})"
+        line = f"changed: {now.name}: {was} -> {now.verdict.value} ({now.observed})"
+        out.print(line, markup=False)
+    if not changed:
+        out.print("rejudged: every check as the run judged it", markup=False)
+    out.print(f"verdict: {verdict.value} (the run's: {journal.verdict.value})", markup=False)
+    return verdict.exit_code
 
 
 def _doctor(args: argparse.Namespace, out: Console) -> int:
@@ -532,6 +563,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+def _version() -> str:
+    """The installed distribution's version (``chaos-harness``), or a note that it is not
+    installed (run from a checkout's folder)."""
+    try:
+        return importlib.metadata.version(extras.DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="harness",
@@ -539,6 +579,9 @@ def _parser() -> argparse.ArgumentParser:
         "inject faults, check metrics and the message ledger, and exit with a verdict.",
         epilog="exit codes: 0 held, 1 failed, 2 inconclusive/aborted/environment, 3 bad input, "
         "4 flaky (--repeat)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"harness {_version()}", help="print the version"
     )
     commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
 
@@ -633,6 +676,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, such as runs/<id>")
     report.add_argument("--svg", metavar="FILE", help="also save the table as an SVG picture")
+    report.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="judge the run's checks again from its own Prometheus data and ledger files "
+        "(a Prometheus is started on RUN_DIR/prometheus), say what differs from the run's "
+        "own judgement, and exit with the verdict they give now; nothing else is rewritten",
+    )
     report.set_defaults(command=_report)
 
     boards = commands.add_parser(

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.deploy import leftovers
-from harness.deploy.docker import DockerDeployment, ServiceContainer
+from harness.deploy import owner
 from harness.deploy.ports import PortAllocator
 from harness.deploy.process import ManagedProcess
 from harness.journal import Event, EventLog, Outcome
@@ -20,12 +17,12 @@ from harness.ledger import LedgerSummary
 from harness.load import RemoteWorkers
 from harness.observe.footprint import Footprint
 from harness.report.charts import Chart
-from harness.report.html import EXPERIMENT_COPY
 from harness.spec import Experiment
 from harness.state import FaultState
+from harness.store import RunFolder
 
 if TYPE_CHECKING:
-    from harness.deploy.local import Layout, LocalDeployment
+    from harness.deploy.base import Deployment, Layout, Service
     from harness.observe.promql import PromQL
 
 
@@ -45,35 +42,35 @@ class RunContext:
     drained: bool = False
     load_failure: str | None = None  # the load generator died: no verdict can be trusted as held
     layout: Layout | None = None
-    deployment: LocalDeployment | DockerDeployment | None = None
+    deployment: Deployment | None = None
     promql: PromQL | None = None
     cleanup_errors: list[str] = field(default_factory=list)
-    infrastructure: dict[str, ManagedProcess] = field(default_factory=dict)  # prometheus, …
-    containers: dict[str, ServiceContainer] = field(default_factory=dict)  # …or as containers
+    services: list[Service] = field(default_factory=list)  # Prometheus, Toxiproxy
+    load: list[ManagedProcess] = field(default_factory=list)  # Locust's processes
     teardown_from: float | None = None
     remote_load_workers: RemoteWorkers | None = None
     charts: list[Chart] = field(default_factory=list)  # the key series, saved for the report
+    say: Callable[[str], None] = print  # the console's voice: what the run tells its user
 
     def __post_init__(self) -> None:
         self.footprint = Footprint(self.running_pids)
 
     @classmethod
-    def open(cls, experiment: Experiment, runs_dir: Path, seed: int) -> RunContext:
+    def open(
+        cls, experiment: Experiment, runs_dir: Path, seed: int, say: Callable[[str], None] = print
+    ) -> RunContext:
         """Make ``runs/<utc-time>-<name>/`` with its logs folder and event log."""
         now = time.time()
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S")
-        base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_-]', '-', experiment.name)}"
-        run_dir = runs_dir / base
-        suffix = 1
-        while run_dir.exists():
-            suffix += 1
-            run_dir = runs_dir / f"{base}-{suffix}"
-        (run_dir / "logs").mkdir(parents=True)
-        run_dir = run_dir.resolve()
-        log = EventLog(run_dir / "events.jsonl")
-        leftovers.record_run(run_dir)
-        shutil.copyfile(experiment.file, run_dir / EXPERIMENT_COPY)
-        return cls(experiment, run_dir.name, run_dir, seed, log, FaultState(run_dir), now)
+        folder = RunFolder.create(runs_dir, experiment.name, now)
+        log = EventLog(folder.events)
+        owner.record_run(folder.path)
+        shutil.copyfile(experiment.file, folder.experiment)
+        state = FaultState(folder.path)
+        return cls(experiment, folder.path.name, folder.path, seed, log, state, now, say=say)
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
 
     def mark(self, moment: str, t: float) -> None:
         self.moments[moment] = t
@@ -98,8 +95,13 @@ class RunContext:
             self.cleanup_errors.append(f"{what}: {exc}")
 
     def processes(self) -> dict[str, ManagedProcess]:
-        deployed = self.deployment.processes if self.deployment else {}
-        return {**self.infrastructure, **deployed}
+        """Every process of this host the run started: its services, the load, the target."""
+        found: dict[str, ManagedProcess] = {}
+        for service in self.services:
+            found.update(service.processes)
+        found.update((p.name, p) for p in self.load)
+        found.update(self.deployment.processes if self.deployment else {})
+        return found
 
     def running_pids(self) -> dict[str, int | None]:
         return {name: p.running_pid() for name, p in self.processes().items()}
@@ -113,8 +115,9 @@ class RunContext:
         """Each process or container: where it listened, its log, when it started, how soon it
         was ready and the CPU it used, so that a slow run explains itself."""
         instances = {i.name: i for i in self.deployment.instances} if self.deployment else {}
-        record = self.deployment.record() if isinstance(self.deployment, DockerDeployment) else {}
-        record.update((name, each.record()) for name, each in self.containers.items())
+        record = self.deployment.record() if self.deployment else {}
+        for service in self.services:
+            record.update(service.record())
         for name, process in self.processes().items():
             instance = instances.get(name)
             record[name] = {

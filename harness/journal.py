@@ -1,8 +1,12 @@
-"""The run's history: one event shape for load, faults and phases, persisted as it happens.
+"""The run's history: one event shape for load, faults and phases, persisted as it happens,
+and the journal: the whole run, as ``journal.json`` holds it and everything reads it back.
 
 Every happening is appended to ``events.jsonl`` the moment it completes, before anything is
 judged, so a crashed or interrupted run still leaves its history behind (Jepsen's save-1).
-``journal.json`` is written once at the end, from the same events plus the judgement.
+``journal.json`` is written once at the end, from the same events plus the judgement. The
+reports, the CLI and the pytest plugin read a ``Journal`` by attribute; only this module knows
+the file's keys. ``journal_version`` in the file says which shape it has; a journal without
+one is of version 1, the shape before the field existed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
+from harness.ledger import LedgerSummary
+from harness.store import RunFolder
 from harness.verdict import Verdict
+
+JOURNAL_VERSION = 2
+# The fields of a run in ``harness run --json``.
+BRIEF = ("experiment", "target", "verdict", "reason", "run_dir", "seed", "checks", "ledger")
 
 
 class Outcome(Enum):
@@ -41,6 +51,146 @@ class Event:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        return cls(
+            str(data["kind"]), str(data["target"]), float(data["t_invoke"]),
+            float(data["t_complete"]), Outcome(data["outcome"]), dict(data.get("value") or {}),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's judgement, as the verdict table, JUnit and the journal give it."""
+
+    name: str
+    kind: str
+    verdict: Verdict
+    expected: str
+    observed: str
+    # Unix times the check looked at (its moment, or its window's edges), for the charts.
+    at: tuple[float, ...] = ()
+    note: str | None = None  # what the verdict must be read with: the host was saturated
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "verdict": self.verdict.value,
+            "expected": self.expected,
+            "observed": self.observed,
+            "at": list(self.at),
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckResult:
+        return cls(
+            str(data["name"]), str(data.get("kind", "")), Verdict(data["verdict"]),
+            str(data["expected"]), str(data.get("observed", "")),
+            tuple(float(t) for t in data.get("at") or ()), data.get("note"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Journal:
+    """A finished run: what ran, where, its verdict and why, each check, every event, the
+    ledger, and what each process cost. ``to_json`` is ``journal.json``."""
+
+    run_id: str
+    run_dir: str
+    experiment: str
+    verdict: Verdict
+    checks: tuple[CheckResult, ...] = ()
+    reason: str | None = None
+    experiment_file: str = ""
+    target: str = ""
+    deployer: str = "local"
+    observers: str = "host"
+    target_file: str = ""
+    overrides: tuple[str, ...] = ()
+    seed: int | None = None
+    started_at: str = ""
+    ended_at: str = ""
+    duration_s: float = 0.0
+    moments: dict[str, float] = field(default_factory=dict)
+    timeline: tuple[Event, ...] = ()
+    ledger: LedgerSummary | None = None
+    load: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    harness_cpu_s: float | None = None
+    cleanup_errors: tuple[str, ...] = ()
+    journal_version: int = JOURNAL_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "journal_version": self.journal_version,
+            "run_id": self.run_id,
+            "run_dir": self.run_dir,
+            "experiment": self.experiment,
+            "experiment_file": self.experiment_file,
+            "target": self.target,
+            "deployer": self.deployer,
+            "observers": self.observers,
+            "target_file": self.target_file,
+            "overrides": list(self.overrides),
+            "seed": self.seed,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "checks": [c.to_json() for c in self.checks],
+            "moments": self.moments,
+            "timeline": [e.to_json() for e in self.timeline],
+            "ledger": self.ledger.to_json() if self.ledger else None,
+            "load": self.load,
+            "components": self.components,
+            "harness_cpu_s": self.harness_cpu_s,
+            "cleanup_errors": list(self.cleanup_errors),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Journal:
+        """A journal from its JSON form; what is missing takes its default (an older journal,
+        or a part of one in a test)."""
+        ledger = data.get("ledger")
+        return cls(
+            run_id=str(data.get("run_id", "")),
+            run_dir=str(data.get("run_dir", "")),
+            experiment=str(data.get("experiment", "")),
+            verdict=Verdict(data["verdict"]),
+            checks=tuple(CheckResult.from_json(c) for c in data.get("checks") or ()),
+            reason=data.get("reason"),
+            experiment_file=str(data.get("experiment_file", "")),
+            target=str(data.get("target", "")),
+            deployer=str(data.get("deployer", "local")),
+            observers=str(data.get("observers", "host")),
+            target_file=str(data.get("target_file", "")),
+            overrides=tuple(data.get("overrides") or ()),
+            seed=data.get("seed"),
+            started_at=str(data.get("started_at", "")),
+            ended_at=str(data.get("ended_at", "")),
+            duration_s=float(data.get("duration_s") or 0.0),
+            moments={str(k): float(v) for k, v in (data.get("moments") or {}).items()},
+            timeline=tuple(Event.from_json(e) for e in data.get("timeline") or ()),
+            ledger=LedgerSummary.from_json(ledger) if ledger else None,
+            load=dict(data.get("load") or {}),
+            components=dict(data.get("components") or {}),
+            harness_cpu_s=data.get("harness_cpu_s"),
+            cleanup_errors=tuple(data.get("cleanup_errors") or ()),
+            journal_version=int(data.get("journal_version", 1)),
+        )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.run_dir)
+
+    def brief(self) -> dict[str, Any]:
+        """What ``harness run --json`` gives of each run."""
+        whole = self.to_json()
+        return {key: whole[key] for key in BRIEF}
 
 
 class EventLog:
@@ -90,9 +240,9 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def read_journal(run_dir: Path) -> dict[str, Any]:
+def read_journal(run_dir: Path) -> Journal:
     """A finished run's journal; a folder without one is bad input, not a crash."""
-    path = run_dir / "journal.json"
+    path = RunFolder(run_dir).journal
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -100,7 +250,10 @@ def read_journal(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise SpecError(str(path), None, "", f"cannot read the journal: {exc}") from None
     _check_shape(str(path), data)
-    return data
+    try:
+        return Journal.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SpecError(str(path), None, "", f"cannot read the journal: {exc!r}") from None
 
 
 def _check_shape(path: str, data: Any) -> None:

@@ -3,13 +3,13 @@
 As Jepsen's queue checkers do: ``lost`` were acknowledged and never processed; ``duplicated``
 were processed more than once; ``unexpected`` were processed though never sent, or sent and
 refused; ``recovered`` had no answer at send time, yet were processed. A pure function of the
-two ledger files, so ``harness report`` can judge a stored run again.
+two ledger files, so a stored run can be judged again from its own files.
 """
 
 from __future__ import annotations
 
 import collections
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from harness.ledger_io import SendOutcome
@@ -48,6 +48,11 @@ class LedgerSummary:
         data["duplicate_rate"] = self.duplicate_rate
         data["loss_rate"] = self.loss_rate
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LedgerSummary:
+        counts = {f.name: int(data[f.name]) for f in fields(cls) if f.name != "examples"}
+        return cls(**counts, examples=dict(data.get("examples") or {}))
 
 
 def summarize(sends: dict[str, SendOutcome], processed: collections.Counter[str]) -> LedgerSummary:

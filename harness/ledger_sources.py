@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import redis
 
-from harness import secrets
+from harness import extras, secrets
+from harness.errors import MissingComponent
 from harness.spec import (
     FileLedger,
     HttpLedger,
@@ -49,16 +48,20 @@ def read(source: LedgerSource) -> collections.Counter[str]:
         return _http(source)
     except LedgerSourceError:
         raise
-    except (
-        redis.RedisError,
-        sqlite3.Error,
-        psycopg.Error,
-        httpx.HTTPError,
-        OSError,
-        ValueError,
-    ) as exc:
-        message = secrets.text(f"{type(exc).__name__}: {exc}")  # libpq echoes the URI
-        raise LedgerSourceError(f"{describe(source)}: {message}") from exc
+    except (sqlite3.Error, httpx.HTTPError, OSError, ValueError) as exc:
+        raise _unreadable(source, exc) from exc
+
+
+def _unreadable(source: LedgerSource, exc: Exception) -> LedgerSourceError:
+    message = secrets.text(f"{type(exc).__name__}: {exc}")  # libpq echoes the URI
+    return LedgerSourceError(f"{describe(source)}: {message}")
+
+
+def _library(module: str, source: LedgerSource) -> Any:
+    try:
+        return extras.require(module, f"a {type(source).__name__} ledger source")
+    except MissingComponent as exc:
+        raise LedgerSourceError(f"{describe(source)}: {exc}") from None
 
 
 def describe(source: LedgerSource) -> str:
@@ -74,9 +77,19 @@ def describe(source: LedgerSource) -> str:
 
 
 def _redis(source: RedisLedger) -> collections.Counter[str]:
-    client = redis.Redis.from_url(
-        source.url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
-    )
+    redis = _library("redis", source)
+    try:
+        return _redis_key(
+            redis.Redis.from_url(
+                source.url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+            ),
+            source,
+        )
+    except redis.RedisError as exc:
+        raise _unreadable(source, exc) from exc
+
+
+def _redis_key(client: Any, source: RedisLedger) -> collections.Counter[str]:
     try:
         kind = _text(client.type(source.key))
         if kind == "none":
@@ -106,13 +119,17 @@ def _sqlite(source: SqliteLedger) -> collections.Counter[str]:
 
 
 def _postgres(source: PostgresLedger) -> collections.Counter[str]:
+    psycopg = _library("psycopg", source)
     # Read-only, and bounded: a wrong query must not write, and a slow one must not hang a run.
-    with psycopg.connect(
-        source.url,
-        connect_timeout=int(TIMEOUT_S),
-        options=f"-c default_transaction_read_only=on -c statement_timeout={int(TIMEOUT_S)}s",
-    ) as db:
-        rows = db.execute(source.query.encode()).fetchall()
+    try:
+        with psycopg.connect(
+            source.url,
+            connect_timeout=int(TIMEOUT_S),
+            options=f"-c default_transaction_read_only=on -c statement_timeout={int(TIMEOUT_S)}s",
+        ) as db:
+            rows = db.execute(source.query.encode()).fetchall()
+    except psycopg.Error as exc:
+        raise _unreadable(source, exc) from exc
     return _rows(rows, source)
 
 

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from harness.checks import CHECK_TAGS
 from harness.errors import SpecError
 from harness.faults import FAULTS, Reach
 from harness.spec import (
-    CHECK_TAGS,
     LEDGER_PLACEHOLDERS,
     LEDGER_SOURCES,
     NAME_PATTERN,
@@ -32,12 +32,8 @@ from harness.spec import (
     Expression,
     FaultEntry,
     LoadPublish,
-    RecoveryCheck,
-    ThresholdCheck,
     TopologySpec,
-    WindowCheck,
 )
-from harness.units import Moment
 from harness.yamlsource import Loc, Override, Source, apply_override, leaves, load, merged
 
 M = TypeVar("M", bound=BaseModel)
@@ -119,10 +115,7 @@ def _promql(
         for i, state in enumerate(spec.steady_state)
     ]
     for i, check in enumerate(spec.checks):
-        if isinstance(check, ThresholdCheck | WindowCheck):
-            found.append(Expression(check.query, source, ("checks", i, "query")))
-        elif isinstance(check, RecoveryCheck):
-            found.append(Expression(check.recovers.expr, source, ("checks", i, "recovers")))
+        found += [Expression(expr, source, ("checks", i, key)) for key, expr in check.queries()]
     found += [Expression(c.expr, source, ("abort_if", i)) for i, c in enumerate(spec.abort_if)]
     found.append(Expression(topology.drained.expr, topo, ("drained",)))
     return tuple(found)
@@ -534,15 +527,6 @@ def _check_moments(spec: ExperimentSpec, faults: Sequence[FaultEntry], source: S
     spans = {"load"} | ({"fault"} if faults else set()) | {f.label for f in faults}
     for index, check in enumerate(spec.checks):
         loc: Loc = ("checks", index)
-        moments: list[tuple[str, Moment]] = []
-        if isinstance(check, ThresholdCheck):
-            moments = [("at", check.at)]
-        elif isinstance(check, RecoveryCheck):
-            moments = [("after", check.after)]
-        elif isinstance(check, WindowCheck) and check.during is not None:
-            moments = [("during", m) for m in check.window]
-        elif isinstance(check, WindowCheck):
-            moments = list(zip(("from", "to"), check.window, strict=True))
-        for field, moment in moments:
+        for field, moment in check.looks_at():
             if moment.span is not None and moment.span not in spans:
                 raise source.error((*loc, field), _no_such("span", moment.span, spans))

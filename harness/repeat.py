@@ -8,10 +8,11 @@ merge as usual (``harness.verdict``). Pure: it reads finished journals and start
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.journal import CheckResult, Journal
 from harness.verdict import Verdict, merge
 
 
@@ -113,32 +114,45 @@ class RepeatSummary:
         }
 
 
-def summarize(journals: Sequence[Mapping[str, Any]]) -> RepeatSummary:
-    """The repeat of one variant from its runs' journals, in order. A run that could not start
-    has no journal: it is given as ``experiment``, ``target`` and ``verdict`` alone."""
+@dataclass(frozen=True)
+class Unopened:
+    """A run that could not even open (a missing component): no journal, and inconclusive."""
+
+    experiment: str
+    target: str
+    seed: int | None
+    verdict: Verdict = Verdict.INCONCLUSIVE
+    checks: tuple[CheckResult, ...] = ()
+    run_dir: str | None = None
+    duration_s: float = 0.0
+
+
+def summarize(journals: Sequence[Journal | Unopened]) -> RepeatSummary:
+    """The K runs of one variant judged together; a run that could not even open is
+    ``Unopened``."""
     if not journals:
         raise ValueError("a repeat summary needs at least one run")
-    judged = [{c["name"]: c for c in j.get("checks", [])} for j in journals]
+    judged = [{c.name: c for c in j.checks} for j in journals]
     names = dict.fromkeys(name for by_name in judged for name in by_name)
     checks = []
     for name in names:
         found = [by_name.get(name) for by_name in judged]
-        expected = next(c["expected"] for c in found if c is not None)
+        expected = next(c.expected for c in found if c is not None)
         checks.append(
             CheckRepeat(
                 name,
                 expected,
-                tuple(Verdict.INCONCLUSIVE if c is None else Verdict(c["verdict"]) for c in found),
-                tuple(None if c is None else c["observed"] for c in found),
+                tuple(Verdict.INCONCLUSIVE if c is None else c.verdict for c in found),
+                tuple(None if c is None else c.observed for c in found),
             )
         )
     first = journals[0]
     return RepeatSummary(
-        experiment=first["experiment"],
-        target=first["target"],
-        verdicts=tuple(Verdict(j["verdict"]) for j in journals),
-        seeds=tuple(j.get("seed") for j in journals),
-        run_dirs=tuple(j.get("run_dir") for j in journals),
+        experiment=first.experiment,
+        target=first.target,
+        verdicts=tuple(j.verdict for j in journals),
+        seeds=tuple(j.seed for j in journals),
+        run_dirs=tuple(j.run_dir for j in journals),
         checks=tuple(checks),
-        duration_s=sum(j.get("duration_s", 0.0) for j in journals),
+        duration_s=sum(j.duration_s for j in journals),
     )

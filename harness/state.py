@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATE_FILE = "state.jsonl"
-
+from harness.store import RunFolder
 
 TORN_DOWN = "torn down"
 
@@ -29,7 +28,7 @@ class FaultState:
     """
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / STATE_FILE
+        self.path = RunFolder(run_dir).state
 
     def write(self, key: str, state: str, **detail: Any) -> None:
         self._append({"fault": key, "state": state, **detail})
@@ -60,7 +59,7 @@ def in_effect(run_dir: Path) -> list[InEffect]:
     """Faults of a run that may still act, oldest first; a half-written last line is ignored."""
     last: dict[str, dict[str, Any]] = {}
     with contextlib.suppress(OSError):
-        for line in (run_dir / STATE_FILE).read_text(encoding="utf-8").splitlines():
+        for line in RunFolder(run_dir).state.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 if not isinstance(entry, dict):

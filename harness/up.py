@@ -27,7 +27,7 @@ from harness.load import Publish
 from harness.spec import Experiment
 
 if TYPE_CHECKING:
-    from harness.runner import Standing
+    from harness.stack import Standing
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0

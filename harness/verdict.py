@@ -9,6 +9,10 @@ why, and it is left out of the merge. A run with no checks evaluated (or only on
 applicable) is inconclusive, never held. The exit code a CI pipeline sees
 follows the merged verdict: held 0, failed 1, inconclusive 2, aborted 2, flaky 4.
 
+A run's verdict comes from its checks unless the run itself went wrong (``run_verdict``): a
+run stopped by a signal or an abort condition is aborted; one the harness could not carry out,
+or whose load generator died, is inconclusive (fail closed: every check depends on the load).
+
 Flaky is never one run's verdict: ``harness run --repeat K`` gives it to a check (or to an
 experiment) that held in some of the K runs and failed in others (``harness.repeat``). It ranks
 below failed, since a check that failed every time is the clearer defect, and above
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
+
+from harness.errors import Aborted, HarnessError, Interrupted
 
 
 class Verdict(Enum):
@@ -51,3 +57,16 @@ def merge(verdicts: Iterable[Verdict]) -> Verdict:
     if not present:
         return Verdict.INCONCLUSIVE
     return next(v for v in _PRIORITY if v in present)
+
+
+def run_verdict(
+    checks: Iterable[Verdict], error: HarnessError | None, load_failure: str | None
+) -> tuple[Verdict, str | None]:
+    """A run's verdict and, when it is not its checks', the reason."""
+    if isinstance(error, Interrupted | Aborted):
+        return Verdict.ABORTED, str(error)
+    if error is not None:
+        return Verdict.INCONCLUSIVE, str(error)
+    if load_failure is not None:
+        return Verdict.INCONCLUSIVE, load_failure
+    return merge(checks), None

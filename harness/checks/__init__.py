@@ -1,55 +1,81 @@
-"""Checks: each kind of check evaluated on the run's evidence, into a verdict with numbers."""
+"""The check catalogue: every kind registers itself on import; ``evaluate`` judges any of them on
+the run's evidence, into a verdict with numbers.
+
+``AnyCheck`` is the union of the registered kinds as an experiment file's ``checks`` reads it,
+each told apart by its keys.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Union
+
+from pydantic import Discriminator, Tag
 
 from harness.checks import ledger, promql
 from harness.checks.base import (
-    CheckResult,
+    CHECKS,
+    Awaited,
+    Check,
     Evidence,
     NotApplicable,
     Unmeasurable,
-    describe_expected,
-    steady_state_checks,
+    kind_of,
+    missing_metrics,
 )
+from harness.checks.ledger import LedgerCheck
+from harness.checks.promql import RecoveryCheck, ThresholdCheck, WindowCheck
+from harness.journal import CheckResult
 from harness.observe.footprint import describe_saturation
 from harness.observe.promql import PromQLError
-from harness.spec import Check, LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
-from harness.units import Moment
 from harness.verdict import Verdict
 
-__all__ = ["CheckResult", "Evidence", "evaluate", "steady_state_checks"]
+__all__ = [
+    "CHECKS",
+    "CHECK_TAGS",
+    "AnyCheck",
+    "Awaited",
+    "Check",
+    "CheckResult",
+    "Evidence",
+    "LedgerCheck",
+    "RecoveryCheck",
+    "ThresholdCheck",
+    "WindowCheck",
+    "evaluate",
+    "ledger",
+    "missing_metrics",
+    "promql",
+]
 
-KINDS: dict[type[Any], tuple[str, Callable[[Any, Evidence], tuple[Verdict, str]]]] = {
-    ThresholdCheck: ("threshold", promql.threshold),
-    WindowCheck: ("window", promql.window),
-    RecoveryCheck: ("recovery", promql.recovery),
-    LedgerCheck: ("ledger", ledger.ledger),
-}
+CHECK_TAGS = frozenset(CHECKS)
+
+if TYPE_CHECKING:
+    AnyCheck = Check
+else:
+    AnyCheck = Annotated[
+        Union[tuple(Annotated[kind, Tag(kind.kind)] for kind in CHECKS.values())],  # noqa: UP007
+        Discriminator(
+            kind_of,
+            custom_error_type="check_kind",
+            custom_error_message="a check needs 'query' (with 'at', or 'during'/'from'+'to'), "
+            "'recovers' or 'ledger'",
+        ),
+    ]
 
 
 def evaluate(check: Check, evidence: Evidence) -> CheckResult:
     """Judge one check; no data or an unreachable source makes it inconclusive, a metric the
     target lacks not applicable, a failure while the host's CPU was saturated inconclusive."""
-    kind, judge = KINDS[type(check)]
     note = None
     try:
-        verdict, observed = judge(check, evidence)
-        verdict, note = _on_saturated_host(verdict, _looked_at(check, evidence), evidence)
+        verdict, observed = check.judge(evidence)
+        verdict, note = _on_saturated_host(verdict, check.span(evidence), evidence)
     except (Unmeasurable, PromQLError) as exc:
         verdict, observed = Verdict.INCONCLUSIVE, str(exc)
     except NotApplicable as exc:
         verdict, observed = Verdict.NOT_APPLICABLE, str(exc)
     return CheckResult(
-        check.name,
-        kind,
-        verdict,
-        describe_expected(check),
-        observed,
-        _moments(check, evidence),
-        note,
+        check.name, check.kind, verdict, check.expected(), observed, _moments(check, evidence), note
     )
 
 
@@ -72,33 +98,9 @@ def _on_saturated_host(
     return verdict, fact
 
 
-def _looked_at(check: Check, evidence: Evidence) -> tuple[float, float] | None:
-    """The time a timing check judged (its moment, its window, or its recovery's window from
-    ``after`` to ``after + within``); none for a ledger check, which is not about time."""
-    if isinstance(check, ThresholdCheck):
-        at = evidence.time(check.at)
-        return at, at
-    if isinstance(check, WindowCheck):
-        start, end = check.window
-        return evidence.time(start), evidence.time(end)
-    if isinstance(check, RecoveryCheck):
-        after = evidence.time(check.after)
-        return after, after + check.within
-    return None
-
-
 def _moments(check: Check, evidence: Evidence) -> tuple[float, ...]:
-    """When the check looks: its moment, or the edges of its window; none for the ledger."""
-    moments: tuple[Moment, ...]
-    if isinstance(check, ThresholdCheck):
-        moments = (check.at,)
-    elif isinstance(check, WindowCheck):
-        moments = check.window
-    elif isinstance(check, RecoveryCheck):
-        moments = (check.after,)
-    else:
-        return ()
+    """When the check looks, for the charts: its moments' times, or none it cannot place."""
     try:
-        return tuple(round(evidence.time(moment), 3) for moment in moments)
+        return tuple(round(evidence.time(moment), 3) for _, moment in check.looks_at())
     except Unmeasurable:
         return ()

@@ -1,25 +1,32 @@
-"""What a check is judged on, what it yields, and the dispatch from a check spec to its kind."""
+"""What a check is: a typed, named question about a run that knows how to answer itself from
+the run's evidence, and what that evidence is.
+
+Each kind is a small pydantic model registered by its ``kind`` (as a fault kind is): its fields
+are the experiment file's keys; it says what it expects, which moments it looks at (with the
+key that names each), which PromQL it asks, and how it judges. The experiment's ``checks``
+list is the union of the registered kinds, told apart by their keys (``claims``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from harness.ledger import LedgerSummary
+from harness.model import Model
 from harness.observe.footprint import HostSpan
 from harness.observe.gaps import IDENTIFIER, Gap
-from harness.observe.promql import PromQL
-from harness.spec import (
-    Check,
-    LedgerCheck,
-    RecoveryCheck,
-    SteadyState,
-    ThresholdCheck,
-    WindowCheck,
-)
-from harness.units import Moment
+from harness.units import Condition, Moment
 from harness.verdict import Verdict
+
+if TYPE_CHECKING:
+    from harness.observe.promql import PromQL
+
+
+def missing_metrics(expr: str, lacks: Mapping[str, str]) -> list[str]:
+    """The metrics ``expr`` reads that the target says it cannot export."""
+    return sorted(set(IDENTIFIER.findall(expr)) & set(lacks))
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Evidence:
 
     def prometheus_for(self, expr: str) -> PromQL:
         """Prometheus, to ask ``expr`` of; unless a metric it reads has a hole in the run."""
-        for metric in sorted(set(IDENTIFIER.findall(expr)) & set(self.lacks)):
+        for metric in missing_metrics(expr, self.lacks):
             raise NotApplicable(f"the target has no {metric}: {self.lacks[metric]}")
         if self.promql is None:
             raise Unmeasurable("Prometheus was not available")
@@ -64,57 +71,66 @@ class NotApplicable(Exception):
     """The target cannot honour the check as written: its verdict says so, and why."""
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class Check(Model):
+    """A check kind: its file's fields, and how it is judged on a run's evidence."""
+
+    kind: ClassVar[str]
+
     name: str
-    kind: str
-    verdict: Verdict
-    expected: str
-    observed: str
-    # Unix times the check looked at (its moment, or its window's edges), for the charts.
-    at: tuple[float, ...] = ()
-    note: str | None = None  # what the verdict must be read with: the host was saturated
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "verdict": self.verdict.value,
-            "expected": self.expected,
-            "observed": self.observed,
-            "at": list(self.at),
-            "note": self.note,
-        }
+    @classmethod
+    def claims(cls, keys: Set[str]) -> int:
+        """How surely a mapping with ``keys`` is of this kind: 0 not at all; the kind that
+        claims it most surely reads it (the key that only one kind has beats ``query``)."""
+        raise NotImplementedError
 
+    def judge(self, evidence: Evidence) -> tuple[Verdict, str]:
+        """The verdict and what was observed; raises Unmeasurable or NotApplicable."""
+        raise NotImplementedError
 
-def describe_expected(check: Check) -> str:
-    """What the check asks for, in the same words whatever its verdict."""
-    if isinstance(check, RecoveryCheck):
-        return f"{check.recovers} within {check.within:g}s of {check.after}"
-    if isinstance(check, LedgerCheck):
-        return f"{check.ledger} {check.expect}"
-    if isinstance(check, WindowCheck):
-        start, end = check.window
-        return f"{check.expect} from {start} to {end}"
-    return f"{check.expect} at {check.at}"
+    def expected(self) -> str:
+        """What the check asks for, in the same words whatever its verdict."""
+        raise NotImplementedError
+
+    def looks_at(self) -> tuple[tuple[str, Moment], ...]:
+        """The moments it looks at, each with the key of the file that names it."""
+        return ()
+
+    def queries(self) -> tuple[tuple[str, str], ...]:
+        """The PromQL it asks, each with the key of the file that holds it."""
+        return ()
+
+    def span(self, evidence: Evidence) -> tuple[float, float] | None:
+        """The stretch of time its verdict depends on (for a saturated host), if any."""
+        times = [evidence.time(moment) for _, moment in self.looks_at()]
+        return (min(times), max(times)) if times else None
 
 
-def steady_state_checks(
-    steady: Sequence[SteadyState], has_faults: bool
-) -> list[tuple[str, ThresholdCheck]]:
-    """Each steady-state condition as a threshold before the first fault and at the end."""
-    moments = [("before faults", "fault.start")] if has_faults else []
-    moments.append(("after recovery", "end"))
-    return [
-        (
-            "steady state",
-            ThresholdCheck(
-                name=f"steady state {label}: {s.name}",
-                query=s.query,
-                at=Moment.parse(at),
-                expect=s.expect,
-            ),
-        )
-        for s in steady
-        for label, at in moments
-    ]
+@runtime_checkable
+class Awaited(Protocol):
+    """A check the run waits for before it ends: until its condition holds or its window
+    closes (a recovery whose condition need not be the drain's)."""
+
+    def awaits(self, moments: Mapping[str, float]) -> tuple[Condition, float] | None:
+        """The condition, and the unix time its window closes; None if it has no window in
+        this run (its moment never came)."""
+
+
+CHECKS: dict[str, type[Check]] = {}
+
+C = TypeVar("C", bound=type[Check])
+
+
+def register(cls: C) -> C:
+    """Make a check kind usable in experiment files."""
+    CHECKS[cls.kind] = cls
+    return cls
+
+
+def kind_of(value: Any) -> str | None:
+    """Which registered kind a check's mapping is (pydantic's discriminator)."""
+    if not isinstance(value, dict):
+        return None
+    scores = [(cls.claims(value.keys()), cls.kind) for cls in CHECKS.values()]
+    score, kind = max(scores, key=lambda pair: pair[0], default=(0, None))
+    return kind if score > 0 else None

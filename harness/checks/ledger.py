@@ -2,24 +2,56 @@
 
 from __future__ import annotations
 
-from harness.checks.base import Evidence, Unmeasurable
-from harness.spec import LedgerCheck
+from collections.abc import Set
+from typing import ClassVar, Literal
+
+from harness.checks.base import Check, Evidence, Unmeasurable, register
+from harness.units import ExpectationField
 from harness.verdict import Verdict
 
+SURE = 3  # only a ledger check has ``ledger``
 
-def ledger(check: LedgerCheck, evidence: Evidence) -> tuple[Verdict, str]:
-    summary = evidence.ledger
-    if summary is None:
-        raise Unmeasurable(evidence.ledger_problem or "no ledger was recorded")
-    if not evidence.drained:
-        raise Unmeasurable("the backlog did not drain, so messages may still be on their way")
-    if summary.acknowledged == 0:
-        raise Unmeasurable("no message was acknowledged, so the ledger proves nothing")
-    value = summary.value(check.ledger)
-    observed = (
-        f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
-    )
-    examples = summary.examples.get(check.ledger)
-    if examples and not check.expect.holds(value):
-        observed += f" (e.g. {', '.join(examples[:3])})"
-    return (Verdict.HELD if check.expect.holds(value) else Verdict.FAILED), observed
+
+@register
+class LedgerCheck(Check):
+    """A count or rate from the message ledger satisfies ``expect``."""
+
+    kind: ClassVar[str] = "ledger"
+
+    ledger: Literal[
+        "lost",
+        "duplicated",
+        "unexpected",
+        "recovered",
+        "acknowledged",
+        "processed",
+        "indeterminate",
+        "duplicate_rate",
+        "loss_rate",
+    ]
+    expect: ExpectationField
+
+    @classmethod
+    def claims(cls, keys: Set[str]) -> int:
+        return SURE if "ledger" in keys else 0
+
+    def expected(self) -> str:
+        return f"{self.ledger} {self.expect}"
+
+    def judge(self, evidence: Evidence) -> tuple[Verdict, str]:
+        summary = evidence.ledger
+        if summary is None:
+            raise Unmeasurable(evidence.ledger_problem or "no ledger was recorded")
+        if not evidence.drained:
+            raise Unmeasurable("the backlog did not drain, so messages may still be on their way")
+        if summary.acknowledged == 0:
+            raise Unmeasurable("no message was acknowledged, so the ledger proves nothing")
+        value = summary.value(self.ledger)
+        holds = self.expect.holds(value)
+        observed = (
+            f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+        )
+        examples = summary.examples.get(self.ledger)
+        if examples and not holds:
+            observed += f" (e.g. {', '.join(examples[:3])})"
+        return (Verdict.HELD if holds else Verdict.FAILED), observed

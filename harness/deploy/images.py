@@ -70,7 +70,7 @@ SOURCE_ENV = "HARNESS_IMAGES"
 SOURCES = ("auto", "public", "built")
 # The public image of each kind, used where the engine has it or can pull it; a kind without
 # one (python: the services' packages) is always built, FROM the base, public or not.
-# Their entrypoints are bypassed (see harness.deploy.docker), so each needs its program on the
+# Their entrypoints are bypassed (see harness.deploy.containers), so each needs its program on the
 # PATH as the harness's own build has it.
 PUBLIC = {
     "base": "debian:bookworm-slim",

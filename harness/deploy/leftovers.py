@@ -1,66 +1,31 @@
-"""Processes a harness left behind when it was killed outright (SIGKILL, a lost CI runner).
+"""What a harness left behind when it was killed outright (SIGKILL, a lost CI runner), found
+and removed by the next ``harness run`` or ``harness down``.
 
-Teardown cannot run in a process that was killed with SIGKILL. Two records name what a harness
-started, so the next ``harness run`` or ``harness down`` can remove it:
-
-- every process it starts carries ``HARNESS_OWNER`` (the harness's pid and start time) in its
-  environment, which the process's own children inherit;
-- each start is also appended to ``<HARNESS_HOME>/live/<owner>.jsonl``, because some programs
-  (Redis, when it sets its process title) overwrite their environment.
-
-The owner's record also names its run folders, whose state file lists the faults that were
-in effect when the harness died. A process whose owner no longer runs is a leftover.
-Components, Locust, Prometheus and Toxiproxy (with its proxies and toxics) all go with their
-process groups, which is what undoes those faults: a paused process is continued and killed,
-a toxic or disabled proxy goes with its Toxiproxy. On an existing Toxiproxy (one the run did
-not start) the record names each proxy the run made there, and those are deleted. Containers
-and networks of the docker deployer carry their harness's owner mark as a label: those of a
-harness that no longer runs are removed. Processes of
-a harness that still runs are never touched, so concurrent runs are safe.
+A process, container or network whose owner (``harness.deploy.owner``) no longer runs is a
+leftover. Components, Locust, Prometheus and Toxiproxy (with its proxies and toxics) all go
+with their process groups, which is what undoes those faults: a paused process is continued
+and killed, a toxic or disabled proxy goes with its Toxiproxy. On an existing Toxiproxy (one
+the run did not start) the record names each proxy the run made there, and those are deleted.
+Containers and networks of the docker deployer carry their harness's owner mark as a label:
+those of a harness that no longer runs are removed. What a harness that still runs started is
+never touched, so concurrent runs are safe. The faults a dead harness's runs had in effect are
+marked undone in their state files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
 
-from harness.components import home
+from harness.deploy import containers, owner
 from harness.state import FaultState, InEffect, in_effect
-
-OWNER_VAR = "HARNESS_OWNER"
-
-
-def owner_mark(pid: int | None = None) -> str:
-    """``boot-id:pid-namespace:pid:start-time`` of a harness process of this namespace: a reused
-    pid does not look like the owner, and a pid of another host or PID namespace (a harness in
-    a container, a second host on one Docker engine) is never read as one of ours."""
-    process = psutil.Process(pid)
-    return f"{_namespace()}:{process.pid}:{process.create_time():.2f}"
-
-
-@functools.cache
-def _namespace() -> str:
-    """This machine's boot id and this process's PID namespace: where its pids mean something."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        space = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").rstrip("]")
-    except OSError:  # no /proc to tell by: one namespace for all
-        return "-:-"
-    return f"{boot}:{space}"
-
-
-def owned(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with this harness named as the owner of the process that gets it."""
-    return {**env, OWNER_VAR: owner_mark()}
 
 
 @dataclass(frozen=True)
@@ -83,37 +48,6 @@ class Remains:
         return bool(self.processes or self.faults or self.proxies or self.containers)
 
 
-def _live_dir() -> Path:
-    return home() / "live"
-
-
-def _owner_file(owner: str) -> Path:
-    return _live_dir() / f"{owner.replace(':', '_')}.jsonl"
-
-
-def record(pid: int, name: str) -> None:
-    """Note a process the harness just started, with its start time (pids are reused)."""
-    with contextlib.suppress(psutil.Error, OSError):
-        _append({"pid": pid, "start": round(psutil.Process(pid).create_time(), 2), "name": name})
-
-
-def record_run(run_dir: Path) -> None:
-    """Note a run folder, so the faults in its state file can be accounted for."""
-    _append({"run_dir": str(run_dir)})
-
-
-def record_proxy(url: str) -> None:
-    """Note a proxy made on a Toxiproxy server the run does not own, by its API URL."""
-    _append({"proxy": url})
-
-
-def _append(line: dict[str, object]) -> None:
-    path = _owner_file(owner_mark())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line) + "\n")
-
-
 def _records(path: Path) -> list[dict[str, object]]:
     entries = []
     with contextlib.suppress(OSError):
@@ -125,29 +59,11 @@ def _records(path: Path) -> list[dict[str, object]]:
     return entries
 
 
-def _owner_runs(owner: str) -> bool:
-    """Whether the harness ``owner`` names still runs; one of another host or PID namespace,
-    or of a mark this harness cannot read, counts as running: its leftovers are not ours."""
-    parts = owner.split(":")
-    if len(parts) == 4:
-        boot, space, pid, started = parts
-        if f"{boot}:{space}" != _namespace():
-            return True
-    elif len(parts) == 2:  # a mark from before namespaces were part of it
-        pid, started = parts
-    else:
-        return True
-    try:
-        return pid.isdigit() and f"{psutil.Process(int(pid)).create_time():.2f}" == started
-    except psutil.Error:
-        return False
-
-
 def _dead_owner_files() -> list[Path]:
-    folder = _live_dir()
+    folder = owner.live_dir()
     if not folder.is_dir():
         return []
-    return [p for p in folder.glob("*.jsonl") if not _owner_runs(p.stem.replace("_", ":"))]
+    return [p for p in folder.glob("*.jsonl") if not owner.runs(p.stem.replace("_", ":"))]
 
 
 def _recorded_pids(entries: list[dict[str, object]]) -> set[int]:
@@ -173,12 +89,12 @@ def _marked_pids() -> set[int]:
     pids, alive = set(), {}
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
-            owner = process.environ().get(OWNER_VAR)
-            if owner is None:
+            mark = process.environ().get(owner.OWNER_VAR)
+            if mark is None:
                 continue
-            if owner not in alive:
-                alive[owner] = _owner_runs(owner)
-            if not alive[owner]:
+            if mark not in alive:
+                alive[mark] = owner.runs(mark)
+            if not alive[mark]:
                 pids.add(process.pid)
     return pids
 
@@ -196,9 +112,7 @@ def find() -> Remains:
                 continue
             command = " ".join(process.cmdline()) or process.name()
             found.append(Leftover(pid, os.getpgid(pid), command))
-    from harness.deploy import docker  # here: it imports this module
-
-    return Remains(found, faults, proxies, docker.orphans(_owner_runs))
+    return Remains(found, faults, proxies, containers.orphans(owner.runs))
 
 
 def remove(remains: Remains) -> None:
@@ -217,9 +131,7 @@ def remove(remains: Remains) -> None:
         with contextlib.suppress(psutil.Error):
             psutil.Process(left.pid).wait(timeout=5)
     if remains.containers:
-        from harness.deploy import docker  # here: it imports this module
-
-        docker.remove_orphans(remains.containers)
+        containers.remove_orphans(remains.containers)
     for proxy in remains.proxies:  # with its toxics; already gone is as good
         with contextlib.suppress(httpx.HTTPError):
             httpx.delete(proxy, timeout=5.0, trust_env=False)

@@ -20,7 +20,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import NotFound
 from toxiproxy.proxy import Proxy
 
-from harness.deploy import leftovers
+from harness.deploy import owner
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import EnvironmentProblem
 
@@ -58,12 +58,25 @@ class ToxiproxyServer:
             "toxiproxy", [str(binary), "-host", "127.0.0.1", "-port", str(port)], log_path
         )
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def processes(self) -> dict[str, ManagedProcess]:
+        return {self.process.name: self.process}
+
+    def start(self) -> None:
         self.process.start()
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
         self.process.wait_ready(timeout_s, Readiness(self.port, "/version"))
 
     def stop(self) -> None:
         self.process.stop()
+
+    def record(self) -> dict[str, dict[str, Any]]:
+        return {}  # the run records its process with the others
 
 
 class LinkNetwork:
@@ -88,7 +101,7 @@ class LinkNetwork:
 
     def create(self, link: LinkAddress) -> None:
         if self.prefix:  # not the run's own server: a killed harness leaves the proxy there
-            leftovers.record_proxy(f"{self.url}/proxies/{self.prefix}{link.name}")
+            owner.record_proxy(f"{self.url}/proxies/{self.prefix}{link.name}")
         try:
             self.proxies[link.name] = self.server.create(
                 upstream=f"{link.upstream_host}:{link.upstream_port}",

@@ -21,7 +21,7 @@ import httpx
 import psutil
 
 from harness import secrets
-from harness.deploy import leftovers
+from harness.deploy import owner
 from harness.errors import ComponentFailed
 
 
@@ -107,7 +107,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = leftovers.owned(self.env if self.env is not None else secrets.inherited(os.environ))
+        env = owner.owned(self.env if self.env is not None else secrets.inherited(os.environ))
         self.started_at = time.time()
         with self.log_path.open("ab") as log:
             self.log_start = log.tell()
@@ -123,7 +123,7 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise ComponentFailed(self.name, f"could not start {self.argv[0]}: {exc}") from None
-        leftovers.record(self.proc.pid, self.name)
+        owner.record(self.proc.pid, self.name)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from harness.deploy.process import ManagedProcess, Readiness
+from harness.store import RunFolder
 
 SCRAPE_INTERVAL = "1s"
+RETENTION = "10y"
 # Prometheus hands new targets to its scrapers at most this often (5 s by default, which was
 # the whole wait for a run's first sample); 3.x honours less.
 TARGET_UPDATE_INTERVAL = "100ms"
@@ -65,18 +68,25 @@ def config(targets: Sequence[ScrapeTarget], read_from: str | None = None) -> dic
 
 
 def arguments(
-    run_dir: Path, targets: Sequence[ScrapeTarget], read_from: str | None, listen: str
+    run_dir: Path,
+    targets: Sequence[ScrapeTarget],
+    read_from: str | None,
+    listen: str,
+    config_dir: Path | None = None,
 ) -> list[str]:
-    """Write the run's scrape config into the run folder; the server's flags to use it, its
-    TSDB in the run folder too (the same paths in a container, where the run folder is
-    mounted at its own path)."""
-    config_path = run_dir / "prometheus.yml"
+    """Write the run's scrape config into the run folder (or ``config_dir``); the server's
+    flags to use it, its TSDB in the run folder (the same paths in a container, where the run
+    folder is mounted at its own path)."""
+    folder = RunFolder(run_dir)
+    config_path = config_dir / "prometheus.yml" if config_dir else folder.prometheus_config
     config_path.write_text(yaml.safe_dump(config(targets, read_from), sort_keys=False))
     return [
         f"--config.file={config_path}",
-        f"--storage.tsdb.path={run_dir / 'prometheus'}",
+        f"--storage.tsdb.path={folder.tsdb}",
         f"--web.listen-address={listen}",
-        "--storage.tsdb.retention.time=7d",
+        # A run's data is read back for as long as its folder is kept (harness report
+        # --rejudge): retention must never delete it when a stored run is served again.
+        f"--storage.tsdb.retention.time={RETENTION}",
         f"--scrape.discovery-reload-interval={TARGET_UPDATE_INTERVAL}",
         "--log.level=warn",
     ]
@@ -92,10 +102,15 @@ class Prometheus:
         run_dir: Path,
         targets: Sequence[ScrapeTarget],
         read_from: str | None = None,
+        scratch: Path | None = None,
     ):
+        """With ``scratch``, a stored run's data served again: its config and log go there,
+        and the run folder's own are left as the run wrote them."""
         self.port = port
-        argv = [str(binary), *arguments(run_dir, targets, read_from, f"127.0.0.1:{port}")]
-        self.process = ManagedProcess("prometheus", argv, run_dir / "logs" / "prometheus.log")
+        listen = f"127.0.0.1:{port}"
+        argv = [str(binary), *arguments(run_dir, targets, read_from, listen, scratch)]
+        log = scratch / "prometheus.log" if scratch else RunFolder(run_dir).log("prometheus")
+        self.process = ManagedProcess("prometheus", argv, log)
 
     @property
     def url(self) -> str:
@@ -110,3 +125,10 @@ class Prometheus:
 
     def stop(self) -> None:
         self.process.stop()
+
+    @property
+    def processes(self) -> dict[str, ManagedProcess]:
+        return {self.process.name: self.process}
+
+    def record(self) -> dict[str, dict[str, Any]]:
+        return {}  # the run records its process with the others

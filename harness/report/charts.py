@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from harness.journal import Event, Outcome
 from harness.observe.promql import PromQL, PromQLError
 from harness.report.panels import Panel, concrete
+from harness.store import RunFolder
 
-SERIES_FILE = "series.json"
 # Seconds of steady state shown before the load starts (and after its end, the drain).
 LEAD_S = 5.0
 WIDTH, HEIGHT = 640, 180
@@ -73,13 +73,13 @@ def fetch(
 
 
 def save(run_dir: Path, charts: Sequence[Chart]) -> None:
-    path = run_dir / SERIES_FILE
+    path = RunFolder(run_dir).series
     path.write_text(json.dumps([asdict(chart) for chart in charts]), encoding="utf-8")
 
 
 def load(run_dir: Path) -> list[Chart]:
     """The charts a run saved; none when it ended before Prometheus could be asked."""
-    path = run_dir / SERIES_FILE
+    path = RunFolder(run_dir).series
     if not path.is_file():
         return []
     charts = []
@@ -157,39 +157,38 @@ def legend(chart: Chart) -> list[tuple[str, str, str]]:
     ]
 
 
-def fault_spans(timeline: Sequence[Mapping[str, Any]], end: float) -> list[Span]:
+def fault_spans(timeline: Sequence[Event], end: float) -> list[Span]:
     """Each fault from its application to its heal (or to the run's end if never healed)."""
-    open_faults: dict[str, Mapping[str, Any]] = {}
+    open_faults: dict[str, Event] = {}
     spans = []
     for event in timeline:
-        label = str(event.get("value", {}).get("label"))
-        if event["kind"] == "fault.apply" and event["outcome"] == "ok":
+        label = str(event.value.get("label"))
+        if event.kind == "fault.apply" and event.outcome is Outcome.OK:
             open_faults[label] = event
-        elif event["kind"] == "fault.heal" and label in open_faults:
-            applied = open_faults.pop(label)
-            spans.append(_fault_span(applied, event["t_complete"]))
+        elif event.kind == "fault.heal" and label in open_faults:
+            spans.append(_fault_span(open_faults.pop(label), event.t_complete))
     spans.extend(_fault_span(applied, end) for applied in open_faults.values())
     return sorted(spans, key=lambda s: s.start)
 
 
-def saturation_spans(timeline: Sequence[Mapping[str, Any]]) -> list[Span]:
+def saturation_spans(timeline: Sequence[Event]) -> list[Span]:
     """Each stretch the host's CPU was saturated, from its ``host.saturated`` event."""
     return [
         Span(
-            event["t_invoke"],
-            event["t_complete"],
-            f"the host's CPU saturated: {event['value']['busy']:.0%} of "
-            f"{event['value']['cores']} cores busy",
+            event.t_invoke,
+            event.t_complete,
+            f"the host's CPU saturated: {event.value['busy']:.0%} of "
+            f"{event.value['cores']} cores busy",
         )
         for event in timeline
-        if event["kind"] == "host.saturated"
+        if event.kind == "host.saturated"
     ]
 
 
-def _fault_span(applied: Mapping[str, Any], end: float) -> Span:
-    value = applied.get("value", {})
-    text = f"{value.get('label')}: {value.get('fault')} on {applied['target']}"
-    return Span(applied["t_complete"], end, text)
+def _fault_span(applied: Event, end: float) -> Span:
+    value = applied.value
+    text = f"{value.get('label')}: {value.get('fault')} on {applied.target}"
+    return Span(applied.t_complete, end, text)
 
 
 def _nice_ceiling(v: float) -> float:

@@ -7,7 +7,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -15,6 +14,7 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from harness.journal import CheckResult, Journal
 from harness.repeat import RepeatSummary
 from harness.verdict import Verdict
 
@@ -134,47 +134,45 @@ def status_text(plan: Plan, elapsed_s: float, phase: str) -> str:
     return "; ".join([*parts, numbers]) if numbers else "; ".join(parts)
 
 
-def verdict_table(checks: Sequence[Mapping[str, Any]]) -> Table:
+def verdict_table(checks: Sequence[CheckResult]) -> Table:
     table = Table(show_lines=False, header_style="bold")
     table.add_column("check")
     table.add_column("expected")
     table.add_column("observed")
     table.add_column("verdict")
     for check in checks:
-        observed = escape(str(check["observed"]))
-        if check.get("note"):  # a journal from before notes has none
-            observed += f"\n[yellow]{escape(check['note'])}[/yellow]"
+        observed = escape(check.observed)
+        if check.note:
+            observed += f"\n[yellow]{escape(check.note)}[/yellow]"
+        verdict = check.verdict.value
         table.add_row(
-            escape(str(check["name"])),
-            escape(str(check["expected"])),
-            observed,
-            _styled(str(check["verdict"]), str(check["verdict"])),
+            escape(check.name), escape(check.expected), observed, _styled(verdict, verdict)
         )
     return table
 
 
-def summary(console: Console, journal: Mapping[str, Any]) -> None:
+def summary(console: Console, journal: Journal) -> None:
     """The verdict table, the ledger in one line, and the run's verdict and folder."""
-    if journal["checks"]:
-        console.print(verdict_table(journal["checks"]))
-    ledger = journal.get("ledger")
-    if ledger:
+    if journal.checks:
+        console.print(verdict_table(journal.checks))
+    if (ledger := journal.ledger) is not None:
         console.print(
-            "ledger: {acknowledged} acknowledged, {processed} processed, {lost} lost, "
-            "{duplicated} duplicated, {unexpected} unexpected, {indeterminate} "
-            "indeterminate ({recovered} of them processed)".format(**ledger)
+            f"ledger: {ledger.acknowledged} acknowledged, {ledger.processed} processed, "
+            f"{ledger.lost} lost, {ledger.duplicated} duplicated, {ledger.unexpected} "
+            f"unexpected, {ledger.indeterminate} indeterminate ({ledger.recovered} of them "
+            "processed)"
         )
-    verdict = journal["verdict"]
+    verdict = journal.verdict.value
     style = STYLES.get(verdict, "")
-    reason = f" ({escape(str(journal['reason']))})" if journal.get("reason") else ""
-    console.print(f"verdict: [bold {style}]{escape(str(verdict))}[/bold {style}]{reason}")
-    run_dir = shown(Path(journal["run_dir"]))
+    reason = f" ({escape(journal.reason)})" if journal.reason else ""
+    console.print(f"verdict: [bold {style}]{escape(verdict)}[/bold {style}]{reason}")
+    run_dir = shown(journal.folder)
     console.print(
-        f"run folder: {run_dir} (seed {journal['seed']}); open {run_dir}/report.html", markup=False
+        f"run folder: {run_dir} (seed {journal.seed}); open {run_dir}/report.html", markup=False
     )
 
 
-def summary_text(journal: Mapping[str, Any], width: int = 110) -> str:
+def summary_text(journal: Journal, width: int = 110) -> str:
     """The summary as plain text, for reports that are not a terminal (a pytest failure)."""
     text = io.StringIO()
     summary(Console(file=text, width=width, color_system=None, highlight=False), journal)
@@ -195,35 +193,31 @@ def catalogue_table(
     return table
 
 
-def matrix_table(journals: Sequence[Mapping[str, Any]]) -> Table:
+def matrix_table(journals: Sequence[Journal]) -> Table:
     """Check by target, for the same experiments run on several targets: each cell is what the
     check observed there, coloured by its verdict; each experiment's first row its verdicts."""
-    targets = list(dict.fromkeys(j["target"] for j in journals))
-    runs = {(j["experiment"], j["target"]): j for j in journals}
+    targets = list(dict.fromkeys(j.target for j in journals))
+    runs = {(j.experiment, j.target): j for j in journals}
     table = Table(header_style="bold", title="checks by target", show_lines=False)
     table.add_column("experiment / check")
     for target in targets:
         table.add_column(target)
-    for experiment in dict.fromkeys(j["experiment"] for j in journals):
-        cells = []
-        for target in targets:
-            verdict = runs[(experiment, target)]["verdict"] if (experiment, target) in runs else ""
-            cells.append(_styled(verdict, verdict or "-"))
+    for experiment in dict.fromkeys(j.experiment for j in journals):
+        ran = [runs.get((experiment, target)) for target in targets]
+        cells = [_styled(j.verdict.value, j.verdict.value) if j else "-" for j in ran]
         table.add_row(f"[bold]{experiment}[/bold]", *cells)
-        names = [
-            c["name"] for t in targets for c in runs.get((experiment, t), {}).get("checks", [])
-        ]
-        for name in dict.fromkeys(names):
+        for name in dict.fromkeys(c.name for j in ran if j for c in j.checks):
             cells = []
-            for target in targets:
-                checks = runs.get((experiment, target), {}).get("checks", [])
-                check = next((c for c in checks if c["name"] == name), None)
+            for journal in ran:
+                check = (
+                    next((c for c in journal.checks if c.name == name), None) if journal else None
+                )
                 if check is None:
                     cells.append("-")
-                elif check["verdict"] == Verdict.NOT_APPLICABLE.value:
-                    cells.append(_styled(check["verdict"], "n/a"))
+                elif check.verdict is Verdict.NOT_APPLICABLE:
+                    cells.append(_styled(check.verdict.value, "n/a"))
                 else:
-                    cells.append(_styled(check["verdict"], check["observed"]))
+                    cells.append(_styled(check.verdict.value, check.observed))
             table.add_row(f"  {name}", *cells)
     return table
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
+from harness.journal import Event, Journal
 from harness.report import charts
 from harness.report.charts import LEAD_S, Chart, Span
-
-REPORT_FILE = "report.html"
-# The experiment file as it was when the run started, kept beside the journal.
-EXPERIMENT_COPY = "experiment.yaml"
+from harness.store import RunFolder
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("harness.report", "templates"),
@@ -24,21 +22,20 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-def window(journal: Mapping[str, Any]) -> tuple[float, float, float]:
+def window(journal: Journal) -> tuple[float, float, float]:
     """The charts' span, and their zero: the load's start (the run's, if the load never did)."""
-    moments = journal["moments"]
-    timeline = journal["timeline"]
-    last = max((e["t_complete"] for e in timeline), default=moments.get("start", 0.0))
+    moments = journal.moments
+    last = max((e.t_complete for e in journal.timeline), default=moments.get("start", 0.0))
     zero = moments.get("load.start", moments.get("start", last))
     return zero - LEAD_S, moments.get("end", last), zero
 
 
-def write(run_dir: Path, journal: Mapping[str, Any], saved: Sequence[Chart]) -> Path:
+def write(run_dir: Path, journal: Journal, saved: Sequence[Chart]) -> Path:
     """Render the page from the journal and the saved series; returns its path."""
     t0, t1, zero = window(journal)
-    faults = charts.fault_spans(journal["timeline"], t1)
-    saturated = charts.saturation_spans(journal["timeline"])
-    marks = [Span(t, t, check["name"]) for check in journal["checks"] for t in check.get("at", [])]
+    faults = charts.fault_spans(journal.timeline, t1)
+    saturated = charts.saturation_spans(journal.timeline)
+    marks = [Span(t, t, check.name) for check in journal.checks for t in check.at]
     shown = [
         {
             "title": chart.title,
@@ -50,31 +47,31 @@ def write(run_dir: Path, journal: Mapping[str, Any], saved: Sequence[Chart]) -> 
         for chart in saved
     ]
     page = _TEMPLATES.get_template("report.html.j2").render(
-        j=journal,
+        j=journal.to_json(),  # the page shows the journal as its file has it
         charts=shown,
         saturated=bool(saturated),
-        timeline=[_row(event, zero) for event in journal["timeline"]],
+        timeline=[_row(event, zero) for event in journal.timeline],
         experiment_text=_experiment_text(run_dir, journal),
     )
-    path = run_dir / REPORT_FILE
+    path = RunFolder(run_dir).report
     path.write_text(page, encoding="utf-8")
     return path
 
 
-def _row(event: Mapping[str, Any], zero: float) -> dict[str, Any]:
-    took_ms = (event["t_complete"] - event["t_invoke"]) * 1000
+def _row(event: Event, zero: float) -> dict[str, Any]:
+    took_ms = (event.t_complete - event.t_invoke) * 1000
     return {
-        "at": f"{event['t_invoke'] - zero:+.2f}s",
+        "at": f"{event.t_invoke - zero:+.2f}s",
         "took": f"{took_ms:.0f} ms" if took_ms >= 1 else "",
-        "kind": event["kind"],
-        "target": event["target"],
-        "outcome": event["outcome"],
-        "details": json.dumps(event.get("value", {}), sort_keys=True) if event.get("value") else "",
+        "kind": event.kind,
+        "target": event.target,
+        "outcome": event.outcome.value,
+        "details": json.dumps(event.value, sort_keys=True) if event.value else "",
     }
 
 
-def _experiment_text(run_dir: Path, journal: Mapping[str, Any]) -> str:
-    for path in (run_dir / EXPERIMENT_COPY, Path(journal["experiment_file"])):
+def _experiment_text(run_dir: Path, journal: Journal) -> str:
+    for path in (RunFolder(run_dir).experiment, Path(journal.experiment_file)):
         if path.is_file():
             return path.read_text(encoding="utf-8")
-    return f"({journal['experiment_file']} is no longer there)"
+    return f"({journal.experiment_file} is no longer there)"

@@ -9,12 +9,30 @@ each run's suite is ``<experiment> (run i of K)``, and one more suite per varian
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from harness.journal import CheckResult, Journal
 from harness.repeat import RepeatSummary
+from harness.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Case:
+    """One check as a JUnit test case; ``message`` replaces the expected-and-observed text as
+    a failure's message (a repeat's "held in n of K runs")."""
+
+    name: str
+    verdict: Verdict
+    expected: str
+    observed: str
+    note: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, check: CheckResult) -> Case:
+        return cls(check.name, check.verdict, check.expected, check.observed, check.note)
 
 
 @dataclass(frozen=True)
@@ -23,33 +41,26 @@ class Suite:
     itself went wrong."""
 
     experiment: str
-    checks: Sequence[Mapping[str, Any]]
+    checks: Sequence[Case]
     duration_s: float
     error: str | None = None
 
     @classmethod
-    def of(cls, journal: Mapping[str, Any], name: str | None = None) -> Suite:
-        return cls(
-            name or journal["experiment"],
-            journal["checks"],
-            journal["duration_s"],
-            journal["reason"],
-        )
+    def of(cls, journal: Journal, name: str | None = None) -> Suite:
+        cases = [Case.of(c) for c in journal.checks]
+        return cls(name or journal.experiment, cases, journal.duration_s, journal.reason)
 
     @classmethod
     def of_repeat(cls, repeat: RepeatSummary) -> Suite:
         """The checks of a variant's K runs, each with its repeat verdict; the message says how
         often it held, the text what each run observed."""
         checks = [
-            {
-                "name": c.name,
-                "verdict": c.verdict.value,
-                "expected": c.expected,
-                "observed": _per_run(c.observed),
-                "message": f"held in {c.held} of {repeat.runs} runs",
-            }
+            Case(
+                c.name, c.verdict, c.expected, _per_run(c.observed),
+                message=f"held in {c.held} of {repeat.runs} runs",
+            )
             for c in repeat.checks
-        ]
+        ]  # fmt: skip
         return cls(f"{repeat.experiment} ({repeat.runs} runs)", checks, repeat.duration_s)
 
 
@@ -75,29 +86,31 @@ def write(path: Path, suites: Sequence[Suite]) -> None:
 
 def _suite(run: Suite) -> ET.Element:
     checks, name = run.checks, run.experiment
-    failures = sum(1 for c in checks if c["verdict"] in ("failed", "flaky"))
-    errors = sum(1 for c in checks if c["verdict"] in ("inconclusive", "aborted")) + bool(run.error)
+    failures = sum(1 for c in checks if c.verdict in (Verdict.FAILED, Verdict.FLAKY))
+    broken = (Verdict.INCONCLUSIVE, Verdict.ABORTED)
+    errors = sum(1 for c in checks if c.verdict in broken) + bool(run.error)
     suite = ET.Element(
         "testsuite",
         name=name,
         tests=str(len(checks) + bool(run.error)),
         failures=str(failures),
         errors=str(errors),
-        skipped=str(sum(1 for c in checks if c["verdict"] == "not-applicable")),
+        skipped=str(sum(1 for c in checks if c.verdict is Verdict.NOT_APPLICABLE)),
         time=f"{run.duration_s:.3f}",
     )
     for check in checks:
-        case = ET.SubElement(suite, "testcase", classname=name, name=check["name"])
-        text = f"expected {check['expected']}; observed {check['observed']}"
-        if check.get("note"):  # the host was saturated: said with the verdict, held or not
-            text += f"; {check['note']}"
-        message = check.get("message", text)
-        if check["verdict"] in ("failed", "flaky"):
-            ET.SubElement(case, "failure", message=message, type=check["verdict"]).text = text
-        elif check["verdict"] == "not-applicable":
-            ET.SubElement(case, "skipped", message=check["observed"])
-        elif check["verdict"] != "held":
-            ET.SubElement(case, "error", message=message, type=check["verdict"]).text = text
+        case = ET.SubElement(suite, "testcase", classname=name, name=check.name)
+        text = f"expected {check.expected}; observed {check.observed}"
+        if check.note:  # the host was saturated: said with the verdict, held or not
+            text += f"; {check.note}"
+        message = check.message or text
+        kind = check.verdict.value
+        if check.verdict in (Verdict.FAILED, Verdict.FLAKY):
+            ET.SubElement(case, "failure", message=message, type=kind).text = text
+        elif check.verdict is Verdict.NOT_APPLICABLE:
+            ET.SubElement(case, "skipped", message=check.observed)
+        elif check.verdict is not Verdict.HELD:
+            ET.SubElement(case, "error", message=message, type=kind).text = text
         else:
             ET.SubElement(case, "system-out").text = text
     if run.error:

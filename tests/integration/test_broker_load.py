@@ -23,7 +23,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness.deploy import local
+from harness.deploy import base, local
 from harness.deploy.ports import PortAllocator
 from harness.ledger_io import SendOutcome, read_sends
 from harness.load import LoadPlan, LoadProcess, Publish
@@ -71,9 +71,9 @@ class Brokers:
         topology = TopologySpec.model_validate(
             {"name": target, "components": {"broker": broker}, "load": {"component": "broker"}}
         )
-        where = local.layout(topology, PortAllocator())
+        where = base.layout(topology, PortAllocator())
         run_dir = self.folder / target
-        deployment = local.LocalDeployment(local.plan(topology, ROOT / "targets", run_dir, where))
+        deployment = local.LocalDeployment(base.plan(topology, ROOT / "targets", run_dir, where))
         self.deployed[target] = deployment  # stopped at the end even if it never got ready
         deployment.up()
         return deployment

@@ -10,7 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.deploy.docker import LABEL_RUN
+from harness.deploy.containers import LABEL_RUN
 from tests.conftest import ROOT, harness_argv
 from tests.integration.test_catalogue import assert_exact_ledger, run, verdicts
 from tests.integration.test_run import SHORT, _wait_for_event

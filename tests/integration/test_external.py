@@ -78,6 +78,7 @@ def shared_toxiproxy(tmp_path: Path) -> Iterator[str]:
         components.find("toxiproxy-server"), ports.allocate(), tmp_path / "toxiproxy.log"
     )
     server.start()
+    server.wait_ready()
     url = f"http://127.0.0.1:{server.port}"
     theirs = {"name": "theirs", "listen": f"127.0.0.1:{ports.allocate()}", "upstream": "x:1"}
     httpx.post(f"{url}/proxies", json=theirs).raise_for_status()

@@ -35,6 +35,7 @@ def network(tmp_path: Path) -> Iterator[tuple[LinkNetwork, int]]:
         components.find("toxiproxy-server"), ports.allocate(), tmp_path / "toxiproxy.log"
     )
     server.start()
+    server.wait_ready()
     try:
         links = LinkNetwork(server.port)
         listen = ports.allocate()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from harness.deploy import leftovers
+from harness.deploy import leftovers, owner
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration]
@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.integration]
 # In the new namespace: a "harness" (this script) starts a process it owns, then waits.
 INSIDE = (
     "import os, subprocess\n"
-    "from harness.deploy import leftovers\n"
-    "child = subprocess.Popen(['sleep', '120'], env=leftovers.owned(os.environ))\n"
+    "from harness.deploy import owner\n"
+    "child = subprocess.Popen(['sleep', '120'], env=owner.owned(os.environ))\n"
     "child.wait()\n"
 )
 
@@ -60,8 +60,8 @@ def neighbour() -> Iterator[psutil.Process]:
 def test_down_on_the_host_leaves_a_live_run_of_another_namespace_alone(
     harness_cli, neighbour: psutil.Process
 ) -> None:
-    owner = neighbour.environ()[leftovers.OWNER_VAR]
-    assert owner.split(":")[1] != leftovers.owner_mark().split(":")[1]  # another namespace
+    mark = neighbour.environ()[owner.OWNER_VAR]
+    assert mark.split(":")[1] != owner.owner_mark().split(":")[1]  # another namespace
     assert neighbour.pid not in {p.pid for p in leftovers.find().processes}
     result = harness_cli("down")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -71,9 +71,9 @@ def test_down_on_the_host_leaves_a_live_run_of_another_namespace_alone(
 def test_a_process_of_a_gone_harness_of_this_namespace_is_a_leftover() -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    mark = leftovers.owner_mark().rsplit(":", 2)[0] + f":{gone.pid}:1.00"
+    mark = owner.owner_mark().rsplit(":", 2)[0] + f":{gone.pid}:1.00"
     orphan = subprocess.Popen(
-        ["sleep", "120"], env={**os.environ, leftovers.OWNER_VAR: mark}, start_new_session=True
+        ["sleep", "120"], env={**os.environ, owner.OWNER_VAR: mark}, start_new_session=True
     )
     try:
         assert orphan.pid in {p.pid for p in leftovers.find().processes}

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.deploy import local
+from harness.deploy import base, local
 from harness.deploy.ports import PortAllocator
 from harness.faults import FAULTS, FaultTools, Target
 from harness.spec import TopologySpec
@@ -42,8 +42,8 @@ TOPOLOGY = TopologySpec.model_validate(
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[local.LocalDeployment]:
-    where = local.layout(TOPOLOGY, PortAllocator())
-    deployed = local.LocalDeployment(local.plan(TOPOLOGY, tmp_path, tmp_path, where))
+    where = base.layout(TOPOLOGY, PortAllocator())
+    deployed = local.LocalDeployment(base.plan(TOPOLOGY, tmp_path, tmp_path, where))
     try:
         deployed.up()
         yield deployed
@@ -91,11 +91,11 @@ def test_pause_stops_the_replica_answering_until_healed(
 
 
 def test_a_paused_replica_is_still_torn_down(tmp_path: Path) -> None:
-    where = local.layout(TOPOLOGY, PortAllocator())
-    deployed = local.LocalDeployment(local.plan(TOPOLOGY, tmp_path, tmp_path, where))
+    where = base.layout(TOPOLOGY, PortAllocator())
+    deployed = local.LocalDeployment(base.plan(TOPOLOGY, tmp_path, tmp_path, where))
     deployed.up()
     apply("pause", deployed, "cache-0", "cache-1")
-    pids = list(deployed.pids())
+    pids = [p.pid for p in deployed.processes.values() if p.pid is not None]
     deployed.down()
     assert not [p for p in pids if psutil.pid_exists(p)]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.deploy import local
+from harness.deploy import base, local
 from harness.deploy.ports import PortAllocator
 from harness.errors import ComponentFailed
 from harness.spec import TopologySpec
@@ -33,8 +33,8 @@ def deploy(tmp_path: Path, ready: dict[str, object], script: str) -> local.Local
             "load": {"component": "worker"},
         }
     )
-    where = local.layout(topology, PortAllocator())
-    return local.LocalDeployment(local.plan(topology, tmp_path, tmp_path / "run", where))
+    where = base.layout(topology, PortAllocator())
+    return local.LocalDeployment(base.plan(topology, tmp_path, tmp_path / "run", where))
 
 
 @pytest.fixture

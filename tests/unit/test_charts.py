@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import re
 
+from harness.journal import Event, Outcome
 from harness.report import charts
 from harness.report.charts import Chart, Line, Span
 
 
 def test_fault_spans_pair_each_apply_with_its_heal_and_close_the_unhealed_at_the_end() -> None:
     timeline = [
-        {"kind": "fault.apply", "outcome": "ok", "target": "w", "t_complete": 10.0,
-         "value": {"label": "a", "fault": "kill"}},
-        {"kind": "fault.apply", "outcome": "ok", "target": "l", "t_complete": 12.0,
-         "value": {"label": "b", "fault": "partition"}},
-        {"kind": "fault.heal", "outcome": "ok", "target": "w", "t_complete": 15.0,
-         "value": {"label": "a", "fault": "kill"}},
-    ]  # fmt: skip
+        Event("fault.apply", "w", 10.0, 10.0, Outcome.OK, {"label": "a", "fault": "kill"}),
+        Event("fault.apply", "l", 12.0, 12.0, Outcome.OK, {"label": "b", "fault": "partition"}),
+        Event("fault.heal", "w", 15.0, 15.0, Outcome.OK, {"label": "a", "fault": "kill"}),
+    ]
     spans = charts.fault_spans(timeline, end=30.0)
     assert [(s.start, s.end) for s in spans] == [(10.0, 15.0), (12.0, 30.0)]
     assert spans[1].label == "b: partition on l"

@@ -12,12 +12,20 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.checks import Evidence, evaluate, steady_state_checks
+from harness.checks import (
+    Evidence,
+    LedgerCheck,
+    RecoveryCheck,
+    ThresholdCheck,
+    WindowCheck,
+    evaluate,
+)
 from harness.checks.promql import recovery_time
+from harness.judge import steady_state_checks
 from harness.ledger import LedgerSummary, summarize
 from harness.ledger_io import SendOutcome
 from harness.observe.promql import PromQL, Series
-from harness.spec import LedgerCheck, RecoveryCheck, SteadyState, ThresholdCheck, WindowCheck
+from harness.spec import SteadyState
 from harness.units import Expectation, Moment
 from harness.verdict import Verdict
 

@@ -36,8 +36,8 @@ def test_the_pre_commit_hook_validates_experiment_files() -> None:
 
 
 def test_the_readmes_own_system_target_loads(tmp_path: Path) -> None:
-    section = (ROOT / "README.md").read_text().split("## Your own system", 1)[1]
-    target = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs" / "your-system.md").read_text()
+    target = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "targets").mkdir()
     (tmp_path / "targets" / "my-tasks.yaml").write_text(target)
     (tmp_path / "experiments").mkdir()

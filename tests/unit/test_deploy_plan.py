@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.deploy.local import layout, plan
+from harness.deploy.base import layout, plan
 from harness.deploy.ports import PortAllocator
 from harness.loader import load_experiment
 

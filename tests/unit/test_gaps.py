@@ -12,11 +12,10 @@ from typing import Any
 
 import httpx
 
-from harness.checks import CheckResult, Evidence, evaluate
+from harness.checks import CheckResult, Evidence, LedgerCheck, ThresholdCheck, evaluate
 from harness.journal import EventLog, Outcome
 from harness.observe.gaps import Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL
-from harness.spec import LedgerCheck, ThresholdCheck
 from harness.verdict import Verdict
 from tests.unit.test_checks import MOMENTS, T0, FakePrometheus, vector
 

@@ -16,7 +16,17 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from harness.checks import CheckResult, Evidence, evaluate
+from harness.checks import (
+    Check,
+    CheckResult,
+    Evidence,
+    LedgerCheck,
+    RecoveryCheck,
+    ThresholdCheck,
+    WindowCheck,
+    evaluate,
+)
+from harness.journal import Journal
 from harness.ledger import summarize
 from harness.ledger_io import SendOutcome
 from harness.observe.footprint import HostSpan
@@ -24,7 +34,6 @@ from harness.observe.promql import PromQL
 from harness.report import html, junit
 from harness.report.charts import Chart, Line
 from harness.report.console import verdict_table
-from harness.spec import Check, LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
 from harness.verdict import Verdict
 from tests.unit.test_checks import MOMENTS, T0, FakePrometheus, matrix, vector
 
@@ -127,9 +136,7 @@ def test_the_journal_writes_the_note_and_null_without_one() -> None:
 
 def test_the_console_shows_the_note_under_what_was_observed() -> None:
     out = io.StringIO()
-    Console(file=out, width=300, color_system=None).print(
-        verdict_table([c.to_json() for c in CHECKS])
-    )
+    Console(file=out, width=300, color_system=None).print(verdict_table(CHECKS))
     lines = out.getvalue().splitlines()
     row = next(i for i, line in enumerate(lines) if "12 at +40s" in line)
     assert NOTE in lines[row + 1] and "inconclusive" in lines[row]
@@ -138,7 +145,7 @@ def test_the_console_shows_the_note_under_what_was_observed() -> None:
 def test_junit_gives_the_note_in_the_inconclusive_message_and_beside_a_hold(
     tmp_path: Path,
 ) -> None:
-    junit.write(tmp_path / "j.xml", [junit.Suite("e", [c.to_json() for c in CHECKS], 1)])
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", [junit.Case.of(c) for c in CHECKS], 1)])
     inconclusive, held, ledger = ET.parse(tmp_path / "j.xml").getroot().iter("testcase")
     error = inconclusive.find("error")
     assert error is not None
@@ -147,13 +154,13 @@ def test_junit_gives_the_note_in_the_inconclusive_message_and_beside_a_hold(
     assert ledger.findtext("system-out") == "expected lost == 0; observed 0"
 
 
-def journal(checks: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
+def journal(checks: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> Journal:
+    return Journal.from_json({
         "experiment": "e", "target": "t", "verdict": "inconclusive", "run_id": "r",
         "started_at": "now", "duration_s": 1.0, "seed": 1, "overrides": [], "reason": None,
         "moments": {"load.start": T0, "end": T0 + 90}, "checks": checks, "timeline": timeline,
         "ledger": None, "experiment_file": "gone.yaml",
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 CHART = [Chart("Backlog", "short", "why", [Line("waiting", [(T0, 1.0), (T0 + 60, 2.0)])])]
@@ -177,9 +184,10 @@ def test_a_journal_from_before_notes_still_renders(tmp_path: Path) -> None:
     text = html.write(tmp_path, journal([old], []), CHART).read_text()
     assert 'class="note"' not in text and 'class="saturated"' not in text
     out = io.StringIO()
-    Console(file=out, width=200, color_system=None).print(verdict_table([old]))
+    (read,) = journal([old], []).checks
+    Console(file=out, width=200, color_system=None).print(verdict_table([read]))
     assert "lost == 0" in out.getvalue()
-    junit.write(tmp_path / "j.xml", [junit.Suite("e", [old], 1)])
+    junit.write(tmp_path / "j.xml", [junit.Suite("e", [junit.Case.of(read)], 1)])
     assert ET.parse(tmp_path / "j.xml").getroot().findtext(".//system-out") == (
         "expected lost == 0; observed 0"
     )

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from harness import secrets
 from harness.errors import SpecError
+from harness.journal import Journal
 from harness.loader import load_experiment
 from harness.report.console import summary_text
 from tests.conftest import ROOT
@@ -81,7 +82,7 @@ def test_any_text_is_shown_as_written(name: str, expected: str, observed: str, r
     check = {"name": name, "verdict": "failed", "expected": expected, "observed": observed}
     journal = {"checks": [check], "ledger": None, "verdict": "failed", "reason": reason,
                "run_dir": "/tmp/runs/x", "seed": 1}  # fmt: skip
-    text = " ".join(summary_text(journal).split())  # the table wraps long cells
+    text = " ".join(summary_text(Journal.from_json(journal)).split())  # the table wraps cells
     for written in (name, expected, observed, reason):
         assert all(word in text for word in written.split()), written
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from harness.checks import LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
 from harness.errors import SpecError
 from harness.faults.network import Latency
 from harness.loader import load_experiment
-from harness.spec import LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
 from tests.conftest import ROOT
 
 REPO = Path(__file__).resolve().parents[2]

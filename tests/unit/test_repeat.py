@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from harness.repeat import repeat_verdict, seeds, summarize
+from harness.journal import Journal
+from harness.repeat import Unopened, repeat_verdict, seeds, summarize
 from harness.verdict import Verdict
 
 ABORTED, FAILED, FLAKY, INCONCLUSIVE, HELD, NA = (
@@ -19,20 +18,22 @@ ABORTED, FAILED, FLAKY, INCONCLUSIVE, HELD, NA = (
 )
 
 
-def journal(verdict: str, seed: int, *checks: tuple[str, str, str]) -> dict[str, Any]:
+def journal(verdict: str, seed: int, *checks: tuple[str, str, str]) -> Journal:
     """A finished run's journal with only what a repeat reads; checks are (name, verdict,
     observed)."""
-    return {
-        "experiment": "slow-consumer",
-        "target": "redis-streams",
-        "verdict": verdict,
-        "seed": seed,
-        "run_dir": f"runs/r{seed}",
-        "duration_s": 60.0,
-        "checks": [
-            {"name": n, "verdict": v, "expected": "== 1", "observed": o} for n, v, o in checks
-        ],
-    }
+    return Journal.from_json(
+        {
+            "experiment": "slow-consumer",
+            "target": "redis-streams",
+            "verdict": verdict,
+            "seed": seed,
+            "run_dir": f"runs/r{seed}",
+            "duration_s": 60.0,
+            "checks": [
+                {"name": n, "verdict": v, "expected": "== 1", "observed": o} for n, v, o in checks
+            ],
+        }
+    )
 
 
 def test_seeds_count_up_from_the_given_one_or_are_each_drawn() -> None:
@@ -132,7 +133,7 @@ def test_checks_are_matched_by_name_whatever_their_order() -> None:
 
 def test_a_run_that_judged_nothing_counts_as_inconclusive_for_every_check() -> None:
     aborted = journal("aborted", 2)  # aborted before judging: no checks
-    unopened = {"experiment": "slow-consumer", "target": "redis-streams", "verdict": "inconclusive"}
+    unopened = Unopened("slow-consumer", "redis-streams", None)
     repeat = summarize([journal("held", 1, ("up", "held", "1")), aborted, unopened])
     [up] = repeat.checks
     assert (up.held, up.failed, up.inconclusive) == (1, 0, 2)

@@ -30,9 +30,9 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
-from harness.deploy import images, leftovers
-from harness.deploy.local import Deployment, Instance, Layout
-from harness.deploy.process import reachable
+from harness.deploy import images, owner
+from harness.deploy.base import Instance, Layout, Planned
+from harness.deploy.process import ManagedProcess, reachable
 from harness.errors import ComponentFailed, EnvironmentProblem
 from harness.spec import ComponentSpec, TopologySpec
 
@@ -63,7 +63,7 @@ def connect() -> docker.DockerClient:
 
 
 def labels(run_id: str) -> dict[str, str]:
-    return {LABEL_RUN: run_id, LABEL_OWNER: leftovers.owner_mark()}
+    return {LABEL_RUN: run_id, LABEL_OWNER: owner.owner_mark()}
 
 
 def image_kind(name: str, spec: ComponentSpec) -> str:
@@ -272,14 +272,20 @@ class ServiceContainer:
         self.container.stop(timeout=STOP_GRACE_S)
         self.container.remove(force=True)
 
-    def record(self) -> dict[str, Any]:
-        return _record(
-            self.name, self.container, self.image, (self.host, self.port), self.log_path,
-            self.started_at, self.ready_s, self.cpu_s,
-        )  # fmt: skip
+    @property
+    def processes(self) -> dict[str, ManagedProcess]:
+        return {}  # the engine's, not this host's
+
+    def record(self) -> dict[str, dict[str, Any]]:
+        return {
+            self.name: _record(
+                self.name, self.container, self.image, (self.host, self.port), self.log_path,
+                self.started_at, self.ready_s, self.cpu_s,
+            )
+        }  # fmt: skip
 
 
-class DockerDeployment(Deployment):
+class DockerDeployment(Planned):
     """The running containers of one topology; the process seam of faults maps to the engine:
     kill is SIGKILL to the container, pause is the engine's pause (the cgroup freezer)."""
 
@@ -292,7 +298,7 @@ class DockerDeployment(Deployment):
         run_id: str,
         binds: Iterable[str],
     ) -> None:
-        super().__init__(layers)  # no processes here: they are the engine's
+        super().__init__(layers)  # no processes of this host: they are the engine's
         self.client, self.network, self.images, self.run_id = client, network, images, run_id
         self.binds = list(binds)
         self.containers: dict[str, Container] = {}
@@ -300,17 +306,11 @@ class DockerDeployment(Deployment):
         self.ready_s: dict[str, float] = {}  # from its first start until it first answered
         self.cpu_s: dict[str, float | None] = {}  # taken just before it is removed
 
-    def up(self, on_ready: Callable[[Instance], object] = lambda _: None) -> None:
-        """Create and start layer by layer; raises ComponentFailed on the first that fails."""
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for layer in self.layers:
-                owned = [i for i in layer if not i.external]
-                list(pool.map(self._create, owned))
-                for instance in owned:
-                    self._start(instance.name)
-                futures = [pool.submit(self._ready, i, on_ready) for i in layer]
-                for future in futures:
-                    future.result()
+    def launch(self, layer: list[Instance], pool: ThreadPoolExecutor) -> None:
+        """Create the layer's containers together, then start each."""
+        list(pool.map(self._create, layer))
+        for instance in layer:
+            self._start(instance.name)
 
     def _create(self, instance: Instance) -> None:
         self.containers[instance.name] = _create(
@@ -322,13 +322,9 @@ class DockerDeployment(Deployment):
         self.started[replica] = time.time()
         self.containers[replica].start()
 
-    def _ready(self, instance: Instance, on_ready: Callable[[Instance], object]) -> None:
-        if instance.external:
-            instance.ready.wait_external(instance.name, instance.ready_timeout_s)
-        else:
-            self._wait_ready(instance)
-            self.ready_s[instance.name] = round(time.time() - self.started[instance.name], 3)
-        on_ready(instance)
+    def await_ready(self, instance: Instance) -> None:
+        self._wait_ready(instance)
+        self.ready_s[instance.name] = round(time.time() - self.started[instance.name], 3)
 
     def _wait_ready(self, instance: Instance) -> None:
         container = self.containers[instance.name]
@@ -415,31 +411,22 @@ class DockerDeployment(Deployment):
 
     def start(self, replica: str) -> None:
         """Start a killed or stopped container again: same address, same filesystem."""
-        instance = next(i for i in self.instances if i.name == replica)
+        instance = self.instance(replica)
         self._start(replica)
         self._wait_ready(instance)
 
-    def down(self) -> None:
-        """Keep each container's output in the run's logs, then remove it, last layer first."""
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for layer in reversed(self.layers):
-                names = [i.name for i in layer if i.name in self.containers]
-                list(pool.map(self._remove, names))
-
-    def _remove(self, replica: str) -> None:
-        container = self.containers[replica]
-        instance = next(i for i in self.instances if i.name == replica)
+    def remove(self, instance: Instance) -> None:
+        """Keep the container's output in the run's logs and its CPU, then remove it."""
+        if (container := self.containers.get(instance.name)) is None:
+            return
         _save_logs(container, instance.log_path)
-        self.cpu_s[replica] = _cpu_s(container)
+        self.cpu_s[instance.name] = _cpu_s(container)
         with contextlib.suppress(docker.errors.NotFound):
             container.reload()
             if container.status == "paused":
                 container.unpause()  # the engine refuses to stop a frozen container
             container.stop(timeout=STOP_GRACE_S)
             container.remove(force=True)
-
-    def pids(self) -> list[int]:
-        return []
 
     def record(self) -> dict[str, dict[str, Any]]:
         """Each container, as the journal's ``components`` lists a process: its image, address

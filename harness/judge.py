@@ -1,0 +1,271 @@
+"""Judging a run: the ledger read from the target's source, the holes in the metrics and the
+stretches of saturation found, every check evaluated on that evidence, and the journal built.
+
+Everything here runs after the drain, while the target and Prometheus still run, and reads
+only what the run recorded (its moments, events, ledger files and Prometheus), so that what
+a verdict rests on is in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.markup import escape
+
+from harness import ledger_sources, secrets
+from harness.checks import CheckResult, Evidence, ThresholdCheck, evaluate
+from harness.context import RunContext
+from harness.deploy.base import fill_outside
+from harness.errors import HarnessError
+from harness.journal import Event, Journal, Outcome
+from harness.ledger import LedgerSummary, summarize
+from harness.ledger_io import LedgerUnreadable, read_processed, read_sends
+from harness.observe.footprint import HostSpan, own_cpu_s
+from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
+from harness.observe.promql import PromQL, PromQLError
+from harness.report import charts, panels
+from harness.spec import Experiment, SteadyState
+from harness.store import RunFolder
+from harness.units import Moment
+from harness.verdict import run_verdict
+
+# A replica a fault restarted is scraped again within a scrape or two of its heal.
+RESTART_GRACE_S = 3.0
+
+
+def _read_ledger_source(ctx: RunContext) -> None:
+    """Write the processed side of the ledger from the topology's source, if it names one: one
+    line per processing, as the reference sink writes it, so everything after reads one format.
+    A source that cannot be read leaves no ledger, and the ledger checks say why."""
+    topology = ctx.experiment.topology
+    if topology.ledger is None or ctx.layout is None:
+        return
+    t_invoke = time.time()
+    folder = ctx.experiment.topology_file.parent
+    layout = ctx.layout
+    filled = topology.ledger.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
+    path = ctx.folder.processed
+    try:
+        counts = ledger_sources.read(filled)
+    except ledger_sources.LedgerSourceError as exc:
+        ctx.ledger_problem = str(exc)
+        ctx.log.now("ledger.read", "ledger", Outcome.FAIL, t_invoke, error=str(exc))
+        ctx.say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for message_id, times in counts.items():
+            line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
+            out.write(line * times)
+    ctx.log.now(
+        "ledger.read", "ledger", Outcome.OK, t_invoke, source=ledger_sources.describe(filled),
+        ids=len(counts), processings=sum(counts.values()),
+    )  # fmt: skip
+
+
+def judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
+    """Every check of the experiment, the steady state's first, judged on the run's evidence."""
+    _read_ledger_source(ctx)
+    if ctx.ledger_problem is None:  # else an empty processed side would read as all lost
+        ctx.ledger, ctx.ledger_problem = read_ledger(ctx.run_dir)
+        if ctx.ledger_problem is not None:
+            ctx.say(f"[yellow]{escape(ctx.ledger_problem)}[/yellow]")
+    gaps = _scrape_gaps(ctx, promql) + _saturation(ctx, promql)
+    evidence = Evidence(
+        promql,
+        dict(ctx.moments),
+        ctx.ledger,
+        ctx.drained,
+        gaps,
+        ctx.experiment.topology.lacks,
+        ctx.ledger_problem,
+        _host_saturation(ctx),
+    )
+    return evaluate_all(ctx.experiment, evidence)
+
+
+def steady_state_checks(
+    steady: Sequence[SteadyState], has_faults: bool
+) -> list[tuple[str, ThresholdCheck]]:
+    """Each steady-state condition as a threshold before the first fault and at the end."""
+    moments = [("before faults", "fault.start")] if has_faults else []
+    moments.append(("after recovery", "end"))
+    return [
+        (
+            "steady state",
+            ThresholdCheck(
+                name=f"steady state {label}: {s.name}",
+                query=s.query,
+                at=Moment.parse(at),
+                expect=s.expect,
+            ),
+        )
+        for s in steady
+        for label, at in moments
+    ]
+
+
+def evaluate_all(experiment: Experiment, evidence: Evidence) -> list[CheckResult]:
+    """The steady state's checks (before the first fault, and at the end), then the others."""
+    spec = experiment.spec
+    checks = [c for _, c in steady_state_checks(spec.steady_state, bool(experiment.faults))]
+    return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
+
+
+def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
+    """The ledger from the run folder's two files, or why it cannot be read."""
+    folder = RunFolder(run_dir)
+    try:
+        return summarize(read_sends(folder.sent), read_processed(folder.processed)), None
+    except LedgerUnreadable as exc:
+        return None, f"the ledger cannot be read: {exc}"
+
+
+def stored_evidence(journal: Journal, experiment: Experiment, promql: PromQL) -> Evidence:
+    """What a finished run's checks were judged on, from what the run folder keeps: the
+    journal's moments and events, the ledger's files, and the run's Prometheus data (served
+    again, by ``harness.rejudge``)."""
+    events, moments = journal.timeline, journal.moments
+    unread = [e for e in events if e.kind == "ledger.read" and e.outcome is Outcome.FAIL]
+    ledger: LedgerSummary | None = None
+    problem: str | None = str(unread[-1].value.get("error")) if unread else None
+    if problem is None:
+        ledger, problem = read_ledger(journal.folder)
+    load = [(e.t_invoke, e.t_complete) for e in events if e.kind == "load.saturated"]
+    host = [
+        HostSpan(e.t_invoke, e.t_complete, float(e.value["busy"]), int(e.value["cores"]))
+        for e in events
+        if e.kind == "host.saturated"
+    ]
+    gaps = _gaps(promql, events, moments) + _latency_gaps(promql, load, moments)
+    drained = any(e.kind == "drain" and e.outcome is Outcome.OK for e in events)
+    lacks = experiment.topology.lacks
+    return Evidence(promql, dict(moments), ledger, drained, gaps, lacks, problem, host)
+
+
+def save_series(ctx: RunContext, promql: PromQL) -> None:
+    """The key series of the run, from the load's start (less a lead) to the drain's end."""
+    start = ctx.moments.get("load.start")
+    if start is None:
+        return
+    topology = ctx.experiment.topology
+    end = ctx.moments.get("end", time.time())
+    ctx.charts = charts.fetch(
+        promql, panels.for_target(topology.name), topology.name, topology.queue,
+        start - charts.LEAD_S, end,
+    )  # fmt: skip
+    charts.save(ctx.run_dir, ctx.charts)
+
+
+def _scrape_gaps(ctx: RunContext, promql: PromQL) -> list[Gap]:
+    """Holes in the metrics of a target no fault took down; each is journaled."""
+    gaps = _gaps(promql, ctx.log.events, ctx.moments)
+    for gap in gaps:
+        metrics = {"metrics": sorted(gap.metrics)}
+        ctx.log.record(
+            Event("observe.gap", gap.instance, gap.start, gap.end, Outcome.FAIL, metrics)
+        )
+    return gaps
+
+
+def _gaps(promql: PromQL, events: Sequence[Event], moments: Mapping[str, float]) -> list[Gap]:
+    try:
+        excused = meant_down(events, moments, RESTART_GRACE_S)
+        return find_gaps(promql, moments["load.start"], moments["end"], excused)
+    except PromQLError:
+        return []  # Prometheus itself is gone: every check that needs it is inconclusive anyway
+
+
+def _saturation(ctx: RunContext, promql: PromQL) -> list[Gap]:
+    """Stretches when Locust saturated its core: the checks on its latency are inconclusive."""
+    spans = ctx.footprint.saturated
+    if not spans:
+        return []
+    seconds = sum(end - start for start, end in spans)
+    ctx.say(f"[yellow]Locust {WHY_SATURATED} for {seconds:.0f}s[/yellow]")
+    for start, end in spans:
+        ctx.log.record(Event("load.saturated", "load", start, end, Outcome.FAIL, {}))
+    return _latency_gaps(promql, spans, ctx.moments)
+
+
+def _latency_gaps(
+    promql: PromQL, spans: Sequence[tuple[float, float]], moments: Mapping[str, float]
+) -> list[Gap]:
+    if not spans:
+        return []
+    try:
+        return saturation_gaps(promql, spans, moments["load.start"], moments["end"])
+    except PromQLError:
+        return []
+
+
+def _host_saturation(ctx: RunContext) -> list[HostSpan]:
+    """Stretches when the host's whole CPU was busy: the timing checks over them say so."""
+    spans = ctx.footprint.host.spans
+    if not spans:
+        return []
+    seconds = sum(span.end - span.start for span in spans)
+    ctx.say(
+        f"[yellow]the host's CPU was saturated for {seconds:.0f}s ({spans[0].cores_busy}): "
+        "timing checks over that time say so[/yellow]"
+    )
+    for span in spans:
+        value = {"busy": span.busy, "cores": span.cores}
+        ctx.log.record(Event("host.saturated", "host", span.start, span.end, Outcome.FAIL, value))
+    return spans
+
+
+def journal(
+    ctx: RunContext,
+    checks: list[CheckResult],
+    error: HarnessError | None,
+    overrides: tuple[str, ...],
+) -> Journal:
+    ended = time.time()
+    verdict, reason = run_verdict((c.verdict for c in checks), error, ctx.load_failure)
+    experiment = ctx.experiment
+    return Journal(
+        run_id=ctx.run_id,
+        run_dir=str(ctx.run_dir),
+        experiment=experiment.name,
+        verdict=verdict,
+        checks=tuple(checks),
+        reason=None if reason is None else secrets.text(reason),
+        experiment_file=str(experiment.file),
+        target=experiment.topology.name,
+        deployer=experiment.topology.deployer,
+        observers=experiment.topology.observers,
+        target_file=str(experiment.topology_file),
+        overrides=tuple(secrets.assignment(o) for o in overrides),
+        seed=ctx.seed,
+        started_at=_iso(ctx.started_at),
+        ended_at=_iso(ended),
+        duration_s=round(ended - ctx.started_at, 3),
+        moments={k: round(v, 3) for k, v in ctx.moments.items()},
+        timeline=tuple(ctx.log.events),
+        ledger=ctx.ledger,
+        load=experiment.spec.load.model_dump(mode="json"),
+        components=ctx.component_record(),
+        harness_cpu_s=round(own_cpu_s(), 3),
+        cleanup_errors=tuple(ctx.cleanup_errors),
+    )
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def internal_error(run_dir: Path, exc: Exception) -> HarnessError:
+    """An error the harness did not expect, as the reason of an inconclusive run; its
+    traceback is kept in the run folder for a bug report."""
+    path = RunFolder(run_dir).harness_error
+    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return HarnessError(
+        f"the harness failed ({type(exc).__name__}: {exc}); the run is torn down, and the "
+        f"traceback is in {path}"
+    )
