@@ -45,8 +45,7 @@ def docker_ready(run_dir: Path, faults: dict[str, list[float]] | None = None) ->
     topology = load_topology(TARGET)
     client = containers.connect()
     wanted = {
-        n: images.ensure(client, containers.image_kind(n, s))
-        for n, s in topology.components.items()
+        n: images.ensure(client, images.image_kind(n, s)) for n, s in topology.components.items()
     }
     started = time.perf_counter()  # the network is part of it: every run makes its own
     network = containers.RunNetwork(client, run_dir.name)

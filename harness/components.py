@@ -1,4 +1,5 @@
-"""The catalogue of real components the harness runs: finding, versioning and installing them.
+"""The catalogue of real components the harness runs: finding them, their versions, and how to
+install each (``harness.install`` does it).
 
 One table serves both run time (``find`` resolves a binary or says how to install it) and
 ``harness setup`` / ``harness doctor``, so the two can never disagree about what is needed.
@@ -16,13 +17,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.errors import EnvironmentProblem, MissingComponent
+from harness.errors import MissingComponent
 
 TOXIPROXY_VERSION = "2.12.0"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
@@ -32,11 +31,8 @@ PROMETHEUS_MODULE_VERSION = "0.316.0"
 PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
 KAFKA_VERSION = "4.1.1"
 VERSION_TIMEOUT_S = 5.0
-# Generous, but a hung apt lock or a stalled download must still end a CI job.
-INSTALL_TIMEOUT_S = 900.0
 # The official Go tarball's location, used when Go is installed but not on PATH.
 GO_FALLBACK = Path("/usr/local/go/bin/go")
-_LOG_TAIL_LINES = 20
 # Upstream names release assets by Go's GOOS and GOARCH (plus the ARM variant).
 _GOARCH = {
     "x86_64": "amd64",
@@ -186,10 +182,10 @@ def install_hint(name: str) -> str:
     """The shell command(s) that install a component on this machine."""
     component = _component(name)
     if component.source == "debian":
-        sudo = "" if _is_root() else "sudo "
+        sudo = "" if is_root() else "sudo "
         return f"{sudo}apt-get update && {sudo}apt-get install -y {component.package}"
     if component.source == "go":
-        return _go_hint(component)
+        return go_hint(component)
     if component.source == "maven":
         return "harness setup (it fetches the jars from Maven Central with mvn; needs Java and mvn)"
     return "pip install -e ."
@@ -200,41 +196,6 @@ def doctor() -> list[Status]:
     return [_status(component) for component in CATALOGUE]
 
 
-def setup(console_print: Callable[[str], None] = print) -> list[Status]:
-    """Install whatever is missing; does nothing (and runs no installer) when all is there.
-
-    Each command is printed before it runs, so a silent call means nothing was installed.
-    """
-    statuses = doctor()
-    # A Go component at another version than the pin gets the pinned build in the harness bin
-    # dir, which is found first.
-    pins = {c.name: c.go.release for c in CATALOGUE if c.go is not None}
-    pins.update({c.name: c.maven.version for c in CATALOGUE if c.maven is not None})
-    missing = {
-        status.name
-        for status in statuses
-        if not status.found or pins.get(status.name, status.version) != status.version
-    }
-    if not missing:
-        return statuses
-    # Go first: it needs no root, so a non-root user is left with a single sudo command.
-    for component in CATALOGUE:
-        if component.source == "go" and component.name in missing:
-            _go_install(component, console_print)
-    for component in CATALOGUE:
-        if component.source == "maven" and component.name in missing:
-            _maven_install(component, console_print)
-    packages = [c.package for c in CATALOGUE if c.source == "debian" and c.name in missing]
-    if packages:
-        _apt_install(packages, console_print)
-    statuses = doctor()
-    still_missing = [status for status in statuses if not status.found]
-    if still_missing:
-        lines = [f"  {status.name}: {status.install_hint}" for status in still_missing]
-        raise EnvironmentProblem("still missing after setup:\n" + "\n".join(lines))
-    return statuses
-
-
 def _component(name: str) -> Component:
     for component in CATALOGUE:
         if component.name == name:
@@ -243,7 +204,7 @@ def _component(name: str) -> Component:
     raise KeyError(f"unknown component {name!r}; the catalogue has {known}")
 
 
-def _is_root() -> bool:
+def is_root() -> bool:
     return os.geteuid() == 0
 
 
@@ -280,14 +241,14 @@ def _version(component: Component, path: Path) -> str | None:
     return match.group(1) if match else lines[0]
 
 
-def _go() -> str | None:
+def go_binary() -> str | None:
     found = shutil.which("go")
     if found is not None:
         return found
     return str(GO_FALLBACK) if GO_FALLBACK.is_file() else None
 
 
-def _go_install_argv(component: Component, go: str) -> list[str]:
+def go_install_argv(component: Component, go: str) -> list[str]:
     build = _build(component)
     tags = [f"-tags={build.tags}"] if build.tags else []
     return [
@@ -301,7 +262,7 @@ def _build(component: Component) -> GoBuild:
     return component.go
 
 
-def _built_name(component: Component) -> str:
+def built_name(component: Component) -> str:
     """What ``go install`` calls the binary: the last element of the package path."""
     return component.package.rsplit("/", 1)[-1]
 
@@ -312,14 +273,14 @@ def _release_url(component: Component) -> str:
     return _build(component).download.format(goos=goos, goarch=_GOARCH.get(machine, machine))
 
 
-def _go_hint(component: Component) -> str:
+def go_hint(component: Component) -> str:
     target = bin_dir()
     binary = shlex.quote(str(target / component.name))
-    go = _go()
+    go = go_binary()
     if go is not None:
-        built = shlex.quote(str(target / _built_name(component)))
-        install = shlex.join(_go_install_argv(component, go))
-        move = f" && mv {built} {binary}" if _built_name(component) != component.name else ""
+        built = shlex.quote(str(target / built_name(component)))
+        install = shlex.join(go_install_argv(component, go))
+        move = f" && mv {built} {binary}" if built_name(component) != component.name else ""
         return f"GOBIN={shlex.quote(str(target))} {install}{move}"
     return (
         f"download {_release_url(component)} and put its {component.name} binary at {binary}"
@@ -327,34 +288,6 @@ def _go_hint(component: Component) -> str:
     )
 
 
-def _go_install(component: Component, console_print: Callable[[str], None]) -> None:
-    go = _go()
-    if go is None:
-        raise EnvironmentProblem(
-            f"{component.name} is missing and Go is not installed; {_go_hint(component)}"
-        )
-    target = bin_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    # Build beside the bin dir so the final move is an atomic rename on one filesystem.
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix="go-install-") as scratch:
-        _run(_go_install_argv(component, go), {"GOBIN": scratch}, console_print)
-        os.replace(Path(scratch) / _built_name(component), target / component.name)
-
-
-POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>harness</groupId>
-  <artifactId>{name}</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-{dependencies}
-  </dependencies>
-</project>
-"""
-DEPENDENCY = """    <dependency>
-      <groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version>
-    </dependency>"""
 LAUNCHER = """#!/bin/sh
 # {name} {version}, fetched from Maven Central by harness setup; run with the machine's Java.
 main={main}
@@ -379,74 +312,3 @@ def maven_launcher(component: Component, libs: str | Path) -> str:
     return LAUNCHER.format(
         name=component.name, version=fetch.version, main=fetch.main, tools=tools, libs=libs
     )
-
-
-def _maven_install(component: Component, console_print: Callable[[str], None]) -> None:
-    """Fetch the jars into the harness home (one folder per version), then write the launcher."""
-    fetch = component.maven
-    assert fetch is not None
-    if shutil.which("mvn") is None or shutil.which("java") is None:
-        raise EnvironmentProblem(
-            f"{component.name} is fetched with Maven and run with Java; install them "
-            "(on Debian: apt-get install -y maven default-jre-headless), then harness setup again"
-        )
-    libs = maven_libs(component)
-    coordinates = [f"{component.package}:{fetch.version}", *fetch.extra]
-    dependencies = "\n".join(DEPENDENCY.format(*c.split(":")) for c in coordinates)
-    with tempfile.TemporaryDirectory(prefix="maven-fetch-") as scratch:
-        pom = Path(scratch) / "pom.xml"
-        pom.write_text(POM.format(name=component.name, dependencies=dependencies))
-        _run(
-            ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
-            {}, console_print,
-        )  # fmt: skip
-    launcher = bin_dir() / component.name
-    launcher.parent.mkdir(parents=True, exist_ok=True)
-    launcher.write_text(maven_launcher(component, libs))
-    launcher.chmod(0o755)
-
-
-def _apt_install(packages: Sequence[str], console_print: Callable[[str], None]) -> None:
-    names = " ".join(packages)
-    if shutil.which("apt-get") is None:
-        raise EnvironmentProblem(
-            f"apt-get not found; install {names} with this system's package manager"
-        )
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    if not _is_root():
-        raise EnvironmentProblem(
-            f"{names} must be installed as root; run: sudo apt-get update && "
-            f"sudo {shlex.join(install)}, then harness setup again"
-        )
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update"], env, console_print)
-    _run(install, env, console_print)
-
-
-def _run(
-    argv: Sequence[str], extra_env: dict[str, str], console_print: Callable[[str], None]
-) -> None:
-    """Run one installer command; a failure becomes an error carrying its output's tail."""
-    shown = " ".join([*(f"{key}={value}" for key, value in extra_env.items()), shlex.join(argv)])
-    console_print(f"$ {shown}")
-    try:
-        result = subprocess.run(
-            argv,
-            env={**os.environ, **extra_env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise EnvironmentProblem(f"{shown} did not finish in {INSTALL_TIMEOUT_S:.0f} s") from error
-    except OSError as error:
-        raise EnvironmentProblem(f"{shown} could not start: {error}") from error
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.rstrip().splitlines()[-_LOG_TAIL_LINES:])
-        raise EnvironmentProblem(
-            f"{shown} failed with exit code {result.returncode}\n"
-            f"--- last lines of its output ---\n{tail}"
-        )

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from harness import ledger_sources, secrets
+from harness import secrets
 from harness.checks import CheckResult, Evidence, ThresholdCheck, evaluate
 from harness.context import RunContext
 from harness.deploy.base import fill_outside
 from harness.errors import HarnessError
 from harness.journal import Event, Journal, Outcome
-from harness.ledger import LedgerSummary, summarize
-from harness.ledger_io import LedgerUnreadable, read_processed, read_sends
+from harness.ledger import LedgerSummary, sources, summarize
+from harness.ledger.files import LedgerUnreadable, read_processed, read_sends
 from harness.observe.footprint import HostSpan, own_cpu_s
 from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL, PromQLError
@@ -51,8 +51,8 @@ def _read_ledger_source(ctx: RunContext) -> None:
     filled = topology.ledger.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
     path = ctx.folder.processed
     try:
-        counts = ledger_sources.read(filled)
-    except ledger_sources.LedgerSourceError as exc:
+        counts = sources.read(filled)
+    except sources.LedgerSourceError as exc:
         ctx.ledger_problem = str(exc)
         ctx.log.now("ledger.read", "ledger", Outcome.FAIL, t_invoke, error=str(exc))
         ctx.say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
@@ -63,7 +63,7 @@ def _read_ledger_source(ctx: RunContext) -> None:
             line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
             out.write(line * times)
     ctx.log.now(
-        "ledger.read", "ledger", Outcome.OK, t_invoke, source=ledger_sources.describe(filled),
+        "ledger.read", "ledger", Outcome.OK, t_invoke, source=sources.describe(filled),
         ids=len(counts), processings=sum(counts.values()),
     )  # fmt: skip
 

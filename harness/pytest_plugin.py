@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from harness import syntax
 from harness.errors import HarnessError
 from harness.loader import load_experiment
-from harness.observe import syntax
 from harness.verdict import Verdict
 
 if TYPE_CHECKING:

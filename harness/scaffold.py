@@ -14,7 +14,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from harness.errors import HarnessError
-from harness.spec import NAME_PATTERN
+from harness.topology import NAME_PATTERN
 
 _TEMPLATES = Environment(
     loader=PackageLoader("harness", "init_templates"),

@@ -190,7 +190,7 @@ def _engine(ctx: RunContext, teardown: ExitStack) -> ContainerEngine:
     experiment, topology, say = ctx.experiment, ctx.experiment.topology, ctx.say
     client = containers.connect()
     wanted = {
-        name: containers.image_for(client, name, spec, say)
+        name: images.image_for(client, name, spec, say)
         for name, spec in topology.components.items()
         if spec.external is None
     }

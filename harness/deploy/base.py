@@ -23,8 +23,8 @@ from harness.deploy.ports import PortAllocator, is_free
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import EnvironmentProblem, MissingComponent, PortTaken
 from harness.faults.base import Processes
-from harness.spec import PLACEHOLDER, TopologySpec
 from harness.store import RunFolder
+from harness.topology import PLACEHOLDER, TopologySpec
 
 OnReady = Callable[["Instance"], object]
 

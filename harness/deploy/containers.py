@@ -20,7 +20,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from harness.deploy import images, owner
 from harness.deploy.base import Instance, Layout, Planned
 from harness.deploy.process import ManagedProcess, reachable
 from harness.errors import ComponentFailed, EnvironmentProblem
-from harness.spec import ComponentSpec, TopologySpec
+from harness.topology import TopologySpec
 
 LABEL_RUN = "harness.run"
 LABEL_OWNER = "harness.owner"
@@ -45,8 +45,6 @@ _POLL_S = 0.05
 _LOG_TAIL_LINES = 20
 # 10.213.0.0/16, one /24 per run: far from Docker's own default pools (172.17+ and 192.168).
 _SUBNETS = [f"10.213.{n}.0/24" for n in range(256)]
-IMAGE_OF_PROGRAM = {"{python}": "python", "redis-server": "redis", "nats-server": "nats"}
-OWN_IMAGE = re.compile(r"harness/([a-z0-9]+)")  # an image named so, with no tag: the harness's
 
 
 def connect() -> docker.DockerClient:
@@ -64,39 +62,6 @@ def connect() -> docker.DockerClient:
 
 def labels(run_id: str) -> dict[str, str]:
     return {LABEL_RUN: run_id, LABEL_OWNER: owner.owner_mark()}
-
-
-def image_kind(name: str, spec: ComponentSpec) -> str:
-    """Which of the harness's own images runs a component that names none."""
-    program = spec.command[0] if spec.command else ""
-    if program in IMAGE_OF_PROGRAM:
-        return IMAGE_OF_PROGRAM[program]
-    raise EnvironmentProblem(
-        f"{name}: give it an image (components.{name}.image) to run with the docker deployer; "
-        f"the harness has images only for {', '.join(sorted(IMAGE_OF_PROGRAM))} commands"
-    )
-
-
-def image_for(
-    client: docker.DockerClient,
-    name: str,
-    spec: ComponentSpec,
-    say: Callable[[str], None] = lambda _: None,
-) -> str:
-    """The image a component runs as: the one it names; ``harness/<kind>`` (no tag) is the
-    harness's own image of that kind, built here if it is not yet; none named, the harness's
-    own for its command (see :func:`image_kind`)."""
-    if spec.image is None:
-        return images.ensure(client, image_kind(name, spec), say)
-    own = OWN_IMAGE.fullmatch(spec.image)
-    if own is None:
-        return spec.image
-    if own.group(1) not in images.KINDS:
-        raise EnvironmentProblem(
-            f"{name}: image {spec.image} names no image of the harness's; its kinds are "
-            f"{', '.join(images.KINDS)} (or give a tag for an image of your own)"
-        )
-    return images.ensure(client, own.group(1), say)
 
 
 class RunNetwork:
@@ -440,30 +405,3 @@ class DockerDeployment(Planned):
                     self.cpu_s.get(i.name),
                 )  # fmt: skip
         return record
-
-
-def orphans(alive: Callable[[str], bool]) -> list[str]:
-    """``container NAME`` and ``network NAME`` for each left by a harness that no longer runs
-    (``alive`` says of an owner mark), when an engine answers here."""
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-        containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
-        networks = client.networks.list(filters={"label": LABEL_OWNER})
-    except docker.errors.DockerException:
-        return []
-    return [f"container {c.name}" for c in containers if not alive(c.labels[LABEL_OWNER])] + [
-        f"network {n.name}" for n in networks if not alive(n.attrs["Labels"][LABEL_OWNER])
-    ]
-
-
-def remove_orphans(names: Iterable[str]) -> None:
-    """Remove what ``orphans`` named: containers first, as a network in use cannot go."""
-    with contextlib.suppress(docker.errors.DockerException):
-        client = docker.from_env(timeout=30)
-        for kind, name in sorted((n.split(" ", 1) for n in names), key=lambda k: k[0]):
-            with contextlib.suppress(docker.errors.NotFound):
-                if kind == "container":
-                    client.containers.get(name).remove(force=True)
-                else:
-                    client.networks.get(name).remove()

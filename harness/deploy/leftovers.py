@@ -18,13 +18,17 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+import docker.errors
 import httpx
 import psutil
 
-from harness.deploy import containers, owner
+from harness.deploy import owner
+from harness.deploy.containers import LABEL_OWNER
 from harness.state import FaultState, InEffect, in_effect
 
 
@@ -112,7 +116,7 @@ def find() -> Remains:
                 continue
             command = " ".join(process.cmdline()) or process.name()
             found.append(Leftover(pid, os.getpgid(pid), command))
-    return Remains(found, faults, proxies, containers.orphans(owner.runs))
+    return Remains(found, faults, proxies, orphans(owner.runs))
 
 
 def remove(remains: Remains) -> None:
@@ -131,7 +135,7 @@ def remove(remains: Remains) -> None:
         with contextlib.suppress(psutil.Error):
             psutil.Process(left.pid).wait(timeout=5)
     if remains.containers:
-        containers.remove_orphans(remains.containers)
+        remove_orphans(remains.containers)
     for proxy in remains.proxies:  # with its toxics; already gone is as good
         with contextlib.suppress(httpx.HTTPError):
             httpx.delete(proxy, timeout=5.0, trust_env=False)
@@ -140,3 +144,30 @@ def remove(remains: Remains) -> None:
             FaultState(run_dir).torn_down("harness down")
     for path in _dead_owner_files():
         path.unlink(missing_ok=True)
+
+
+def orphans(alive: Callable[[str], bool]) -> list[str]:
+    """``container NAME`` and ``network NAME`` for each left by a harness that no longer runs
+    (``alive`` says of an owner mark), when an engine answers here."""
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+        containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
+        networks = client.networks.list(filters={"label": LABEL_OWNER})
+    except docker.errors.DockerException:
+        return []
+    return [f"container {c.name}" for c in containers if not alive(c.labels[LABEL_OWNER])] + [
+        f"network {n.name}" for n in networks if not alive(n.attrs["Labels"][LABEL_OWNER])
+    ]
+
+
+def remove_orphans(names: Iterable[str]) -> None:
+    """Remove what ``orphans`` named: containers first, as a network in use cannot go."""
+    with contextlib.suppress(docker.errors.DockerException):
+        client = docker.from_env(timeout=30)
+        for kind, name in sorted((n.split(" ", 1) for n in names), key=lambda k: k[0]):
+            with contextlib.suppress(docker.errors.NotFound):
+                if kind == "container":
+                    client.containers.get(name).remove(force=True)
+                else:
+                    client.networks.get(name).remove()

@@ -23,7 +23,7 @@ import httpx
 
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import ComponentFailed
-from harness.spec import DEFAULT_BODY, LoadTarget, PublishInto
+from harness.topology import DEFAULT_BODY, LoadTarget, PublishInto
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 

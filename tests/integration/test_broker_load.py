@@ -25,9 +25,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.deploy import base, local
 from harness.deploy.ports import PortAllocator
-from harness.ledger_io import SendOutcome, read_sends
+from harness.ledger.files import SendOutcome, read_sends
 from harness.load import LoadPlan, LoadProcess, Publish
-from harness.spec import TopologySpec
+from harness.topology import TopologySpec
 from tests.conftest import ROOT
 from tests.integration.redis_streams_stack import free_port
 

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from harness import components
-from harness.deploy import containers, images
+from harness.deploy import images
 from harness.errors import EnvironmentProblem
-from harness.spec import ComponentSpec
+from harness.topology import ComponentSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -139,7 +139,7 @@ def test_harness_kind_without_a_tag_is_the_harness_s_own_image(
     monkeypatch.setenv(images.SOURCE_ENV, "built")  # the harness's own, whatever the engine has
 
     def image(**fields: object) -> str:
-        return containers.image_for(client, "broker", ComponentSpec.model_validate(fields))
+        return images.image_for(client, "broker", ComponentSpec.model_validate(fields))
 
     kafka, nats, python = (images.ensure(client, kind) for kind in ("kafka", "nats", "python"))
     assert kafka.startswith("harness/kafka:")

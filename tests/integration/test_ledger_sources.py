@@ -21,8 +21,15 @@ import psycopg
 import pytest
 
 from harness.deploy.ports import PortAllocator
-from harness.ledger_sources import LedgerSourceError, read
-from harness.spec import FileLedger, HttpLedger, PostgresLedger, RedisLedger, SqliteLedger
+from harness.ledger.sources import (
+    FileLedger,
+    HttpLedger,
+    LedgerSourceError,
+    PostgresLedger,
+    RedisLedger,
+    SqliteLedger,
+    read,
+)
 from tests.integration.redis_streams_stack import Stack
 
 TRUTH = collections.Counter({"a": 1, "b": 2, "c": 1})  # b was processed twice

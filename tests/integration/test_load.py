@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from harness.errors import ComponentFailed
-from harness.ledger_io import SendOutcome, read_sends
+from harness.ledger.files import SendOutcome, read_sends
 from harness.load import LoadPlan, LoadProcess
 
 pytestmark = [pytest.mark.integration]

@@ -12,7 +12,7 @@ import pytest
 from harness.deploy import base, local
 from harness.deploy.ports import PortAllocator
 from harness.faults import FAULTS, FaultTools, Target
-from harness.spec import TopologySpec
+from harness.topology import TopologySpec
 
 pytestmark = [pytest.mark.integration]
 

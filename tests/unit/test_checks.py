@@ -23,7 +23,7 @@ from harness.checks import (
 from harness.checks.promql import recovery_time
 from harness.judge import steady_state_checks
 from harness.ledger import LedgerSummary, summarize
-from harness.ledger_io import SendOutcome
+from harness.ledger.files import SendOutcome
 from harness.observe.promql import PromQL, Series
 from harness.spec import SteadyState
 from harness.units import Expectation, Moment

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.cli import _parser
+from harness.cli import parser as cli_parser
 from harness.loader import load_experiment
 from tests.conftest import ROOT
 
@@ -24,7 +24,7 @@ def test_every_harness_command_of_the_github_workflow_parses() -> None:
     commands = [c for step in steps for c in harness_commands(step.get("run", ""))]
     assert [c[0] for c in commands] == ["setup", "doctor", "validate", "run"]
     for argv in commands:
-        _parser().parse_args(argv)  # exits (fails the test) on anything the CLI does not take
+        cli_parser().parse_args(argv)  # exits (fails the test) on anything the CLI does not take
 
 
 def test_the_pre_commit_hook_validates_experiment_files() -> None:
@@ -32,7 +32,7 @@ def test_the_pre_commit_hook_validates_experiment_files() -> None:
     assert re.search(hook["files"], "experiments/slow-consumer.yaml")
     assert not re.search(hook["files"], "targets/redis-streams.yaml")
     argv = [*shlex.split(hook["entry"])[1:], "experiments/slow-consumer.yaml"]
-    assert _parser().parse_args(argv).files == ["experiments/slow-consumer.yaml"]
+    assert cli_parser().parse_args(argv).files == ["experiments/slow-consumer.yaml"]
 
 
 def test_the_readmes_own_system_target_loads(tmp_path: Path) -> None:

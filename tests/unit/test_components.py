@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import components
+from harness import components, install
 from harness.components import (
     CATALOGUE,
     KAFKA_VERSION,
@@ -17,9 +17,9 @@ from harness.components import (
     doctor,
     find,
     install_hint,
-    setup,
 )
 from harness.errors import EnvironmentProblem, MissingComponent
+from harness.install import setup
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_a_failing_install_command_reports_its_output_tail() -> None:
     printed: list[str] = []
     script = "for i in $(seq 1 30); do echo line$i; done; echo broken >&2; exit 3"
     with pytest.raises(EnvironmentProblem) as raised:
-        components._run(["sh", "-c", script], {"DEBIAN_FRONTEND": "noninteractive"}, printed.append)
+        install._run(["sh", "-c", script], {"DEBIAN_FRONTEND": "noninteractive"}, printed.append)
     message = str(raised.value)
     assert printed == [f"$ DEBIAN_FRONTEND=noninteractive sh -c '{script}'"]
     assert "exit code 3" in message

@@ -28,7 +28,7 @@ from harness.checks import (
 )
 from harness.journal import Journal
 from harness.ledger import summarize
-from harness.ledger_io import SendOutcome
+from harness.ledger.files import SendOutcome
 from harness.observe.footprint import HostSpan
 from harness.observe.promql import PromQL
 from harness.report import html, junit

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.deploy import images
+from harness.deploy import debian, images
 
 DEB822 = """\
 Types: deb
@@ -32,12 +32,12 @@ def etc(tmp_path: Path, files: dict[str, str]) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(images.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(debian.MIRROR_ENV, raising=False)
 
 
 def test_deb822_source_serving_bookworm(tmp_path: Path) -> None:
     apt = etc(tmp_path, {"sources.list.d/debian.sources": DEB822})
-    assert images.mirror(apt) == "http://mirror.example/debian"
+    assert debian.mirror(apt) == "http://mirror.example/debian"
 
 
 def test_classic_line_with_options_and_disabled_files_ignored(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_classic_line_with_options_and_disabled_files_ignored(tmp_path: Path) ->
             "sources.list.d/other.sources.disabled-by-farm": DEB822,
         },
     )
-    assert images.mirror(apt) == "http://classic.example/debian"
+    assert debian.mirror(apt) == "http://classic.example/debian"
 
 
 def test_disabled_stanza_and_other_suites(tmp_path: Path) -> None:
@@ -64,14 +64,14 @@ def test_disabled_stanza_and_other_suites(tmp_path: Path) -> None:
         },
     )
     # No source serves bookworm: a Debian archive serves every suite, an Ubuntu one does not.
-    assert images.mirror(apt) == "http://trixie.example/debian/"
+    assert debian.mirror(apt) == "http://trixie.example/debian/"
 
 
 def test_override_and_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert images.mirror(tmp_path) == images.DEFAULT_MIRROR
-    monkeypatch.setenv(images.MIRROR_ENV, "http://given.example/debian")
+    assert debian.mirror(tmp_path) == debian.DEFAULT_MIRROR
+    monkeypatch.setenv(debian.MIRROR_ENV, "http://given.example/debian")
     apt = etc(tmp_path, {"sources.list.d/debian.sources": DEB822})
-    assert images.mirror(apt) == "http://given.example/debian"
+    assert debian.mirror(apt) == "http://given.example/debian"
 
 
 def test_tags_follow_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_tags_follow_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     changes the toxiproxy image's tag only."""
     # The wheels' own resolution (pip download) is exercised where the python image is built,
     # in tests/integration/test_images.py; here only the recipes' hashing is.
-    monkeypatch.setattr(images, "_wheels", lambda say: [])
+    monkeypatch.setattr(images, "wheels", lambda say: [])
     kafka_jars(tmp_path, monkeypatch, "kafka_2.13-4.1.1.jar")  # the harness home is tmp_path
     binaries = {name: tmp_path / "bin" / name for name in images.BINARIES.values()}
     for binary in binaries.values():  # found by components.find in the home's bin folder
@@ -98,7 +98,7 @@ def test_tags_follow_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     binaries["toxiproxy-server"].write_bytes(b"another build")
     second = tags()
     assert {k for k in images.KINDS if first[k] != second[k]} == {"toxiproxy"}
-    monkeypatch.setenv(images.MIRROR_ENV, "http://mirror.invalid/debian")
+    monkeypatch.setenv(debian.MIRROR_ENV, "http://mirror.invalid/debian")
     third = tags()
     assert all(third[k] != second[k] for k in images.KINDS)
 

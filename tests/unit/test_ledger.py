@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from harness.ledger import LedgerSummary, summarize
-from harness.ledger_io import SendOutcome
+from harness.ledger.files import SendOutcome
 
 OK, FAIL, INFO = SendOutcome.OK, SendOutcome.FAIL, SendOutcome.INFO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ledger_io import LedgerUnreadable, SendOutcome, read_processed, read_sends
+from harness.ledger.files import LedgerUnreadable, SendOutcome, read_processed, read_sends
 
 
 def write_lines(path: Path, *records: dict[str, object], tail: str = "") -> Path:

@@ -11,7 +11,7 @@ from harness.errors import SpecError
 from harness.load import LoadPlan, LoadProcess, Publish, load_address
 from harness.load.process import USER_CLASSES
 from harness.loader import load_topology
-from harness.spec import LoadTarget
+from harness.topology import LoadTarget
 
 TOPOLOGY = """\
 name: mini

@@ -40,15 +40,15 @@ def test_each_readme_command_is_true(
 ) -> None:
     if len(argv) == 1:  # a bare command (or --version): it answers, and does nothing
         with pytest.raises(SystemExit) as exited:
-            cli._parser().parse_args(argv if argv[0].startswith("-") else [*argv, "--help"])
+            cli.parser().parse_args(argv if argv[0].startswith("-") else [*argv, "--help"])
         assert exited.value.code == 0, capsys.readouterr()
         return
-    args = cli._parser().parse_args(argv)  # exits 3 (fails the test) on what it does not take
+    args = cli.parser().parse_args(argv)  # exits 3 (fails the test) on what it does not take
     if argv[0] == "init":
         assert cli.main([*argv, "--dir", str(tmp_path)]) == 0
     if argv[0] in ("run", "validate"):
         args.files = [_where(f, tmp_path) for f in args.files]
-        variants = cli._variants(args)
+        variants = cli.variants(args)
         assert variants
         for path, sets in variants:
             load_experiment(path, sets)

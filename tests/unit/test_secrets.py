@@ -63,8 +63,7 @@ def test_the_processes_a_run_starts_inherit_no_secret_named_variable() -> None:
 
 
 def test_a_postgres_ledger_given_as_a_dsn_is_described_without_its_password() -> None:
-    from harness.ledger_sources import describe
-    from harness.spec import PostgresLedger
+    from harness.ledger.sources import PostgresLedger, describe
 
     ledger = PostgresLedger(source="postgres", url="host=db user=u password=hunter2", query="q")
     assert describe(ledger) == "postgres host=db user=u password=***"

@@ -1,4 +1,5 @@
-"""The processed side of the ledger, read from where a system's own workers record their effects.
+"""The processed side of the ledger, read from where a system's own workers record their effects:
+the sources a target file's ``ledger:`` may name, and their reading.
 
 A system the harness did not write keeps no ledger in the harness's format, but its effects are
 somewhere: a Redis set or hash, a table, a file, an endpoint. After the drain, the harness reads
@@ -11,21 +12,85 @@ from __future__ import annotations
 import collections
 import glob
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import httpx
+from pydantic import Discriminator, Field, Tag
 
 from harness import extras, secrets
 from harness.errors import MissingComponent
-from harness.spec import (
-    FileLedger,
-    HttpLedger,
-    LedgerSource,
-    PostgresLedger,
-    RedisLedger,
-    SqliteLedger,
-)
+from harness.model import Model
+
+
+class LedgerPlace(Model):
+    """A ledger source; its ``place`` field (``url`` or ``path``) may hold placeholders that the
+    harness fills before it reads the source."""
+
+    place: ClassVar[str]
+
+    def filled(self, fill: Callable[[str], str]) -> Self:
+        return self.model_copy(update={self.place: fill(getattr(self, self.place))})
+
+
+class RedisLedger(LedgerPlace):
+    """Ids in a Redis key: a set (each processed once), a hash (id → times processed), a sorted
+    set (id → times, as the score) or a list (one entry per processing)."""
+
+    place: ClassVar[str] = "url"
+    source: Literal["redis"]
+    url: str = Field(description="redis://host:port/db; placeholders such as {addr:redis}")
+    key: str
+
+
+class SqliteLedger(LedgerPlace):
+    """Rows of a query on an SQLite file: ``id`` (one row per processing) or ``id, count``."""
+
+    place: ClassVar[str] = "path"
+    source: Literal["sqlite"]
+    path: str = Field(description="the database file; placeholders such as {run}")
+    query: str
+
+
+class PostgresLedger(LedgerPlace):
+    """Rows of a query on PostgreSQL: ``id`` (one row per processing) or ``id, count``."""
+
+    place: ClassVar[str] = "url"
+    source: Literal["postgres"]
+    url: str = Field(description="postgresql://user[:password]@host:port/database; {addr:NAME}")
+    query: str
+
+
+class FileLedger(LedgerPlace):
+    """Lines of text files, one processed id a line; ``path`` may be a glob (one per replica)."""
+
+    place: ClassVar[str] = "path"
+    source: Literal["file"]
+    path: str
+
+
+class HttpLedger(LedgerPlace):
+    """A JSON answer to GET: a list of ids, ``{"ids": [...]}``, or ``{id: times processed}``."""
+
+    place: ClassVar[str] = "url"
+    source: Literal["http"]
+    url: str
+
+
+LEDGER_SOURCES = {"redis", "sqlite", "postgres", "file", "http"}
+LedgerSource = Annotated[
+    Annotated[RedisLedger, Tag("redis")]
+    | Annotated[SqliteLedger, Tag("sqlite")]
+    | Annotated[PostgresLedger, Tag("postgres")]
+    | Annotated[FileLedger, Tag("file")]
+    | Annotated[HttpLedger, Tag("http")],
+    Discriminator(
+        lambda v: v.get("source") if isinstance(v, dict) else getattr(v, "source", None),
+        custom_error_type="ledger_source",
+        custom_error_message="source must be one of redis, sqlite, postgres, file, http",
+    ),
+]
 
 TIMEOUT_S = 10.0
 

@@ -12,7 +12,7 @@ import collections
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from harness.ledger_io import SendOutcome
+from harness.ledger.files import SendOutcome
 
 EXAMPLES = 10
 

@@ -1,0 +1,10 @@
+"""The ledger: an account of every message the load sent and the system processed.
+
+``files`` reads and writes its two files (``ledger/sent.jsonl``, ``ledger/processed.jsonl``),
+``sources`` reads the processed side from where a system of one's own records its effects,
+``summary`` counts what was lost, duplicated, unexpected and recovered.
+"""
+
+from harness.ledger.summary import LedgerSummary, summarize
+
+__all__ = ["LedgerSummary", "summarize"]
