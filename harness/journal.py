@@ -187,6 +187,11 @@ class Journal:
     def folder(self) -> Path:
         return Path(self.run_dir)
 
+    def __getitem__(self, key: str) -> Any:
+        """A field as ``journal.json`` has it (``journal["ledger"]["lost"]``): what code written
+        when ``RunResult.journal`` was that dict reads. The harness itself reads attributes."""
+        return self.to_json()[key]
+
     def brief(self) -> dict[str, Any]:
         """What ``harness run --json`` gives of each run."""
         whole = self.to_json()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.ledger import EXAMPLES
+from harness.ledger.summary import EXAMPLES
 from tests.integration.catalogue import SHIPPED, WEAKENED, Variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -84,3 +84,19 @@ def test_write_json_writes_what_json_cannot_as_text(tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
     write_json(path, {"file": tmp_path / "x.yaml"})
     assert json.loads(path.read_text(encoding="utf-8")) == {"file": str(tmp_path / "x.yaml")}
+
+
+def test_a_journal_read_by_the_files_keys_gives_the_files_form() -> None:
+    """Code written when ``RunResult.journal`` was the file's dict keeps working."""
+    from harness.journal import Journal
+
+    data = {
+        "run_id": "r", "run_dir": "/runs/r", "experiment": "e", "verdict": "held",
+        "ledger": {"acknowledged": 3, "failed": 0, "indeterminate": 0, "processed": 3,
+                   "deliveries": 3, "lost": 0, "duplicated": 0, "unexpected": 0,
+                   "recovered": 0, "examples": {}},
+    }  # fmt: skip
+    journal = Journal.from_json(data)
+    assert journal["ledger"]["lost"] == 0 and journal.ledger is not None
+    assert journal["verdict"] == "held" and journal["run_dir"] == "/runs/r"
+    assert Journal.from_json(journal.to_json()) == journal
