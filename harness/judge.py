@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,14 +257,3 @@ def journal(
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
-
-
-def internal_error(run_dir: Path, exc: Exception) -> HarnessError:
-    """An error the harness did not expect, as the reason of an inconclusive run; its
-    traceback is kept in the run folder for a bug report."""
-    path = RunFolder(run_dir).harness_error
-    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-    return HarnessError(
-        f"the harness failed ({type(exc).__name__}: {exc}); the run is torn down, and the "
-        f"traceback is in {path}"
-    )

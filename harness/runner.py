@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ from harness.observe.promql import PromQL, PromQLError
 from harness.report import html, junit
 from harness.report.console import Plan, Progress
 from harness.spec import Experiment
+from harness.store import RunFolder
 from harness.timeline import FaultStep, Scheduler, expand, plan
-from harness.units import Condition
+from harness.units import Condition, Expectation
 from harness.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -104,7 +106,7 @@ def run(
             error = exc
             say(f"[red]{escape(str(exc))}[/red]")
         except Exception as exc:  # a bug of the harness's: the run still gets its verdict
-            error = judge.internal_error(ctx.run_dir, exc)
+            error = _internal_error(ctx.run_dir, exc)
             say(f"[red]{escape(str(error))}[/red]")
     if annotator is not None:
         annotator.close()
@@ -114,6 +116,17 @@ def run(
     html.write(ctx.run_dir, journal, ctx.charts)
     ctx.log.close()
     return RunResult(ctx.run_dir, journal.verdict, journal, error)
+
+
+def _internal_error(run_dir: Path, exc: Exception) -> HarnessError:
+    """An error the harness did not expect, as the reason of an inconclusive run; its
+    traceback is kept in the run folder for a bug report."""
+    path = RunFolder(run_dir).harness_error
+    path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return HarnessError(
+        f"the harness failed ({type(exc).__name__}: {exc}); the run is torn down, and the "
+        f"traceback is in {path}"
+    )
 
 
 def stand(
@@ -267,21 +280,12 @@ def _holds(promql: PromQL, condition: Condition) -> bool:
     return False
 
 
-def _scraped_at_least(promql: PromQL, query: str, value: float) -> Callable[[], bool]:
-    def reached() -> bool:
-        with contextlib.suppress(PromQLError):
-            samples = promql.instant(query)
-            return bool(samples) and samples[0].value >= value
-        return False
-
-    return reached
-
-
 def _await_first_scrape(ctx: RunContext, promql: PromQL, targets: int) -> None:
     """Wait until every component has been scraped once, so steady state can be measured."""
     t_invoke = time.time()
-    scraped = _scraped_at_least(promql, 'count(up{job!="load"} == 1)', targets)
-    outcome = Outcome.OK if wait_until(scraped, FIRST_SCRAPE_TIMEOUT_S, 0.2, None) else Outcome.FAIL
+    scraped = Condition('count(up{job!="load"} == 1)', Expectation(">=", targets))
+    ready = wait_until(lambda: _holds(promql, scraped), FIRST_SCRAPE_TIMEOUT_S, 0.2, None)
+    outcome = Outcome.OK if ready else Outcome.FAIL
     ctx.log.now("observe.ready", "prometheus", outcome, t_invoke, targets=targets)
     if outcome is Outcome.FAIL:
         ctx.say(
@@ -378,5 +382,5 @@ def _await_scrape_after(promql: PromQL, t: float) -> None:
     before ``end`` show the state at ``t``: each target is scraped at its own offset in the
     interval, later when the machine is busy, and a counter one scrape behind reads as work
     still owed."""
-    query = 'min(timestamp(up{job!="load",instance_name!=""}))'
-    wait_until(_scraped_at_least(promql, query, t + 1e-3), SCRAPE_AFTER_DRAIN_TIMEOUT_S, 0.2, None)
+    after = Condition('min(timestamp(up{job!="load",instance_name!=""}))', Expectation(">", t))
+    wait_until(lambda: _holds(promql, after), SCRAPE_AFTER_DRAIN_TIMEOUT_S, 0.2, None)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from harness.cli.parser import _parser as parser
+from harness.cli.parser import parser
 from harness.cli.run import tell_error, variants
 from harness.errors import HarnessError, Interrupted
 

@@ -55,7 +55,8 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """The ``harness`` command line: every command, its flags and help."""
     parser = _Parser(
         prog="harness",
         description="Chaos experiments for asynchronous systems: deploy a target, drive load, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.judge import internal_error
+from harness.runner import _internal_error as internal_error
 from harness.verdict import Verdict
 
 
