@@ -19,7 +19,7 @@ from harness.errors import HarnessError, MissingComponent, SpecError
 from harness.journal import read_journal
 from harness.load import RemoteWorkers, worker_command
 from harness.loader import experiment_files, load_experiment
-from harness.report import charts, dashboards, html
+from harness.report import charts, html
 from harness.report.console import (
     Progress,
     shown,
@@ -194,13 +194,33 @@ def _folder(path: Path, option: str) -> Path:
 
 
 def cmd_dashboards_build(args: argparse.Namespace, out: Console) -> int:
+    from harness.report import dashboards  # Grafana's models take 0.1 s to import
+
     for path in dashboards.build(_folder(Path(args.out), "--out")):
         out.print(f"wrote {shown(path)}", markup=False)
     return 0
 
 
+def cmd_dashboards_check(args: argparse.Namespace, out: Console) -> int:
+    """Each file against Grafana's schema: ``ok`` on one line, or every problem on its own."""
+    from harness.report import dashboard_schema  # Grafana's models take 0.1 s to import
+
+    worst = 0
+    for path in [Path(name) for name in args.files] or sorted(Path("dashboards").glob("*.json")):
+        found: list[HarnessError]
+        try:
+            found = list(dashboard_schema.check_file(path))
+        except HarnessError as exc:
+            found = [exc]
+        for problem in found:
+            worst = max(worst, _invalid(problem))
+        if not found:
+            out.print(f"[green]ok[/green] {path}", soft_wrap=True)
+    return worst
+
+
 def cmd_dashboards_push(args: argparse.Namespace, out: Console) -> int:
-    from harness.report import grafana
+    from harness.report import dashboards, grafana
 
     titles = grafana.push(grafana.connect(args.grafana_url), args.prometheus_url)
     url = secrets.url(args.grafana_url)  # as shown: a password in it is not printed

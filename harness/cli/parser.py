@@ -9,7 +9,6 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from harness import extras
-from harness.report.dashboards import GRAFANA_URL_ENV
 
 if TYPE_CHECKING:
     pass
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
 
 from harness.cli.commands import (
     cmd_dashboards_build,
+    cmd_dashboards_check,
     cmd_dashboards_push,
     cmd_doctor,
     cmd_down,
@@ -32,7 +32,7 @@ from harness.cli.commands import (
     cmd_up,
     cmd_validate,
 )
-from harness.cli.run import cmd_run
+from harness.cli.run import GRAFANA_URL_ENV, cmd_run
 
 EXIT_BAD_INPUT = 3
 
@@ -175,6 +175,17 @@ def parser() -> argparse.ArgumentParser:
     build = boards.add_parser("build", help="write the dashboards' JSON (for importing by hand)")
     build.add_argument("--out", default="dashboards", help="folder (default: dashboards)")
     build.set_defaults(command=cmd_dashboards_build)
+    check = boards.add_parser(
+        "check",
+        help="check dashboards' JSON against Grafana's schema (exit 3 on any problem)",
+        description="Each file is read against the models of grafana-foundation-sdk, generated "
+        "from Grafana's schema: an unknown or mistyped field, a panel without a data source, a "
+        "variable the dashboard does not define are each reported with their line.",
+    )
+    check.add_argument(
+        "files", nargs="*", metavar="FILE", help="dashboard JSON files (default: dashboards/*.json)"
+    )
+    check.set_defaults(command=cmd_dashboards_check)
     push = boards.add_parser(
         "push",
         help="create or update the Prometheus data source and the dashboards in a Grafana",

@@ -29,7 +29,6 @@ from harness.report.console import (
     shown,
     summary,
 )
-from harness.report.dashboards import GRAFANA_URL_ENV
 from harness.verdict import Verdict, merge
 
 if TYPE_CHECKING:
@@ -179,6 +178,10 @@ def _tell_repeat(args: argparse.Namespace, out: Console, variant: repeat.RepeatS
     if not args.quiet:
         out.print(repeat_table(variant))
     out.print(repeat_line(variant), soft_wrap=True)
+
+
+# Where `harness run`, `up` and `dashboards push` look for a Grafana when no --grafana-url.
+GRAFANA_URL_ENV = "HARNESS_GRAFANA_URL"
 
 
 def grafana(args: argparse.Namespace) -> GrafanaApi | None:

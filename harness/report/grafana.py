@@ -41,20 +41,25 @@ def connect(url: str) -> GrafanaApi:
     return api
 
 
-def push(api: GrafanaApi, prometheus_url: str) -> list[str]:
-    """Create or update the Prometheus data source and every dashboard; their titles."""
-    datasource = {
+def datasource(prometheus_url: str) -> dict[str, Any]:
+    """The data source the dashboards read: Grafana's server reaches ``prometheus_url``."""
+    return {
         "uid": DATASOURCE_UID,
         "name": "Harness Prometheus",
         "type": "prometheus",
         "access": "proxy",
         "url": prometheus_url,
-        "jsonData": {"timeInterval": "1s"},
+        "jsonData": {"timeInterval": "1s"},  # the harness's Prometheus scrapes every second
     }
+
+
+def push(api: GrafanaApi, prometheus_url: str) -> list[str]:
+    """Create or update the Prometheus data source and every dashboard; their titles."""
+    source = datasource(prometheus_url)
     if _datasource_exists(api):
-        _call(lambda: api.datasource.update_datasource_by_uid(DATASOURCE_UID, datasource))
+        _call(lambda: api.datasource.update_datasource_by_uid(DATASOURCE_UID, source))
     else:
-        _call(lambda: api.datasource.create_datasource(datasource))
+        _call(lambda: api.datasource.create_datasource(source))
     titles = []
     for dashboard in all_dashboards().values():
         _call(partial(api.dashboard.update_dashboard, {"dashboard": dashboard, "overwrite": True}))

@@ -27,6 +27,25 @@ class Panel:
     # Shown in the report beside the chart, and as the panel's description.
     why: str
 
+    def reads(self, metric: str) -> bool:
+        return any(metric in query.expr for query in self.queries)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A reference target's own panels, and the metrics of the overview it cannot export (its
+    target file's ``lacks``: a test keeps the two alike)."""
+
+    panels: tuple[Panel, ...]
+    lacks: tuple[str, ...] = ()
+
+
+# The dashboards' variables: name → (series whose label values it offers, the label). The
+# target is read from any harness series, so a stand without load (`harness up`) has one too.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "target": ('{__name__=~"harness_.+"}', "target"),
+    "queue": ('harness_queue_depth{target=~"$target"}', "queue"),
+}
 
 _Q = '{target=~"$target", queue=~"$queue"}'
 _T = '{target=~"$target"}'
@@ -171,45 +190,48 @@ def _length(name: str, what: str) -> Panel:
 
 
 # Each reference target's own broker series. RabbitMQ's come from its Prometheus plugin too.
-BROKERS: dict[str, tuple[Panel, ...]] = {
-    "redis-streams": _broker("Redis", _length("Redis", "stream")),
-    "rabbitmq": _broker(
-        "RabbitMQ",
-        None,
-        Panel(
-            "RabbitMQ: messages by queue",
-            "short",
-            (
-                Query(
-                    "{{queue}} ready",
-                    f"sum by (queue) (rabbitmq_queue_messages_ready{_T})",
+BROKERS: dict[str, Broker] = {
+    "redis-streams": Broker(_broker("Redis", _length("Redis", "stream"))),
+    "rabbitmq": Broker(
+        _broker(
+            "RabbitMQ",
+            None,
+            Panel(
+                "RabbitMQ: messages by queue",
+                "short",
+                (
+                    Query(
+                        "{{queue}} ready",
+                        f"sum by (queue) (rabbitmq_queue_messages_ready{_T})",
+                    ),
+                    Query(
+                        "{{queue}} unacknowledged",
+                        f"sum by (queue) (rabbitmq_queue_messages_unacked{_T})",
+                    ),
                 ),
-                Query(
-                    "{{queue}} unacknowledged",
-                    f"sum by (queue) (rabbitmq_queue_messages_unacked{_T})",
-                ),
+                "What the broker reports per queue: waiting, and delivered but not acknowledged.",
             ),
-            "What the broker reports per queue: waiting, and delivered but not acknowledged.",
-        ),
-        Panel(
-            "RabbitMQ: redeliveries and dead letters",
-            "reqps",
-            (
-                Query(
-                    "redelivered/s",
-                    f"sum(rate(rabbitmq_global_messages_redelivered_total{_T}{_W}))",
+            Panel(
+                "RabbitMQ: redeliveries and dead letters",
+                "reqps",
+                (
+                    Query(
+                        "redelivered/s",
+                        f"sum(rate(rabbitmq_global_messages_redelivered_total{_T}{_W}))",
+                    ),
+                    Query(
+                        "dead-lettered/s",
+                        'sum(rate({__name__=~"rabbitmq_global_messages_dead_lettered_.*_total"'
+                        f', target=~"$target"}}{_W}))',
+                    ),
                 ),
-                Query(
-                    "dead-lettered/s",
-                    'sum(rate({__name__=~"rabbitmq_global_messages_dead_lettered_.*_total"'
-                    f', target=~"$target"}}{_W}))',
-                ),
+                "Deliveries flagged redelivered, and messages the queue itself dead-lettered.",
             ),
-            "Deliveries flagged redelivered, and messages the queue itself dead-lettered.",
         ),
+        lacks=("harness_oldest_message_age_seconds",),
     ),
-    "nats": _broker("NATS", _length("NATS", "stream")),
-    "kafka": _broker("Kafka", _length("Kafka", "topic")),
+    "nats": Broker(_broker("NATS", _length("NATS", "stream"))),
+    "kafka": Broker(_broker("Kafka", _length("Kafka", "topic"))),
 }
 
 
@@ -224,4 +246,5 @@ def concrete(expr: str, target: str, queue: str, window: str = RUN_RATE_WINDOW) 
 
 def for_target(target: str) -> tuple[Panel, ...]:
     """The overview panels, then the target broker's own."""
-    return OVERVIEW + BROKERS.get(target, ())
+    broker = BROKERS.get(target)
+    return OVERVIEW + (broker.panels if broker else ())

@@ -48,6 +48,15 @@ def test_up_stands_the_target_with_prometheus_until_down(harness_cli, tmp_path: 
         while not promql.instant(backlog) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert promql.instant(backlog)
+        # Without load, the dashboards' variables still offer the target and its queue.
+        for name, value in (("target", "redis-streams"), ("queue", "jobs")):
+            series, label = panels.VARIABLES[name]
+            offered = httpx.get(
+                f"{urls['prometheus']}/api/v1/label/{label}/values",
+                params={"match[]": panels.concrete(series, "redis-streams", "jobs")},
+                timeout=5,
+            ).json()["data"]
+            assert value in offered, (name, offered)
         assert leftovers(run_dir)
     finally:
         down = harness_cli("down")

@@ -202,6 +202,24 @@ def test_dashboards_build_writes_what_the_repository_ships(harness_cli, tmp_path
         assert (tmp_path / name).read_text() == (ROOT / "dashboards" / name).read_text()
 
 
+def test_dashboards_check_passes_the_shipped_and_names_each_problem(
+    harness_cli, tmp_path: Path
+) -> None:
+    shipped = harness_cli("dashboards", "check")
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout.count("ok dashboards/") == len(list((ROOT / "dashboards").glob("*.json")))
+    text = (ROOT / "dashboards" / "nats.json").read_text()
+    spoilt = tmp_path / "nats.json"
+    spoilt.write_text(text.replace('"unit": "s"', '"unti": "s"', 1))
+    result = harness_cli("dashboards", "check", str(spoilt), str(tmp_path / "missing.json"))
+    assert result.returncode == 3
+    line = next(n for n, t in enumerate(spoilt.read_text().splitlines(), 1) if '"unti"' in t)
+    assert f"invalid: {spoilt}:{line}: panels[" in result.stderr
+    assert ".fieldConfig.defaults.unti: unknown field of FieldConfig" in result.stderr
+    assert f"invalid: {tmp_path / 'missing.json'}: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_validate_takes_a_folder_and_reports_every_file(harness_cli, tmp_path: Path) -> None:
     good = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
     (tmp_path / "a.yaml").write_text(good.replace("target: redis-streams", f"target: {TARGET}"))
