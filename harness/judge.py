@@ -22,8 +22,8 @@ from harness.context import RunContext
 from harness.deploy.base import fill_outside
 from harness.errors import HarnessError
 from harness.journal import Event, Journal, Outcome
-from harness.ledger import LedgerSummary, sources, summarize
-from harness.ledger.files import LedgerUnreadable, read_processed, read_sends
+from harness.ledger import LedgerSummary, sources, summary
+from harness.ledger.files import LedgerUnreadable
 from harness.observe.footprint import HostSpan, own_cpu_s
 from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL, PromQLError
@@ -120,7 +120,7 @@ def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
     """The ledger from the run folder's two files, or why it cannot be read."""
     folder = RunFolder(run_dir)
     try:
-        return summarize(read_sends(folder.sent), read_processed(folder.processed)), None
+        return summary.read(folder.sent, folder.processed), None
     except LedgerUnreadable as exc:
         return None, f"the ledger cannot be read: {exc}"
 

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from grafana_client.api import GrafanaApi
 
 
-# What --json says of each run: the journal's judgement, not its whole history.
-
 from harness.cli.run import (
     count,
     grafana,
@@ -179,6 +177,25 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         out.print(f"wrote {args.svg}", markup=False)
     out.print(f"wrote {shown(page)}", markup=False)
     return journal.verdict.exit_code
+
+
+def cmd_history(args: argparse.Namespace, out: Console) -> int:
+    from harness.ledger import history  # DuckDB: only the commands that read a ledger load it
+    from harness.ledger.files import LedgerUnreadable
+
+    folder = RunFolder(Path(args.run_dir))
+    if not folder.sent.parent.is_dir():
+        why = "no ledger folder here: give a run folder, such as runs/<id>"
+        raise SpecError(str(folder.path), None, "", why)
+    target = Path(args.out) if args.out else folder.path / f"history.{args.form}"
+    writable_file(target, "--out")
+    try:
+        count = history.write(folder.sent, folder.processed, target, args.form)
+    except LedgerUnreadable as exc:
+        why = f"the ledger cannot be read: {exc}"
+        raise SpecError(str(folder.sent.parent), None, "", why) from None
+    out.print(f"wrote {shown(target)}: {count} operations", markup=False, soft_wrap=True)
+    return 0
 
 
 def writable_file(path: Path, option: str) -> None:

@@ -6,22 +6,16 @@ import argparse
 import importlib.metadata
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from harness import extras
-
-if TYPE_CHECKING:
-    pass
-
-
-# What --json says of each run: the journal's judgement, not its whole history.
-
 from harness.cli.commands import (
     cmd_dashboards_build,
     cmd_dashboards_check,
     cmd_dashboards_push,
     cmd_doctor,
     cmd_down,
+    cmd_history,
     cmd_images,
     cmd_init,
     cmd_load_worker,
@@ -168,6 +162,27 @@ def parser() -> argparse.ArgumentParser:
         "own judgement, and exit with the verdict they give now; nothing else is rewritten",
     )
     report.set_defaults(command=cmd_report)
+
+    history = commands.add_parser(
+        "history",
+        help="write a finished run's ledger as a history of operations for Jepsen's checkers",
+        description="Each send becomes an enqueue (invoke, then ok, fail or info) and each "
+        "processing a dequeue (invoke, then ok), in time order, with times in nanoseconds from "
+        "the first operation; docs/results.md describes the format.",
+    )
+    history.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, such as runs/<id>")
+    history.add_argument(
+        "--format",
+        dest="form",
+        choices=("jsonl", "edn"),
+        default="jsonl",
+        help="one JSON object per line, or one EDN map per line as Jepsen writes histories "
+        "(default: jsonl)",
+    )
+    history.add_argument(
+        "--out", metavar="FILE", help="where to write it (default: RUN_DIR/history.FORMAT)"
+    )
+    history.set_defaults(command=cmd_history)
 
     boards = commands.add_parser(
         "dashboards", help="write the Grafana dashboards, or push them to a Grafana"

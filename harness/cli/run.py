@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from grafana_client.api import GrafanaApi
 
 
-# What --json says of each run: the journal's judgement, not its whole history.
-
-
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
     from harness.runner import run  # the runner pulls in every step; validate need not
 

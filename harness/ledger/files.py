@@ -4,16 +4,31 @@ Both files are JSON lines appended by processes the experiment may kill at any m
 record can be torn: cut short at the end of the file, or cut short and then glued to the next
 record when a restarted writer appends to the same file. Torn records are expected artefacts
 of the experiment, not corruption, and the readers skip them (salvaging a glued record).
+
+The files are read by DuckDB, into tables of one database: a soak run's ten million messages
+are thirty million lines, which Python's own JSON reading and a dict per id would judge in
+minutes and gigabytes (see docs/benchmarks.md). DuckDB reads them on every core within a
+memory limit, spilling to a temporary folder beyond it; only the lines it cannot parse (the
+torn ones, a handful per kill) come back to Python to be salvaged. A line ends at ``\\n``.
 """
 
 from __future__ import annotations
 
-import collections
 import enum
 import json
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+
+# What DuckDB may hold in memory while it judges a ledger; beyond it, it spills to disk.
+MEMORY_LIMIT = "1GB"
+# No valid JSON text holds a raw control character, so no line is split into two columns.
+_NO_DELIMITER = "\x1e"
 
 
 class SendOutcome(enum.Enum):
@@ -29,52 +44,124 @@ class LedgerUnreadable(Exception):
     beats counting around it (a sink that writes records without ids loses messages too)."""
 
 
-_TYPES = {"invoke", *(outcome.value for outcome in SendOutcome)}
+_TYPES = ("invoke", *(outcome.value for outcome in SendOutcome))
+
+
+@contextmanager
+def database() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh in-memory database, limited in memory, spilling into a folder of its own."""
+    import duckdb  # 60 ms to import: only the commands that judge a ledger pay for it
+
+    with tempfile.TemporaryDirectory(prefix="harness-ledger-") as spill:
+        connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
+        connection.execute("SET enable_progress_bar = false")  # it would draw on the console
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def load_sends(db: duckdb.DuckDBPyConnection, path: Path, extra: tuple[str, ...] = ()) -> None:
+    """Table ``send_lines`` (n, id, type) and view ``sends`` (id, outcome): a send's outcome is
+    its last completion line, and INFO when its answer never came (an invoke line alone)."""
+    _load(db, path, "send_lines", ("type", *extra))
+    bad = db.execute(
+        "SELECT n, type FROM send_lines WHERE type IS NULL OR type NOT IN "
+        f"({', '.join(repr(t) for t in _TYPES)}) ORDER BY n LIMIT 1"
+    ).fetchone()
+    if bad is not None:
+        raise LedgerUnreadable(
+            f"{path.name} line {bad[0]}: type is {bad[1]!r}, not one of {sorted(_TYPES)}"
+        )
+    db.execute(
+        "CREATE VIEW sends AS SELECT id, coalesce(arg_max(type, n) FILTER (type <> 'invoke'), "
+        "'info') AS outcome FROM send_lines GROUP BY id"
+    )
+
+
+def load_processings(
+    db: duckdb.DuckDBPyConnection, path: Path, extra: tuple[str, ...] = ()
+) -> None:
+    """Table ``processings`` (n, id): one row per processing, a duplicate delivery twice;
+    ``extra`` fields of the records (as text) beside them."""
+    _load(db, path, "processings", extra)
 
 
 def read_sends(path: Path) -> dict[str, SendOutcome]:
     """Each sent id's outcome; a send with no completion line (its answer never came) is INFO."""
-    sends: dict[str, SendOutcome] = {}
-    for number, record in _records(path):
-        message_id = _id(path, number, record)
-        kind = record.get("type")
-        if kind not in _TYPES:
-            raise LedgerUnreadable(
-                f"{path.name} line {number}: type is {kind!r}, not one of {sorted(_TYPES)}"
-            )
-        if kind == "invoke":
-            sends.setdefault(message_id, SendOutcome.INFO)
-        else:
-            sends[message_id] = SendOutcome(kind)
-    return sends
+    with database() as db:
+        load_sends(db, path)
+        return {i: SendOutcome(o) for i, o in db.execute("SELECT * FROM sends").fetchall()}
 
 
-def read_processed(path: Path) -> collections.Counter[str]:
+def read_processed(path: Path) -> dict[str, int]:
     """How many times each id was processed; more than once is a duplicate delivery."""
-    return collections.Counter(_id(path, number, record) for number, record in _records(path))
+    with database() as db:
+        load_processings(db, path)
+        rows = db.execute("SELECT id, count(*) FROM processings GROUP BY id").fetchall()
+        return {message_id: int(times) for message_id, times in rows}
 
 
-def _id(path: Path, number: int, record: dict[str, Any]) -> str:
-    message_id = record.get("id")
-    if isinstance(message_id, bool) or not isinstance(message_id, str | int):
+def _load(db: duckdb.DuckDBPyConnection, path: Path, table: str, fields: tuple[str, ...]) -> None:
+    """The file's whole records as ``table`` (n: the line number, id, and ``fields``); a
+    missing file has none, because its writer never wrote one. One pass over the file: a line
+    DuckDB parses becomes a row; one it cannot is kept as text, salvaged here, and parsed again
+    by the same expressions."""
+    extracted = ", ".join(
+        f"CASE WHEN whole THEN json_extract_string(line, '$.{f}') END AS {f}"
+        for f in ("id", *fields)
+    )
+    # What each line is: a record (0), something else that is whole JSON (1, skipped), a record
+    # whose id is neither a string nor a number (2: the ledger cannot be read), torn (3).
+    state = (
+        "CASE WHEN NOT whole THEN 3 WHEN json_type(line) <> 'OBJECT' THEN 1 WHEN coalesce("
+        "json_type(line, '$.id'), 'NULL') NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN 2 "
+        "ELSE 0 END"
+    )
+    rows = (
+        f"SELECT n, {extracted}, {state} AS state, CASE WHEN {state} >= 2 THEN line END AS line "
+        "FROM (SELECT n, line, json_valid(line) AS whole FROM ({lines}) WHERE line IS NOT NULL)"
+    )
+    scan = (
+        "SELECT row_number() OVER () AS n, line FROM read_csv(?, columns = {'line': 'VARCHAR'}, "
+        "delim = ?, quote = '', escape = '', header = false, auto_detect = false, "
+        "new_line = '\\n', strict_mode = false)"
+    )
+    import duckdb  # imported already, by database()
+
+    if not path.is_file():
+        db.execute(f"CREATE TABLE {table} AS {rows.format(lines='SELECT 0 AS n, NULL AS line')}")
+    else:
+        create = f"CREATE TABLE {table} AS {rows.format(lines=scan)}"
+        try:
+            db.execute(create, [str(path), _NO_DELIMITER])
+        except duckdb.InvalidInputException:  # bytes that are not UTF-8, in a torn write
+            with tempfile.TemporaryDirectory(prefix="harness-ledger-") as folder:
+                db.execute(create, [str(_utf8_copy(path, Path(folder))), _NO_DELIMITER])
+    torn = db.execute(f"SELECT n, line FROM {table} WHERE state = 3").fetchall()
+    db.execute(f"DELETE FROM {table} WHERE state = 3")
+    for n, line in torn:
+        if (record := _decode(line)) is not None:
+            whole = rows.format(lines="SELECT ? AS n, ? AS line")
+            db.execute(f"INSERT INTO {table} {whole}", [n, json.dumps(record)])
+    bad = db.execute(f"SELECT n, line FROM {table} WHERE state = 2 ORDER BY n LIMIT 1").fetchone()
+    if bad is not None:
         raise LedgerUnreadable(
-            f'{path.name} line {number}: a record without a message "id" (a string or a '
-            f"number): {json.dumps(record)[:120]}"
+            f'{path.name} line {bad[0]}: a record without a message "id" (a string or a '
+            f"number): {bad[1][:120]}"
         )
-    return str(message_id)
+    db.execute(f"DELETE FROM {table} WHERE state <> 0")
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The file's whole records, with their line numbers; a missing file has none, because its
-    writer never wrote one."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        record = _decode(line)
-        if record is not None:
-            yield number, record
+def _utf8_copy(path: Path, folder: Path) -> Path:
+    """The file with what is not UTF-8 replaced (U+FFFD), line for line, for DuckDB to read."""
+    copy = folder / path.name
+    with (
+        path.open(encoding="utf-8", errors="replace", newline="\n") as lines,
+        copy.open("w", encoding="utf-8", newline="\n") as out,
+    ):
+        out.writelines(lines)
+    return copy
 
 
 def _decode(line: str) -> dict[str, Any] | None:

@@ -3,16 +3,21 @@
 As Jepsen's queue checkers do: ``lost`` were acknowledged and never processed; ``duplicated``
 were processed more than once; ``unexpected`` were processed though never sent, or sent and
 refused; ``recovered`` had no answer at send time, yet were processed. A pure function of the
-two ledger files, so a stored run can be judged again from its own files.
+two ledger files, so a stored run can be judged again from its own files. Counted by SQL over
+the tables the files are read into, so that ten million messages take seconds, not minutes.
 """
 
 from __future__ import annotations
 
-import collections
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from harness.ledger.files import SendOutcome
+from harness.ledger.files import SendOutcome, database, load_processings, load_sends
+
+if TYPE_CHECKING:
+    import duckdb
 
 EXAMPLES = 10
 
@@ -55,29 +60,64 @@ class LedgerSummary:
         return cls(**counts, examples=dict(data.get("examples") or {}))
 
 
-def summarize(sends: dict[str, SendOutcome], processed: collections.Counter[str]) -> LedgerSummary:
-    by_outcome: dict[SendOutcome, set[str]] = {o: set() for o in SendOutcome}
-    for message_id, outcome in sends.items():
-        by_outcome[outcome].add(message_id)
-    acked = by_outcome[SendOutcome.OK]
-    lost = sorted(acked - processed.keys())
-    duplicated = sorted(i for i, n in processed.items() if n > 1)
-    unexpected = sorted(i for i in processed if i not in sends or sends[i] is SendOutcome.FAIL)
-    recovered = sorted(i for i in by_outcome[SendOutcome.INFO] if i in processed)
+# Each category of the summary, as a condition on one id's account: its send's outcome (NULL:
+# never sent) and the times it was processed.
+_CATEGORIES = {
+    "lost": "outcome = 'ok' AND times = 0",
+    "duplicated": "times > 1",
+    "unexpected": "times > 0 AND (outcome IS NULL OR outcome = 'fail')",
+    "recovered": "outcome = 'info' AND times > 0",
+}
+
+
+def read(sent: Path, processed: Path) -> LedgerSummary:
+    """The summary of a run's two ledger files."""
+    with database() as db:
+        load_sends(db, sent)
+        load_processings(db, processed)
+        return summary_of(db)
+
+
+def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) -> LedgerSummary:
+    """The summary of ledgers already in memory (each id's outcome, and its processings)."""
+    with database() as db:
+        db.execute("CREATE TABLE sends (id VARCHAR, outcome VARCHAR)")
+        db.execute("CREATE TABLE processings (n BIGINT, id VARCHAR)")
+        if sends:
+            rows = [(i, outcome.value) for i, outcome in sends.items()]
+            db.executemany("INSERT INTO sends VALUES (?, ?)", rows)
+        if processed:
+            each = [(0, i) for i, times in processed.items() for _ in range(times)]
+            db.executemany("INSERT INTO processings VALUES (?, ?)", each)
+        return summary_of(db)
+
+
+def summary_of(db: duckdb.DuckDBPyConnection) -> LedgerSummary:
+    """The summary of the tables ``sends`` (id, outcome) and ``processings`` (n, id): one
+    account per id, then every count and example in one pass over it."""
+    db.execute(
+        "CREATE TEMP TABLE account AS SELECT coalesce(s.id, p.id) AS id, s.outcome, "
+        "coalesce(p.times, 0) AS times FROM sends s FULL OUTER JOIN "
+        "(SELECT id, count(*) AS times FROM processings GROUP BY id) p USING (id)"
+    )
+    categories = ", ".join(
+        f"count(*) FILTER ({where}), min(id, {EXAMPLES}) FILTER ({where})"
+        for where in _CATEGORIES.values()
+    )
+    row = db.execute(
+        "SELECT count(*) FILTER (outcome = 'ok'), count(*) FILTER (outcome = 'fail'), "
+        "count(*) FILTER (outcome = 'info'), count(*) FILTER (times > 0), "
+        f"coalesce(sum(times), 0), {categories} FROM account"
+    ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY has one row
+    acknowledged, failed, indeterminate, processed, deliveries, *found = row
+    counts = {name: int(found[2 * i]) for i, name in enumerate(_CATEGORIES)}
     return LedgerSummary(
-        acknowledged=len(acked),
-        failed=len(by_outcome[SendOutcome.FAIL]),
-        indeterminate=len(by_outcome[SendOutcome.INFO]),
-        processed=len(processed),
-        deliveries=sum(processed.values()),
-        lost=len(lost),
-        duplicated=len(duplicated),
-        unexpected=len(unexpected),
-        recovered=len(recovered),
-        examples={
-            "lost": lost[:EXAMPLES],
-            "duplicated": duplicated[:EXAMPLES],
-            "unexpected": unexpected[:EXAMPLES],
-            "recovered": recovered[:EXAMPLES],
-        },
+        acknowledged=int(acknowledged),
+        failed=int(failed),
+        indeterminate=int(indeterminate),
+        processed=int(processed),
+        deliveries=int(deliveries),
+        **counts,
+        examples={name: list(found[2 * i + 1] or []) for i, name in enumerate(_CATEGORIES)},
     )

@@ -149,6 +149,7 @@ def test_help_names_every_command(harness_cli) -> None:
         "setup",
         "dashboards",
         "up",
+        "history",
     ):
         assert command in result.stdout
 
@@ -218,6 +219,33 @@ def test_dashboards_check_passes_the_shipped_and_names_each_problem(
     assert ".fieldConfig.defaults.unti: unknown field of FieldConfig" in result.stderr
     assert f"invalid: {tmp_path / 'missing.json'}: no such file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_history_writes_the_run_folders_ledger_and_refuses_a_folder_without_one(
+    harness_cli, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "run" / "ledger"
+    ledger.mkdir(parents=True)
+    (ledger / "sent.jsonl").write_text(
+        '{"id": "a", "type": "invoke", "t": 1.0}\n{"id": "a", "type": "ok", "t": 1.5}\n'
+    )
+    (ledger / "processed.jsonl").write_text('{"id": "a", "t": 2.0}\n')
+    result = harness_cli("history", str(tmp_path / "run"), "--format", "edn")
+    assert result.returncode == 0, result.stderr
+    assert "4 operations" in result.stdout
+    lines = (tmp_path / "run" / "history.edn").read_text().splitlines()
+    assert [line.split(", ")[1:3] for line in lines] == [
+        [":type :invoke", ":f :enqueue"], [":type :ok", ":f :enqueue"],
+        [":type :invoke", ":f :dequeue"], [":type :ok", ":f :dequeue"],
+    ]  # fmt: skip
+    (ledger / "processed.jsonl").write_text('{"id": ["a"]}\n')
+    unreadable = harness_cli("history", str(tmp_path / "run"))
+    assert unreadable.returncode == 3
+    assert 'processed.jsonl line 1: a record without a message "id"' in unreadable.stderr
+    empty = harness_cli("history", str(tmp_path))
+    assert empty.returncode == 3
+    assert "no ledger folder here" in empty.stderr
+    assert "Traceback" not in empty.stderr + unreadable.stderr
 
 
 def test_validate_takes_a_folder_and_reports_every_file(harness_cli, tmp_path: Path) -> None:

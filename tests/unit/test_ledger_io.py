@@ -105,3 +105,37 @@ def test_a_send_of_an_unknown_type_says_which_line(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "sent.jsonl", invoke("a"), {"id": "a", "type": "maybe"})
     with pytest.raises(LedgerUnreadable, match=r"sent\.jsonl line 2: type is 'maybe'"):
         read_sends(path)
+
+
+def test_bytes_that_are_not_utf8_in_a_torn_record_cost_only_that_record(tmp_path: Path) -> None:
+    path = tmp_path / "processed.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "t": 1.0}\n'
+        b'{"id": "\xc3{"id": "b", "t": 2.0}\n'  # cut inside a two-byte character, then glued
+        b'{"id": "c", "t": 3.0}\n'
+    )
+    assert read_processed(path) == {"a": 1, "b": 1, "c": 1}
+
+
+def test_windows_line_ends_and_lines_that_are_not_records_are_read_as_the_others(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sent.jsonl"
+    path.write_text(
+        '{"id": "a", "type": "invoke"}\r\n[1, 2]\r\n\r\n"text"\n{"id": "a", "type": "ok"}\r\n'
+    )
+    assert read_sends(path) == {"a": SendOutcome.OK}
+
+
+def test_a_later_completion_of_the_same_send_decides(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "sent.jsonl", invoke("a"), done("a", "info", None), done("a", "ok", 202)
+    )
+    assert read_sends(path) == {"a": SendOutcome.OK}
+
+
+def test_a_bad_id_is_reported_on_its_own_line_even_after_a_torn_one(tmp_path: Path) -> None:
+    path = tmp_path / "processed.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b", "t{"id": 1.5}\n{"id": "c"}\n')
+    with pytest.raises(LedgerUnreadable, match=r"processed.jsonl line 2: a record without"):
+        read_processed(path)
