@@ -24,6 +24,7 @@ from harness.errors import HarnessError
 from harness.journal import Event, Journal, Outcome
 from harness.ledger import LedgerSummary, sources, summary
 from harness.ledger.files import LedgerUnreadable
+from harness.ledger.sources import PLACE_ROLES, LedgerSource
 from harness.observe.footprint import HostSpan, own_cpu_s
 from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL, PromQLError
@@ -37,39 +38,45 @@ from harness.verdict import run_verdict
 RESTART_GRACE_S = 3.0
 
 
-def _read_ledger_source(ctx: RunContext) -> None:
-    """Write the processed side of the ledger from the topology's source, if it names one: one
-    line per processing, as the reference sink writes it, so everything after reads one format.
-    A source that cannot be read leaves no ledger, and the ledger checks say why."""
+def _read_ledger_sources(ctx: RunContext) -> None:
+    """Write the processed side of the ledger from the topology's source, if it names one, and
+    each of its places: one line per processing (or per id found), as the reference sink
+    writes it, so everything after reads one format. A source that cannot be read leaves no
+    ledger, and the ledger checks say why."""
     topology = ctx.experiment.topology
-    if topology.ledger is None or ctx.layout is None:
+    if ctx.layout is None:
         return
-    t_invoke = time.time()
-    folder = ctx.experiment.topology_file.parent
-    layout = ctx.layout
-    filled = topology.ledger.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
-    path = ctx.folder.processed
-    try:
-        counts = sources.read(filled)
-    except sources.LedgerSourceError as exc:
-        ctx.ledger_problem = str(exc)
-        ctx.log.now("ledger.read", "ledger", Outcome.FAIL, t_invoke, error=str(exc))
-        ctx.say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for message_id, times in counts.items():
-            line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
-            out.write(line * times)
-    ctx.log.now(
-        "ledger.read", "ledger", Outcome.OK, t_invoke, source=sources.describe(filled),
-        ids=len(counts), processings=sum(counts.values()),
-    )  # fmt: skip
+    named: list[tuple[str, LedgerSource, Path]] = [
+        (f"ledger.places.{role}", place, ctx.folder.place(role))
+        for role, place in topology.places.items()
+    ]
+    if topology.ledger is not None:
+        named.insert(0, ("ledger", topology.ledger, ctx.folder.processed))
+    folder, layout = ctx.experiment.topology_file.parent, ctx.layout
+    for name, source, path in named:
+        filled = source.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
+        t_invoke = time.time()
+        try:
+            counts = sources.read(filled)
+        except sources.LedgerSourceError as exc:
+            ctx.ledger_problem = str(exc)
+            ctx.log.now("ledger.read", name, Outcome.FAIL, t_invoke, error=str(exc))
+            ctx.say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for message_id, times in counts.items():
+                line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
+                out.write(line * times)
+        ctx.log.now(
+            "ledger.read", name, Outcome.OK, t_invoke, source=sources.describe(filled),
+            ids=len(counts), processings=sum(counts.values()),
+        )  # fmt: skip
 
 
 def judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
     """Every check of the experiment, the steady state's first, judged on the run's evidence."""
-    _read_ledger_source(ctx)
+    _read_ledger_sources(ctx)
     if ctx.ledger_problem is None:  # else an empty processed side would read as all lost
         ctx.ledger, ctx.ledger_problem = read_ledger(ctx.run_dir)
         if ctx.ledger_problem is not None:
@@ -120,7 +127,8 @@ def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
     """The ledger from the run folder's two files, or why it cannot be read."""
     folder = RunFolder(run_dir)
     try:
-        return summary.read(folder.sent, folder.processed), None
+        places = {role: folder.place(role) for role in PLACE_ROLES}
+        return summary.read(folder.sent, folder.processed, places), None
     except LedgerUnreadable as exc:
         return None, f"the ledger cannot be read: {exc}"
 

@@ -76,6 +76,10 @@ class RunFolder:
     def processed(self) -> Path:
         return self.path / "ledger" / "processed.jsonl"
 
+    def place(self, role: str) -> Path:
+        """The ids a target's place of that role (``dead_lettered``…) held after the drain."""
+        return self.path / "ledger" / f"{role}.jsonl"
+
     def log(self, name: str) -> Path:
         return self.path / "logs" / f"{name}.log"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from harness.ledger.sources import LedgerSource
 from harness.topology import (
     LEDGER_PLACEHOLDERS,
     NAME_PATTERN,
@@ -178,15 +179,25 @@ def _check_publish(publish: LoadPublish, queue: str, source: Source) -> None:
 
 
 def _check_ledger(topology: TopologySpec, source: Source) -> None:
-    """The ledger source is read by the harness, outside any component: only the run's folder,
-    the topology's folder and components' addresses mean something there."""
-    if topology.ledger is None:
-        return
+    """The ledger sources are read by the harness, outside any component: only the run's
+    folder, the topology's folder and components' addresses mean something there."""
+    named: list[tuple[tuple[str, ...], LedgerSource]] = [
+        (("places", role), place) for role, place in topology.places.items()
+    ]
+    if topology.ledger is not None:
+        named.insert(0, (("ledger",), topology.ledger))
+    for at, ledger in named:
+        _check_ledger_source(ledger, at, topology, source)
+
+
+def _check_ledger_source(
+    ledger: LedgerSource, at: tuple[str, ...], topology: TopologySpec, source: Source
+) -> None:
     for field in ("url", "path"):
-        text = getattr(topology.ledger, field, None)
+        text = getattr(ledger, field, None)
         for match in PLACEHOLDER.finditer(text or ""):
             kind, arg = match.group(1), match.group(2)
-            loc = ("ledger", field)
+            loc = (*at, field)
             if kind == "addr" and arg is not None:
                 check_addr(arg, topology, source, loc)
             elif arg is not None or kind not in LEDGER_PLACEHOLDERS:

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.ledger.sources import LedgerSource
+from harness.ledger.sources import LedgerSource, PlaceRole
 from harness.model import Model
 from harness.units import (
     Condition,
@@ -255,6 +255,13 @@ class TopologySpec(Model):
         None,
         description="where the workers record the ids they processed, read after the drain; "
         "default: the file the {processed_ledger} placeholder names",
+    )
+    places: dict[PlaceRole, LedgerSource] = Field(
+        {},
+        description="where an acknowledged message that was not processed may be found after "
+        "the drain, read as ledger sources are: dead_lettered (a dead-letter queue), delayed "
+        "(scheduled retries), pending (taken and never finished); the ledger counts such a "
+        "message there instead of as lost",
     )
     deployer: Literal["local", "docker"] = Field(
         "local",

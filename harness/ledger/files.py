@@ -80,11 +80,15 @@ def load_sends(db: duckdb.DuckDBPyConnection, path: Path, extra: tuple[str, ...]
 
 
 def load_processings(
-    db: duckdb.DuckDBPyConnection, path: Path, extra: tuple[str, ...] = ()
+    db: duckdb.DuckDBPyConnection,
+    path: Path,
+    extra: tuple[str, ...] = (),
+    table: str = "processings",
 ) -> None:
     """Table ``processings`` (n, id): one row per processing, a duplicate delivery twice;
-    ``extra`` fields of the records (as text) beside them."""
-    _load(db, path, "processings", extra)
+    ``extra`` fields of the records (as text) beside them. A place's file (one line per id it
+    held) is read the same way, into a table of its own."""
+    _load(db, path, table, extra)
 
 
 def read_sends(path: Path) -> dict[str, SendOutcome]:

@@ -78,6 +78,11 @@ class HttpLedger(LedgerPlace):
     url: str
 
 
+# Where an acknowledged message may rest without being processed, so not lost: the roles a
+# target's ``places`` may name, in the order the ledger tries them for an id found in several.
+PlaceRole = Literal["dead_lettered", "delayed", "pending"]
+PLACE_ROLES: tuple[PlaceRole, ...] = ("dead_lettered", "delayed", "pending")
+
 LEDGER_SOURCES = {"redis", "sqlite", "postgres", "file", "http"}
 LedgerSource = Annotated[
     Annotated[RedisLedger, Tag("redis")]

@@ -1,10 +1,12 @@
 """The ledger: an account of every message, from what was sent and what was processed.
 
-As Jepsen's queue checkers do: ``lost`` were acknowledged and never processed; ``duplicated``
-were processed more than once; ``unexpected`` were processed though never sent, or sent and
-refused; ``recovered`` had no answer at send time, yet were processed. A pure function of the
-two ledger files, so a stored run can be judged again from its own files. Counted by SQL over
-the tables the files are read into, so that ten million messages take seconds, not minutes.
+As Jepsen's queue checkers do: ``lost`` were acknowledged, never processed and found in none of
+the target's places; ``dead_lettered``, ``delayed`` and ``pending`` were acknowledged, never
+processed and found in that place after the drain (the first of them that holds the id);
+``duplicated`` were processed more than once; ``unexpected`` were processed though never sent,
+or sent and refused; ``recovered`` had no answer at send time, yet were processed. A pure
+function of the ledger files, so a stored run can be judged again from its own files. Counted
+by SQL over the tables the files are read into, so that ten million messages take seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.ledger.files import SendOutcome, database, load_processings, load_sends
+from harness.ledger.sources import PLACE_ROLES, PlaceRole
 
 if TYPE_CHECKING:
     import duckdb
@@ -34,6 +37,10 @@ class LedgerSummary:
     unexpected: int
     recovered: int
     examples: dict[str, list[str]] = field(default_factory=dict)
+    # Acknowledged, never processed, and found where the target said such messages rest.
+    dead_lettered: int = 0
+    delayed: int = 0
+    pending: int = 0
 
     @property
     def duplicate_rate(self) -> float:
@@ -56,25 +63,40 @@ class LedgerSummary:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LedgerSummary:
-        counts = {f.name: int(data[f.name]) for f in fields(cls) if f.name != "examples"}
+        # A journal written before the places were counted has none of theirs.
+        counts = {
+            f.name: int(data.get(f.name, 0) if f.name in _PLACED else data[f.name])
+            for f in fields(cls)
+            if f.name != "examples"
+        }
         return cls(**counts, examples=dict(data.get("examples") or {}))
 
 
 # Each category of the summary, as a condition on one id's account: its send's outcome (NULL:
-# never sent) and the times it was processed.
-_CATEGORIES = {
-    "lost": "outcome = 'ok' AND times = 0",
+# never sent), the times it was processed, and the first place that held it (NULL: none).
+_UNPROCESSED = "outcome = 'ok' AND times = 0"
+_CATEGORIES: dict[str, str] = {
+    "lost": f"{_UNPROCESSED} AND place IS NULL",
     "duplicated": "times > 1",
     "unexpected": "times > 0 AND (outcome IS NULL OR outcome = 'fail')",
     "recovered": "outcome = 'info' AND times > 0",
+    **{role: f"{_UNPROCESSED} AND place = '{role}'" for role in PLACE_ROLES},
 }
+_PLACED: set[str] = set(PLACE_ROLES)
 
 
-def read(sent: Path, processed: Path) -> LedgerSummary:
-    """The summary of a run's two ledger files."""
+def read(
+    sent: Path, processed: Path, places: Mapping[PlaceRole, Path] | None = None
+) -> LedgerSummary:
+    """The summary of a run's ledger files: sends, processings and the ids each place held (a
+    missing file holds none)."""
     with database() as db:
         load_sends(db, sent)
         load_processings(db, processed)
+        db.execute("CREATE TABLE places (id VARCHAR, role VARCHAR)")
+        for role, path in (places or {}).items():
+            load_processings(db, path, table=f"place_{role}")
+            db.execute(f"INSERT INTO places SELECT DISTINCT id, '{role}' FROM place_{role}")
         return summary_of(db)
 
 
@@ -83,6 +105,7 @@ def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) ->
     with database() as db:
         db.execute("CREATE TABLE sends (id VARCHAR, outcome VARCHAR)")
         db.execute("CREATE TABLE processings (n BIGINT, id VARCHAR)")
+        db.execute("CREATE TABLE places (id VARCHAR, role VARCHAR)")
         if sends:
             rows = [(i, outcome.value) for i, outcome in sends.items()]
             db.executemany("INSERT INTO sends VALUES (?, ?)", rows)
@@ -93,12 +116,15 @@ def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) ->
 
 
 def summary_of(db: duckdb.DuckDBPyConnection) -> LedgerSummary:
-    """The summary of the tables ``sends`` (id, outcome) and ``processings`` (n, id): one
-    account per id, then every count and example in one pass over it."""
+    """The summary of the tables ``sends`` (id, outcome), ``processings`` (n, id) and
+    ``places`` (id, role): one account per id, then every count and example in one pass."""
+    first_place = " ".join(f"WHEN '{role}' THEN {n}" for n, role in enumerate(PLACE_ROLES))
     db.execute(
         "CREATE TEMP TABLE account AS SELECT coalesce(s.id, p.id) AS id, s.outcome, "
-        "coalesce(p.times, 0) AS times FROM sends s FULL OUTER JOIN "
-        "(SELECT id, count(*) AS times FROM processings GROUP BY id) p USING (id)"
+        "coalesce(p.times, 0) AS times, w.place FROM sends s FULL OUTER JOIN "
+        "(SELECT id, count(*) AS times FROM processings GROUP BY id) p USING (id) LEFT JOIN "
+        f"(SELECT id, arg_min(role, CASE role {first_place} END) AS place FROM places "
+        "GROUP BY id) w ON w.id = coalesce(s.id, p.id)"
     )
     categories = ", ".join(
         f"count(*) FILTER ({where}), min(id, {EXAMPLES}) FILTER ({where})"

@@ -15,6 +15,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from harness.journal import CheckResult, Journal
+from harness.ledger import LedgerSummary
+from harness.ledger.sources import PLACE_ROLES
 from harness.repeat import RepeatSummary
 from harness.verdict import Verdict
 
@@ -151,6 +153,12 @@ def verdict_table(checks: Sequence[CheckResult]) -> Table:
     return table
 
 
+def _placed(ledger: LedgerSummary) -> str:
+    """The places that held unprocessed messages, when any did: ``127 dead-lettered, ``."""
+    held = [(ledger.value(role), role.replace("_", "-")) for role in PLACE_ROLES]
+    return "".join(f"{count} {name}, " for count, name in held if count)
+
+
 def summary(console: Console, journal: Journal) -> None:
     """The verdict table, the ledger in one line, and the run's verdict and folder."""
     if journal.checks:
@@ -158,7 +166,8 @@ def summary(console: Console, journal: Journal) -> None:
     if (ledger := journal.ledger) is not None:
         console.print(
             f"ledger: {ledger.acknowledged} acknowledged, {ledger.processed} processed, "
-            f"{ledger.lost} lost, {ledger.duplicated} duplicated, {ledger.unexpected} "
+            f"{ledger.lost} lost, {_placed(ledger)}{ledger.duplicated} duplicated, "
+            f"{ledger.unexpected} "
             f"unexpected, {ledger.indeterminate} indeterminate ({ledger.recovered} of them "
             "processed)"
         )

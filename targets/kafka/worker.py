@@ -134,7 +134,9 @@ class Worker:
         if cfg.dlq and attempt >= cfg.max_attempts:
             body = {**rest, "attempts": str(attempt), "error": str(exc)}
             self.producer.produce(f"{cfg.queue}.dlq", service.encode(body), key=rest.get("id"))
+            self.producer.flush(10)  # in the dead-letter topic before the sink is told so
             self.dead_lettered.inc()
+            work.dead_lettered(self.http, cfg.sink_url, rest.get("id", ""), cfg.consumer)
             outcome = f"dead-lettered to {cfg.queue}.dlq"
         else:
             delay = service.backoff_seconds(attempt, cfg.retry_base_ms, cfg.retry_max_ms)

@@ -195,6 +195,7 @@ class Worker:
             errors_log.warning(f"dead-lettering failed: {type(exc).__name__}: {exc}")
             return
         self.dead_lettered.inc()
+        work.dead_lettered(self.http, cfg.sink_url, fields.get("id", str(seq)), cfg.consumer)
         failures_log.warning(f"message {fields.get('id')} dead-lettered to {cfg.queue}.dlq")
 
 

@@ -148,6 +148,7 @@ class Worker(common.Consumer):
             body = {**rest, "attempts": str(attempt), "error": str(exc)}
             self.publish(f"{cfg.queue}.dlq", body, None)
             self.dead_lettered.inc()
+            work.dead_lettered(self.http, cfg.sink_url, rest.get("id", ""), cfg.consumer)
             outcome = f"dead-lettered to {cfg.queue}.dlq"
         else:
             delay = service.backoff_seconds(attempt, cfg.retry_base_ms, cfg.retry_max_ms)

@@ -189,6 +189,7 @@ class Worker:
         pipe.execute()
         if dead:
             self.dead_lettered.inc()
+            work.dead_lettered(self.http, cfg.sink_url, rest.get("id", sid), cfg.consumer)
         else:
             self.retried.inc()
             self.scheduled.set()

@@ -8,7 +8,11 @@ With IDEMPOTENT=1 (default) a delivery of an id already applied is counted in
 harness_duplicates_total but not applied again (no line); IDEMPOTENT=0 (the weakness) applies
 and writes every delivery.
 ``GET /ledger`` -> ``{"processed": {id: times applied}}``; ``/healthz``, ``/metrics``.
-Env: PORT (required), LEDGER_FILE (required), QUEUE (metric label, default ``jobs``), IDEMPOTENT.
+``POST /dead_lettered`` (the same body) records the messages a worker moved to the dead-letter
+queue, once per id, in DEAD_LETTER_FILE; ``GET /dead_lettered`` -> ``{id: 1}``: the place the
+target's ledger finds its dead letters in after the drain.
+Env: PORT, LEDGER_FILE, DEAD_LETTER_FILE (required), QUEUE (metric label, default ``jobs``),
+IDEMPOTENT.
 """
 
 from __future__ import annotations
@@ -106,21 +110,38 @@ def parse(body: Any) -> list[tuple[str, float | None, str]]:
     return parsed
 
 
-def build_routes(ledger: Ledger, queue: str) -> web.Routes:
+class Refused(Exception):
+    """A batch not written: the answer that says why."""
+
+    def __init__(self, answer: web.Answer) -> None:
+        self.answer = answer
+
+
+def recorded_in(
+    ledger: Ledger, body: bytes
+) -> tuple[list[tuple[str, float | None, str]], list[bool]]:
+    """The batch in ``body``, written to ``ledger``, and whether each id had been before."""
+    try:
+        messages = parse(json.loads(body))
+    except ValueError as exc:
+        raise Refused((400, {"error": str(exc)})) from None
+    try:
+        return messages, ledger.record(messages)
+    except OSError as exc:
+        log.error("cannot write %s: %s", ledger.file.name, exc)
+        raise Refused((503, {"error": f"ledger: {exc}"})) from None
+
+
+def build_routes(ledger: Ledger, dead_letters: Ledger, queue: str) -> web.Routes:
     processed = PROCESSED.labels(queue=queue)
     duplicates = DUPLICATES.labels(queue=queue)
     latency = LATENCY.labels(queue=queue)
 
     async def post_processed(body: bytes) -> web.Answer:
         try:
-            messages = parse(json.loads(body))
-        except ValueError as exc:
-            return 400, {"error": str(exc)}
-        try:
-            duplicate = ledger.record(messages)
-        except OSError as exc:
-            log.error("cannot write the ledger: %s", exc)
-            return 503, {"error": f"ledger: {exc}"}
+            messages, duplicate = recorded_in(ledger, body)
+        except Refused as refused:
+            return refused.answer
         now = time.time()
         recorded = 0
         for (_, enqueued_at, _), dup in zip(messages, duplicate, strict=True):
@@ -137,7 +158,22 @@ def build_routes(ledger: Ledger, queue: str) -> web.Routes:
     async def get_ledger(body: bytes) -> web.Answer:
         return 200, {"processed": dict(ledger.counts)}
 
-    return {("POST", "/processed"): post_processed, ("GET", "/ledger"): get_ledger}
+    async def post_dead_lettered(body: bytes) -> web.Answer:
+        try:
+            messages, _ = recorded_in(dead_letters, body)
+        except Refused as refused:
+            return refused.answer
+        return 200, {"recorded": len(messages)}
+
+    async def get_dead_lettered(body: bytes) -> web.Answer:
+        return 200, dict(dead_letters.counts)
+
+    return {
+        ("POST", "/processed"): post_processed,
+        ("GET", "/ledger"): get_ledger,
+        ("POST", "/dead_lettered"): post_dead_lettered,
+        ("GET", "/dead_lettered"): get_dead_lettered,
+    }
 
 
 def main() -> int:
@@ -145,6 +181,7 @@ def main() -> int:
     path = Path(service.env_str("LEDGER_FILE"))
     queue = service.env_str("QUEUE", "jobs")
     ledger = Ledger(path, service.env_flag("IDEMPOTENT", True))
+    dead_letters = Ledger(Path(service.env_str("DEAD_LETTER_FILE")), idempotent=True)
     log.info(
         "sink listening on http://127.0.0.1:%d, ledger %s (%d lines already there), queue=%s, "
         "idempotent=%s",
@@ -155,9 +192,10 @@ def main() -> int:
         ledger.idempotent,
     )
     try:
-        service.serve(build_routes(ledger, queue), port)
+        service.serve(build_routes(ledger, dead_letters, queue), port)
     finally:
         ledger.file.close()
+        dead_letters.file.close()
     log.info("sink stopped")
     return 0
 

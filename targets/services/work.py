@@ -7,6 +7,7 @@ the job itself, so that a job costs the same and is recorded the same on every b
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ DEAD_LETTERED = Counter(
     "harness_dlq_messages_total", "Messages moved to the dead-letter queue", ["queue"]
 )
 BATCH_SECONDS = Histogram("harness_worker_batch_seconds", "Time to handle one batch")
+UNRECORDED_LOG = service.Throttled(logging.getLogger("worker"))
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,18 @@ def describe(
     with contextlib.suppress(KeyError, ValueError):
         enqueued_at = float(fields["enqueued_at"])
     return {"id": fields.get("id") or broker_id, "enqueued_at": enqueued_at, "consumer": consumer}
+
+
+def dead_lettered(http: httpx.Client, sink_url: str, message_id: str, consumer: str) -> None:
+    """Tell the sink a message is in the dead-letter queue, once the broker has it there, so
+    that the ledger counts it as dead-lettered and not as lost. A sink that does not answer
+    costs only this record: the message stays in the dead-letter queue, and is counted lost."""
+    try:
+        message = {"id": message_id, "consumer": consumer}
+        answer = http.post(f"{sink_url}/dead_lettered", json={"messages": [message]})
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        UNRECORDED_LOG.warning(f"dead letter {message_id} not recorded at the sink: {exc!r}")
 
 
 def record(http: httpx.Client, sink_url: str, messages: list[dict[str, Any]]) -> int:

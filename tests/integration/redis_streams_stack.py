@@ -120,6 +120,7 @@ class Stack:
             **os.environ,
             "REDIS_ADDR": self.redis_addr,
             "LEDGER_FILE": str(self.ledger),
+            "DEAD_LETTER_FILE": str(self.tmp / "dead_lettered.jsonl"),
             "PORT" if http else "METRICS_PORT": str(port),
             **env,
         }

@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HOLDS = [v for v in SHIPPED if v.experiment != "slow-consumer"]
 WEAK = [v for v in WEAKENED if v.experiment != "slow-consumer"]
 
-LEDGER_COUNTS = ("lost", "duplicated", "unexpected", "recovered")
+LEDGER_COUNTS = (
+    "lost", "duplicated", "unexpected", "recovered", "dead_lettered", "delayed", "pending"
+)  # fmt: skip
 
 
 def run(harness_cli, name: str, runs_dir: Path, *extra: str) -> tuple[Any, dict[str, Any]]:  # type: ignore[no-untyped-def]

@@ -165,6 +165,8 @@ def test_poison_is_retried_with_growing_delays_then_dead_lettered(stack: Stack) 
         ("4", "poison message", "1")
     }
     wait_until(lambda: sorted(stack.ledger_ids()) == sorted(set(ids) - set(poison)))
+    # The sink was told of each dead letter once, for the ledger's dead_lettered place.
+    assert httpx.get(f"{sink.url}/dead_lettered").json() == dict.fromkeys(poison, 1)
     m = scrape(worker.url)
     assert m[("harness_messages_failed_total", frozenset(Q.items()))] == 4 * len(poison)
     assert m[("harness_messages_retried_total", frozenset(Q.items()))] == 3 * len(poison)

@@ -87,7 +87,13 @@ def test_a_run_with_every_kind_of_anomaly() -> None:
             "duplicated": ["m2", "m7"],
             "unexpected": ["m4", "m9"],
             "recovered": ["m5"],
+            "dead_lettered": [],
+            "delayed": [],
+            "pending": [],
         },
+        "dead_lettered": 0,
+        "delayed": 0,
+        "pending": 0,
         "duplicate_rate": 0.5,
         "loss_rate": 0.25,
     }

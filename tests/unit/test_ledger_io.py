@@ -139,3 +139,37 @@ def test_a_bad_id_is_reported_on_its_own_line_even_after_a_torn_one(tmp_path: Pa
     path.write_text('{"id": "a"}\n{"id": "b", "t{"id": 1.5}\n{"id": "c"}\n')
     with pytest.raises(LedgerUnreadable, match=r"processed.jsonl line 2: a record without"):
         read_processed(path)
+
+
+def test_an_unprocessed_message_found_in_a_place_is_counted_there_not_as_lost(
+    tmp_path: Path,
+) -> None:
+    """a: processed; b: dead-lettered; c: both dead-lettered and delayed (the first role wins);
+    d: delayed; e: in no place, so lost; f: refused, yet dead-lettered (not counted: never
+    acknowledged); g: processed and also left in the pending place (processed wins)."""
+    from harness.ledger import summary
+
+    sent = write_lines(
+        tmp_path / "sent.jsonl",
+        *(done(i, "ok", 202) for i in "abcdeg"),
+        done("f", "fail", 503),
+    )
+    processed = write_lines(tmp_path / "processed.jsonl", {"id": "a"}, {"id": "g"})
+    places = {
+        "dead_lettered": write_lines(tmp_path / "dl.jsonl", {"id": "b"}, {"id": "c"}, {"id": "f"}),
+        "delayed": write_lines(tmp_path / "delayed.jsonl", {"id": "c"}, {"id": "d"}, {"id": "d"}),
+        "pending": write_lines(tmp_path / "pending.jsonl", {"id": "g"}),
+    }
+    found = summary.read(sent, processed, places)  # type: ignore[arg-type]
+    assert (found.lost, found.dead_lettered, found.delayed, found.pending) == (1, 2, 1, 0)
+    assert found.examples["lost"] == ["e"]
+    assert found.examples["dead_lettered"] == ["b", "c"]
+    assert found.examples["delayed"] == ["d"]
+    without = summary.read(sent, processed, {"pending": tmp_path / "no-such.jsonl"})
+    assert (without.lost, without.dead_lettered) == (4, 0)
+    assert (
+        summary.LedgerSummary.from_json(
+            {k: v for k, v in found.to_json().items() if k not in ("dead_lettered", "delayed")}
+        ).dead_lettered
+        == 0
+    )  # a journal written before places were counted
