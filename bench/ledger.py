@@ -1,12 +1,12 @@
 """Benchmark: how long, and in how much memory, the ledger of N messages takes to judge.
 
-Synthetic ledgers in the shape the load and the reference sink write them (an invoke and a
-completion line per send: 98 % acknowledged, 1 % refused, 1 % without an answer; one processed
-line per message, 0.1 % of them twice, 0.05 % of the acknowledged never, and a torn line after
-each 100,000) are judged K times each, as a new process (Python's start-up included), as
-`harness run` judges a run's folder. The table gives the median wall time with its range and
-the largest resident memory. The aim: 10^7 messages in under 60 s and 2 GB, the cost growing
-linearly.
+Synthetic ledgers in the shape a keyed load and the reference sink write them (an invoke line
+with one of a thousand keys and a completion line per send: 98 % acknowledged, 1 % refused, 1 %
+without an answer; one processed line per message, 0.1 % of them twice, 0.05 % of the
+acknowledged never, and a torn line after each 100,000) are judged K times each, as a new
+process (Python's start-up included), as `harness run` judges a run's folder. The table gives
+the median wall time with its range and the largest resident memory. The aim: 10^7 messages
+in under 60 s and 2 GB, the cost growing linearly.
 
     .venv/bin/python bench/ledger.py --sizes 100000 1000000 10000000 --runs 3
 
@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 JUDGE = (
     "import sys; from pathlib import Path; from harness.ledger import summary; "
     "s = summary.read(Path(sys.argv[1]), Path(sys.argv[2])); "
-    "print(s.acknowledged, s.lost, s.duplicated, s.unexpected, s.recovered)"
+    "print(s.acknowledged, s.lost, s.duplicated, s.unexpected, s.recovered, s.reordered, "
+    "s.skipped)"
 )
 
 
@@ -37,7 +38,8 @@ def write(folder: Path, messages: int) -> tuple[Path, Path]:
     with sent.open("w") as sends, processed.open("w") as processings:
         for i in range(messages):
             t = 1_800_000_000 + i / 5000
-            sends.write(f'{{"id": "run-{i}", "type": "invoke", "t": {t:.4f}}}\n')
+            key = i % 1000  # a thousand keys, one per load user, as a keyed load writes them
+            sends.write(f'{{"id": "run-{i}", "type": "invoke", "t": {t:.4f}, "key": "{key}"}}\n')
             kind = i % 100
             if kind < 98:
                 sends.write(
@@ -83,7 +85,7 @@ def main() -> None:
     os.chdir(ROOT)
     print(
         "| messages | lines | median time | range | per million | largest memory | "
-        "acknowledged, lost, duplicated, unexpected, recovered |\n"
+        "acknowledged, lost, duplicated, unexpected, recovered, reordered, skipped |\n"
         "| --- | --- | --- | --- | --- | --- | --- |"
     )
     for size in args.sizes:

@@ -162,10 +162,13 @@ def save_series(ctx: RunContext, promql: PromQL) -> None:
         return
     topology = ctx.experiment.topology
     end = ctx.moments.get("end", time.time())
-    ctx.charts = charts.fetch(
-        promql, panels.for_target(topology.name), topology.name, topology.queue,
-        start - charts.LEAD_S, end,
-    )  # fmt: skip
+    ctx.charts = [
+        *charts.fetch(
+            promql, panels.for_target(topology.name), topology.name, topology.queue,
+            start - charts.LEAD_S, end,
+        ),
+        charts.unseen(ctx.run_dir, start - charts.LEAD_S, end),
+    ]  # fmt: skip
     charts.save(ctx.run_dir, ctx.charts)
 
 

@@ -35,6 +35,7 @@ from harness.report.console import Plan, Progress
 from harness.spec import Experiment
 from harness.store import RunFolder
 from harness.timeline import FaultStep, Scheduler, expand, plan
+from harness.topology import DEFAULT_BODY, KEYED_BODY
 from harness.units import Condition, Expectation
 from harness.verdict import Verdict
 
@@ -230,7 +231,11 @@ def _load(ctx: RunContext, standing: stack.Standing) -> LoadProcess:
         LoadPlan(
             host=host,
             path=topology.load.path,
-            body=topology.load.body,
+            # A keyed load's messages carry their key where the default body has none.
+            body=KEYED_BODY
+            if load_spec.key and topology.load.body == DEFAULT_BODY
+            else topology.load.body,
+            key=load_spec.key or "",
             content_type=topology.load.content_type,
             publish=publish,
             rate=load_spec.rate,

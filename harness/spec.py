@@ -23,6 +23,7 @@ from pydantic import (
 from harness.checks import AnyCheck
 from harness.errors import SpecError
 from harness.faults import Fault
+from harness.load.keys import KEY_PLACEHOLDER
 from harness.model import Model
 from harness.topology import NAME_PATTERN, TopologySpec
 from harness.units import (
@@ -42,6 +43,13 @@ M = TypeVar("M", bound=BaseModel)
 class LoadSpec(Model):
     rate: Rate
     duration: Duration = Field(gt=0)
+    key: str | None = Field(
+        None,
+        min_length=1,
+        description="each message's key, for the ledger's order checks: a template of {user} "
+        "(the sending load user's number) and {seq} (its sequence number), either as "
+        '"{seq % N}"; the default body then carries it as "key" (Kafka\'s record key)',
+    )
     users: int | None = Field(None, ge=1, le=1000)
     workers: int = Field(
         0,
@@ -49,6 +57,17 @@ class LoadSpec(Model):
         le=32,
         description="0: Locust in one process; N: a Locust master and N worker processes",
     )
+
+    @model_validator(mode="after")
+    def _key_template(self) -> LoadSpec:
+        if self.key is not None:
+            rest = KEY_PLACEHOLDER.sub("", self.key)
+            if "{" in rest or "}" in rest:
+                raise ValueError(
+                    f"key {self.key!r}: a key's placeholders are {{user}}, {{seq}}, "
+                    "{user % N} and {seq % N}"
+                )
+        return self
 
 
 class SteadyState(Model):

@@ -166,6 +166,9 @@ class ComponentSpec(Model):
 
 
 DEFAULT_BODY = '{"id": "{id}", "payload": {"seq": {seq}}}'
+# The default body of a load that keys its messages (an experiment's load.key): the reference
+# APIs partition by "key" (Kafka's record key) and store it with the job.
+KEYED_BODY = '{"id": "{id}", "key": "{key}", "payload": {"seq": {seq}}}'
 
 
 PublishInto = Literal["redis-stream", "redis-list", "rabbitmq", "kafka", "nats"]

@@ -26,6 +26,9 @@ class LedgerCheck(Check):
         "dead_lettered",
         "delayed",
         "pending",
+        "reordered",
+        "skipped",
+        "max_gap",
         "acknowledged",
         "processed",
         "indeterminate",
@@ -50,6 +53,11 @@ class LedgerCheck(Check):
         if summary.acknowledged == 0:
             raise Unmeasurable("no message was acknowledged, so the ledger proves nothing")
         value = summary.value(self.ledger)
+        if value is None:
+            raise Unmeasurable(
+                "no order to judge: the load sent no keys (give load.key), or the processed "
+                "side was read after the drain, in no order"
+            )
         holds = self.expect.holds(value)
         observed = (
             f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"

@@ -111,10 +111,10 @@ def _load(db: duckdb.DuckDBPyConnection, path: Path, table: str, fields: tuple[s
     missing file has none, because its writer never wrote one. One pass over the file: a line
     DuckDB parses becomes a row; one it cannot is kept as text, salvaged here, and parsed again
     by the same expressions."""
-    extracted = ", ".join(
-        f"CASE WHEN whole THEN json_extract_string(line, '$.{f}') END AS {f}"
-        for f in ("id", *fields)
-    )
+    names = ("id", *fields)
+    # One parse of each line for all its fields: a list of their values, in this order.
+    paths = ", ".join(f"'$.{name}'" for name in names)
+    extracted = ", ".join(f"v[{i}] AS {name}" for i, name in enumerate(names, 1))
     # What each line is: a record (0), something else that is whole JSON (1, skipped), a record
     # whose id is neither a string nor a number (2: the ledger cannot be read), torn (3).
     state = (
@@ -123,8 +123,10 @@ def _load(db: duckdb.DuckDBPyConnection, path: Path, table: str, fields: tuple[s
         "ELSE 0 END"
     )
     rows = (
-        f"SELECT n, {extracted}, {state} AS state, CASE WHEN {state} >= 2 THEN line END AS line "
-        "FROM (SELECT n, line, json_valid(line) AS whole FROM ({lines}) WHERE line IS NOT NULL)"
+        f"SELECT n, {extracted}, state, CASE WHEN state >= 2 THEN line END AS line FROM ("
+        f"SELECT n, line, {state} AS state, CASE WHEN whole THEN json_extract_string(line, "
+        f"[{paths}]) END AS v FROM (SELECT n, line, json_valid(line) AS whole FROM ({{lines}}) "
+        "WHERE line IS NOT NULL))"
     )
     scan = (
         "SELECT row_number() OVER () AS n, line FROM read_csv(?, columns = {'line': 'VARCHAR'}, "

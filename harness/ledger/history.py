@@ -96,3 +96,45 @@ def _write(db: duckdb.DuckDBPyConnection, out: Path, form: Format) -> int:
 
 def _quoted(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+# Each acknowledged id's wait, from its acknowledgement to its first processing (never, if it
+# was not processed); a processing before the acknowledgement leaves no wait.
+_WAITS = """
+WITH acked AS (
+    SELECT id, min(TRY_CAST(t AS DOUBLE)) FILTER (type = 'ok') AS at FROM send_lines GROUP BY id
+), first AS (
+    SELECT id, min(TRY_CAST(t AS DOUBLE)) AS at FROM processings GROUP BY id
+)
+SELECT a.at AS acked, f.at AS processed FROM acked a LEFT JOIN first f USING (id)
+WHERE a.at IS NOT NULL AND (f.at IS NULL OR f.at > a.at)
+"""
+
+
+def unseen(
+    sent: Path, processed: Path, start: float, end: float, step: float = 1.0
+) -> list[tuple[float, float]] | None:
+    """How many messages were acknowledged and not yet processed, each ``step`` from ``start``
+    to ``end`` (Jepsen's ``unseen``); None when the processings carry no times (a ledger source
+    read after the drain), which cannot tell when each was processed."""
+    with database() as db:
+        load_sends(db, sent, ("t",))
+        load_processings(db, processed, ("t",))
+        (untimed,) = db.execute(
+            "SELECT count(*) FROM processings WHERE TRY_CAST(t AS DOUBLE) IS NULL"
+        ).fetchone() or (0,)
+        if untimed:
+            return None
+        # A change counts from the first step at or after it: +1 on acknowledgement, -1 on
+        # the first processing; the steps' running sum is the count waiting at each.
+        rows = db.execute(
+            f"WITH waits AS ({_WAITS}), changes AS (SELECT acked AS t, 1 AS d FROM waits "
+            "UNION ALL SELECT processed, -1 FROM waits WHERE processed IS NOT NULL), "
+            "steps AS (SELECT greatest(0, ceil((t - $start) / $step))::BIGINT AS k, sum(d) AS d "
+            "FROM changes WHERE t <= $end GROUP BY k) "
+            "SELECT $start + g.range * $step, sum(coalesce(s.d, 0)) OVER (ORDER BY g.range) "
+            "FROM range(0, floor(($end - $start) / $step)::BIGINT + 1) g "
+            "LEFT JOIN steps s ON s.k = g.range ORDER BY g.range",
+            {"start": start, "end": end, "step": step},
+        ).fetchall()
+    return [(float(t), float(n)) for t, n in rows]

@@ -12,11 +12,12 @@ by SQL over the tables the files are read into, so that ten million messages tak
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.ledger.files import SendOutcome, database, load_processings, load_sends
+from harness.ledger.order import ORDER_VALUES, order_of
 from harness.ledger.sources import PLACE_ROLES, PlaceRole
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ class LedgerSummary:
     dead_lettered: int = 0
     delayed: int = 0
     pending: int = 0
+    # Order within a key (``harness.ledger.order``); None: not judged (no keys, or no order).
+    reordered: int | None = None
+    skipped: int | None = None
+    max_gap: int | None = None
 
     @property
     def duplicate_rate(self) -> float:
@@ -51,8 +56,8 @@ class LedgerSummary:
     def loss_rate(self) -> float:
         return self.lost / self.acknowledged if self.acknowledged else 0.0
 
-    def value(self, name: str) -> float:
-        number: float = getattr(self, name)
+    def value(self, name: str) -> float | None:
+        number: float | None = getattr(self, name)
         return number
 
     def to_json(self) -> dict[str, Any]:
@@ -63,13 +68,18 @@ class LedgerSummary:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LedgerSummary:
-        # A journal written before the places were counted has none of theirs.
-        counts = {
+        # A journal written before the places were counted has none of theirs, nor any order.
+        counts: dict[str, Any] = {
             f.name: int(data.get(f.name, 0) if f.name in _PLACED else data[f.name])
             for f in fields(cls)
-            if f.name != "examples"
+            if f.name not in ("examples", *ORDER_VALUES)
         }
+        counts.update({name: _count(data.get(name)) for name in ORDER_VALUES})
         return cls(**counts, examples=dict(data.get("examples") or {}))
+
+
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 # Each category of the summary, as a condition on one id's account: its send's outcome (NULL:
@@ -91,13 +101,17 @@ def read(
     """The summary of a run's ledger files: sends, processings and the ids each place held (a
     missing file holds none)."""
     with database() as db:
-        load_sends(db, sent)
-        load_processings(db, processed)
+        load_sends(db, sent, ("t", "key"))
+        load_processings(db, processed, ("t",))
         db.execute("CREATE TABLE places (id VARCHAR, role VARCHAR)")
         for role, path in (places or {}).items():
             load_processings(db, path, table=f"place_{role}")
             db.execute(f"INSERT INTO places SELECT DISTINCT id, '{role}' FROM place_{role}")
-        return summary_of(db)
+        found = summary_of(db)
+        if (order := order_of(db, EXAMPLES)) is None:
+            return found
+        counts, examples = order
+        return replace(found, **counts, examples={**found.examples, **examples})
 
 
 def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) -> LedgerSummary:

@@ -33,8 +33,10 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 if TYPE_CHECKING:
     from harness.load import publishers
+    from harness.load.keys import message_key
 else:
     import publishers  # beside this file: Locust puts its folder on the path while importing it
+    from keys import message_key
 
 _FLUSH_EVERY_S = 0.2
 _ERROR_CHARS = 200
@@ -50,6 +52,7 @@ TARGET_RATE = Gauge("harness_load_target_rate", "Sends per second the run aims f
 class Config:
     path: str
     body: str
+    key: str
     content_type: str
     rate: float
     users: int
@@ -65,6 +68,7 @@ class Config:
         return cls(
             options.harness_path,
             options.harness_body,
+            options.harness_key,
             options.harness_content_type,
             options.harness_rate,
             options.harness_users,
@@ -81,6 +85,7 @@ class Config:
 def _options(parser: Any) -> None:
     parser.add_argument("--harness-path", default="/jobs")
     parser.add_argument("--harness-body", default='{"id": "{id}", "payload": {"seq": {seq}}}')
+    parser.add_argument("--harness-key", default="")
     parser.add_argument("--harness-content-type", default="application/json")
     parser.add_argument("--harness-rate", type=float, default=1.0)
     parser.add_argument("--harness-users", type=int, default=1)
@@ -264,9 +269,14 @@ class Sender(User):
             raise StopUser
         seq = next(self.seq)
         message_id = f"{config.seed:08x}-{self.number}-{seq}"
-        _record(id=message_id, type="invoke", t=time.time())
-        started = time.perf_counter()
         body = config.body.replace("{id}", message_id).replace("{seq}", str(seq))
+        if config.key:
+            key = message_key(config.key, self.number, seq)
+            body = body.replace("{key}", key)
+            _record(id=message_id, type="invoke", t=time.time(), key=key)
+        else:
+            _record(id=message_id, type="invoke", t=time.time())
+        started = time.perf_counter()
         outcome, status, error = self._send(message_id, body)
         pending.durations.append(time.perf_counter() - started)
         pending.outcomes.append(outcome)

@@ -148,6 +148,7 @@ class LoadPlan:
     master_port: int | None = None  # where the master listens for its workers
     remote: RemoteWorkers | None = None  # workers on other machines, and the master's address
     body: str = DEFAULT_BODY  # {id}: the message id, {seq}: the sender's sequence number
+    key: str = ""  # each message's key template ({user}, {seq}); "": unkeyed
     content_type: str = "application/json"
     publish: Publish | None = None  # straight into the broker at host; None: POST to host+path
     # Where the metrics are served: loopback, or the host's address on a container network
@@ -277,6 +278,8 @@ class LoadProcess:
             plan.path,
             "--harness-body",
             plan.body,
+            "--harness-key",
+            plan.key,
             "--harness-content-type",
             plan.content_type,
             "--harness-rate",

@@ -72,6 +72,27 @@ def fetch(
     return charts
 
 
+UNSEEN = "Acknowledged, not yet processed"
+
+
+def unseen(run_dir: Path, start: float, end: float) -> Chart:
+    """The ledger's own chart: how many acknowledged messages waited for their processing at
+    each second, as Jepsen draws ``unseen``; a loss is a line that never comes back to zero."""
+    from harness.ledger import history  # DuckDB: loaded once the run is judged
+    from harness.ledger.files import LedgerUnreadable
+
+    folder = RunFolder(run_dir)
+    why = "from the ledger: acknowledged by the API, not yet recorded by the sink"
+    try:
+        points = history.unseen(folder.sent, folder.processed, start, end)
+    except LedgerUnreadable as exc:
+        return Chart(UNSEEN, "messages", why, [], f"the ledger cannot be read: {exc}")
+    if points is None:
+        untimed = "the processings were read after the drain, without their times"
+        return Chart(UNSEEN, "messages", why, [], untimed)
+    return Chart(UNSEEN, "messages", why, [Line("unseen", points)])
+
+
 def save(run_dir: Path, charts: Sequence[Chart]) -> None:
     path = RunFolder(run_dir).series
     path.write_text(json.dumps([asdict(chart) for chart in charts]), encoding="utf-8")

@@ -159,6 +159,14 @@ def _placed(ledger: LedgerSummary) -> str:
     return "".join(f"{count} {name}, " for count, name in held if count)
 
 
+def _order(ledger: LedgerSummary) -> str:
+    """The order within keys, when the load had keys: ``; 0 reordered, 0 skipped``."""
+    if ledger.reordered is None:
+        return ""
+    skipped = f"{ledger.skipped} skipped (longest run {ledger.max_gap})"
+    return f"; {ledger.reordered} reordered, {skipped}"
+
+
 def summary(console: Console, journal: Journal) -> None:
     """The verdict table, the ledger in one line, and the run's verdict and folder."""
     if journal.checks:
@@ -167,9 +175,8 @@ def summary(console: Console, journal: Journal) -> None:
         console.print(
             f"ledger: {ledger.acknowledged} acknowledged, {ledger.processed} processed, "
             f"{ledger.lost} lost, {_placed(ledger)}{ledger.duplicated} duplicated, "
-            f"{ledger.unexpected} "
-            f"unexpected, {ledger.indeterminate} indeterminate ({ledger.recovered} of them "
-            "processed)"
+            f"{ledger.unexpected} unexpected, {ledger.indeterminate} indeterminate "
+            f"({ledger.recovered} of them processed){_order(ledger)}"
         )
     verdict = journal.verdict.value
     style = STYLES.get(verdict, "")

@@ -1,11 +1,12 @@
-"""Producer API on Kafka: the job is a record on the topic QUEUE, on any partition, accepted once
+"""Producer API on Kafka: the job is a record on the topic QUEUE, on the partition of its key (a
+job without one on any partition; KEYED=0, the weakness, ignores the key), accepted once
 every in-sync replica has it (an idempotent producer, acks=all); with the outbox, its
 notification is a record on NOTIFY_QUEUE, sent at the same time (two records, not one
 transaction: a failure between them leaves a notification too many, never one too few). A
 thread asks the broker for metadata every 250 ms; while it does not answer, the API answers 503
 at once rather than waiting, and so do the requests that were waiting for their records. The
 backlog is the lag of the workers' group GROUP. Everything else is ``producer.py``'s.
-Env: KAFKA_ADDR, GROUP (default ``workers``), and those of ``producer.py``.
+Env: KAFKA_ADDR, GROUP (default ``workers``), KEYED (1 | 0), and those of ``producer.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class KafkaBroker:
 
     def __init__(self, cfg: producer.Config) -> None:
         self.cfg = cfg
+        self.keyed = service.env_flag("KEYED", True)
         self.producer = common.producer(producer.log, self._error)
         self.reader = common.group_reader(producer.log, service.env_str("GROUP", "workers"))
         self.up = False
@@ -94,8 +96,10 @@ class KafkaBroker:
             def settle(err: KafkaError | None, msg: Message, future: Any = future) -> None:
                 loop.call_soon_threadsafe(_settle, future, err, msg)
 
-            # No key: records spread evenly over the partitions, as a hash of ids would not.
-            self.producer.produce(topic, service.encode(body), on_delivery=settle)
+            # No key: records spread evenly over the partitions, as a hash of ids would not. A
+            # job's key keeps the jobs of that key on one partition, in order.
+            key = body.get("key") if self.keyed and topic == self.cfg.queue else None
+            self.producer.produce(topic, service.encode(body), key=key, on_delivery=settle)
             futures.append(future)
         self.pending.update(futures)
         try:

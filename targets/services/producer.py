@@ -1,6 +1,7 @@
 """Producer API: owns the admission of jobs into the broker and back-pressure, for any broker.
 
-``POST /jobs`` ``{"id": str?, "payload": any?}`` -> 202 ``{"id", "broker_id"}``; 429
+``POST /jobs`` ``{"id": str?, "key": str?, "payload": any?}`` -> 202 ``{"id", "broker_id"}``
+(a non-empty ``key`` is stored with the job; a broker that partitions, Kafka, partitions by it); 429
 ``{"error": "backpressure"}`` when the queue's backlog reaches MAX_BACKLOG (0 = accept
 everything, the weakness); 503 when the broker fails; 400 on a bad body. POISON_PERCENT (float,
 default 0) of the ids, chosen by a hash of the id, are stored with ``poison=1``: workers always
@@ -178,6 +179,8 @@ def build_routes(cfg: Config, broker: Broker, notifier: httpx.AsyncClient) -> we
             "enqueued_at": repr(time.time()),
             "payload": json.dumps(body.get("payload")),
         }
+        if isinstance(body.get("key"), str) and body["key"]:
+            fields["key"] = body["key"]
         poisoned = cfg.poison_percent > 0 and is_poison(job_id, cfg.poison_percent)
         if poisoned:
             fields["poison"] = "1"

@@ -57,6 +57,7 @@ SHIPPED = [
             "broker-restart",
             "poison-messages",
             "backpressure",
+            "ordered-keys",
         )
     ),
     # The outbox is caught up about a second after the notifier's return: a shorter outage
@@ -79,6 +80,7 @@ WEAKENED = [
     Variant("broker-restart", "broker.vars.appendonly=no", "nothing acknowledged is lost"),
     Variant("poison-messages", "worker.env.DLQ=0",
             "every poison job ends in the dead-letter stream"),
+    Variant("ordered-keys", "api.env.KEYED=0", "every key's jobs are processed in send order"),
     Variant("backpressure", "api.env.MAX_BACKLOG=0",
             "the backlog stays bounded (under 1500, its bound of 1000 and half again)"),
     Variant("failure-isolation", "api.env.NOTIFY_MODE=sync",
@@ -107,10 +109,17 @@ ELSEWHERE: dict[str, dict[str, str | None]] = {
 }
 
 
+# What only one target promises: Kafka keeps a key's jobs in order; the other reference targets
+# share one queue among their workers, and do not.
+ONLY_ON = {"ordered-keys": "kafka"}
+
+
 def pairs_on(target: str) -> list[Variant]:
     """The catalogue's pairs with ``target``'s own switches."""
     pairs = []
     for variant in PAIRS:
+        if ONLY_ON.get(variant.experiment, target) != target:
+            continue
         switches = ELSEWHERE.get(f"{variant.switch} {variant.experiment}", {})
         switch = switches.get(target, variant.switch)
         if switch is not None or variant.switch is None:

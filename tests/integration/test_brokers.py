@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.report import panels
+from harness.report import charts, panels
 from tests.conftest import ROOT
 from tests.integration.test_catalogue import assert_exact_ledger, verdicts
 
@@ -88,8 +88,10 @@ def every_chart_drew_but_what_the_broker_lacks(broker: str, run_dir: Path) -> No
     lacks = yaml.safe_load((ROOT / "targets" / f"{broker}.yaml").read_text()).get("lacks", {})
     saved = json.loads((run_dir / "series.json").read_text())
     expected = panels.for_target(broker)
-    assert [chart["title"] for chart in saved] == [p.title for p in expected]
-    for chart, panel in zip(saved, expected, strict=True):
+    *drawn, unseen = saved
+    assert [chart["title"] for chart in drawn] == [p.title for p in expected]
+    assert unseen["title"] == charts.UNSEEN and len(unseen["lines"][0]["points"]) > 20
+    for chart, panel in zip(drawn, expected, strict=True):
         lacked = any(metric in q.expr for q in panel.queries for metric in lacks)
         drew = bool(chart["lines"]) and all(len(line["points"]) > 20 for line in chart["lines"])
         assert drew != lacked, chart

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from harness import components
 from harness.deploy.ports import PortAllocator
 from harness.observe.prometheus import Prometheus, ScrapeTarget
-from harness.report import panels
+from harness.report import charts, panels
 from tests.conftest import ROOT, harness_argv
 from tests.integration import browser
 from tests.integration.catalogue import SHIPPED
@@ -96,8 +96,12 @@ def report_shows_the_run(
     and every panel's query (the dashboards' too) answered from the run's real Prometheus."""
     saved = json.loads((run_dir / "series.json").read_text())
     assert [chart["title"] for chart in saved] == [
-        p.title for p in panels.for_target("redis-streams")
+        *(p.title for p in panels.for_target("redis-streams")),
+        charts.UNSEEN,
     ]
+    # The ledger's chart: something waited while the link was slow, nothing at the end.
+    unseen = saved[-1]["lines"][0]["points"]
+    assert max(n for _, n in unseen) > 0 and unseen[-1][1] == 0
     for chart in saved:
         assert chart["lines"] and all(len(line["points"]) > 20 for line in chart["lines"]), chart
     page = run_dir / "report.html"

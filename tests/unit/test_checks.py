@@ -7,6 +7,7 @@ cover parsing the answer and judging it, and do not claim to test Prometheus.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -372,3 +373,12 @@ def test_ledger_check_without_acknowledged_messages_is_inconclusive(
     verdict, text = judge("lost", "== 0", ledger)
     assert verdict == "inconclusive"
     assert text.startswith(observed)
+
+
+def test_an_order_check_without_keys_is_inconclusive_and_says_how_to_key() -> None:
+    ledger = summarize({"m1": OK}, Counter(["m1"]))
+    verdict, text = judge("reordered", "== 0", ledger)
+    assert (verdict, text.split(":")[0]) == ("inconclusive", "no order to judge")
+    assert "load.key" in text
+    keyed = replace(ledger, reordered=3, examples={"reordered": ["m1"]})
+    assert judge("reordered", "== 0", keyed) == ("failed", "3 (e.g. m1)")

@@ -86,3 +86,16 @@ def test_an_empty_ledger_is_an_empty_history(tmp_path: Path, form: history.Forma
     out = tmp_path / f"history.{form}"
     assert history.write(tmp_path / "none", tmp_path / "neither", out, form) == 0
     assert out.read_text() == ""
+
+
+def test_unseen_counts_what_was_acknowledged_and_not_yet_processed(tmp_path: Path) -> None:
+    sent, processed = ledger(tmp_path)
+    # Acknowledged: a at 11.0 (processed 12.2), d at 13.0 (never), e at 13.5 (14.5); b refused,
+    # c never answered: neither is waited for.
+    points = history.unseen(sent, processed, 10.0, 16.0)
+    assert points == [
+        (10.0, 0.0), (11.0, 1.0), (12.0, 1.0), (13.0, 1.0), (14.0, 2.0), (15.0, 1.0),
+        (16.0, 1.0),
+    ]  # fmt: skip
+    untimed = write_lines(tmp_path / "untimed.jsonl", {"id": "a", "source": "redis"})
+    assert history.unseen(sent, untimed, 10.0, 16.0) is None

@@ -94,6 +94,9 @@ def test_a_run_with_every_kind_of_anomaly() -> None:
         "dead_lettered": 0,
         "delayed": 0,
         "pending": 0,
+        "reordered": None,  # no keys: order is not judged
+        "skipped": None,
+        "max_gap": None,
         "duplicate_rate": 0.5,
         "loss_rate": 0.25,
     }
