@@ -91,6 +91,15 @@ def load_processings(
     _load(db, path, table, extra)
 
 
+def processings_untimed(db: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a processing in table ``processings`` (read with ``t``) has no time: a ledger
+    source's, read after the drain, which tells neither when nor in what order."""
+    (untimed,) = db.execute(
+        "SELECT count(*) FROM processings WHERE TRY_CAST(t AS DOUBLE) IS NULL"
+    ).fetchone() or (0,)
+    return bool(untimed)
+
+
 def read_sends(path: Path) -> dict[str, SendOutcome]:
     """Each sent id's outcome; a send with no completion line (its answer never came) is INFO."""
     with database() as db:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from harness.ledger.files import database, load_processings, load_sends
+from harness.ledger.files import database, load_processings, load_sends, processings_untimed
 
 if TYPE_CHECKING:
     import duckdb
@@ -120,10 +120,7 @@ def unseen(
     with database() as db:
         load_sends(db, sent, ("t",))
         load_processings(db, processed, ("t",))
-        (untimed,) = db.execute(
-            "SELECT count(*) FROM processings WHERE TRY_CAST(t AS DOUBLE) IS NULL"
-        ).fetchone() or (0,)
-        if untimed:
+        if processings_untimed(db):
             return None
         # A change counts from the first step at or after it: +1 on acknowledgement, -1 on
         # the first processing; the steps' running sum is the count waiting at each.

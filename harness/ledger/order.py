@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.ledger.files import processings_untimed
+
 if TYPE_CHECKING:
     import duckdb
 
 ORDER_VALUES = ("reordered", "skipped", "max_gap")
 
 # Each keyed message: its key, when it was sent and acknowledged, its first processing's place
-# in the processed ledger (NULL: never processed) and whether it is lost (the account's word).
+# in the processed ledger (NULL: never processed) and whether it is lost (by the account).
 _KEYED = """
 CREATE TEMP TABLE keyed AS
 WITH sent AS (
@@ -34,8 +36,7 @@ WITH sent AS (
 ), first AS (
     SELECT id, min(n) AS pos FROM processings GROUP BY id
 )
-SELECT s.id, s.key, s.sent_at, s.acked_at, f.pos,
-    a.outcome = 'ok' AND a.times = 0 AND a.place IS NULL AS lost
+SELECT s.id, s.key, s.sent_at, s.acked_at, f.pos, {lost} AS lost
 FROM sent s JOIN account a USING (id) LEFT JOIN first f USING (id)
 WHERE s.key IS NOT NULL
 """
@@ -67,19 +68,17 @@ SELECT coalesce(sum(size), 0), coalesce(max(size), 0),
 
 
 def order_of(
-    db: duckdb.DuckDBPyConnection, examples: int
+    db: duckdb.DuckDBPyConnection, examples: int, lost: str
 ) -> tuple[dict[str, int], dict[str, list[str]]] | None:
     """The order values and their example ids, from the tables ``send_lines`` (with ``t`` and
-    ``key``), ``processings`` (with ``t``) and ``account``; None when there is no order to
+    ``key``), ``processings`` (with ``t``) and ``account``, whose rows ``lost`` (the summary's
+    condition) tells lost; None when there is no order to
     judge: no message was sent with a key, or the processings carry no times (a ledger source's,
     in no order)."""
     (keys,) = db.execute("SELECT count(key) FROM send_lines").fetchone() or (0,)
-    (untimed,) = db.execute(
-        "SELECT count(*) FROM processings WHERE TRY_CAST(t AS DOUBLE) IS NULL"
-    ).fetchone() or (0,)
-    if not keys or untimed:
+    if not keys or processings_untimed(db):
         return None
-    db.execute(_KEYED)
+    db.execute(_KEYED.format(lost=lost))
     reordered, reordered_ids = db.execute(_REORDERED.format(examples=examples)).fetchone() or ()
     skipped, max_gap, skipped_ids = db.execute(_SKIPPED.format(examples=examples)).fetchone() or ()
     counts = {"reordered": int(reordered), "skipped": int(skipped), "max_gap": int(max_gap)}

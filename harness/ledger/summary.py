@@ -108,7 +108,7 @@ def read(
             load_processings(db, path, table=f"place_{role}")
             db.execute(f"INSERT INTO places SELECT DISTINCT id, '{role}' FROM place_{role}")
         found = summary_of(db)
-        if (order := order_of(db, EXAMPLES)) is None:
+        if (order := order_of(db, EXAMPLES, _CATEGORIES["lost"])) is None:
             return found
         counts, examples = order
         return replace(found, **counts, examples={**found.examples, **examples})
