@@ -18,19 +18,21 @@ from rich.markup import escape
 
 from harness import secrets
 from harness.checks import CheckResult, Evidence, ThresholdCheck, evaluate
+from harness.checks.ledger import LedgerCheck
 from harness.context import RunContext
 from harness.deploy.base import fill_outside
 from harness.errors import HarnessError
 from harness.journal import Event, Journal, Outcome
 from harness.ledger import LedgerSummary, sources, summary
 from harness.ledger.files import LedgerUnreadable
-from harness.ledger.sources import PLACE_ROLES, LedgerSource
+from harness.ledger.sources import PLACE_ROLES
 from harness.observe.footprint import HostSpan, own_cpu_s
 from harness.observe.gaps import WHY_SATURATED, Gap, find_gaps, meant_down, saturation_gaps
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import charts, panels
 from harness.spec import Experiment, SteadyState
 from harness.store import RunFolder
+from harness.topology import Output
 from harness.units import Moment
 from harness.verdict import run_verdict
 
@@ -41,19 +43,14 @@ RESTART_GRACE_S = 3.0
 def _read_ledger_sources(ctx: RunContext) -> None:
     """Write the processed side of the ledger from the topology's source, if it names one, and
     each of its places: one line per processing (or per id found), as the reference sink
-    writes it, so everything after reads one format. A source that cannot be read leaves no
-    ledger, and the ledger checks say why."""
-    topology = ctx.experiment.topology
+    writes it, so everything after reads one format; and its output's effects, one line per
+    name with its count. A source that cannot be read leaves no ledger, and the ledger checks
+    say why."""
     if ctx.layout is None:
         return
-    named: list[tuple[str, LedgerSource, Path]] = [
-        (f"ledger.places.{role}", place, ctx.folder.place(role))
-        for role, place in topology.places.items()
-    ]
-    if topology.ledger is not None:
-        named.insert(0, ("ledger", topology.ledger, ctx.folder.processed))
     folder, layout = ctx.experiment.topology_file.parent, ctx.layout
-    for name, source, path in named:
+    for at, source in ctx.experiment.topology.ledger_sources():
+        name, path = _ledger_file(ctx, at)
         filled = source.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
         t_invoke = time.time()
         try:
@@ -66,12 +63,24 @@ def _read_ledger_sources(ctx: RunContext) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for message_id, times in counts.items():
+                if at == ("output", "effects"):
+                    out.write(json.dumps({"id": message_id, "effects": times}) + "\n")
+                    continue
                 line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
                 out.write(line * times)
         ctx.log.now(
             "ledger.read", name, Outcome.OK, t_invoke, source=sources.describe(filled),
             ids=len(counts), processings=sum(counts.values()),
         )  # fmt: skip
+
+
+def _ledger_file(ctx: RunContext, at: tuple[str, ...]) -> tuple[str, Path]:
+    """The name a ledger source's reading is logged under, and the run folder's file for it."""
+    if at == ("ledger",):
+        return "ledger", ctx.folder.processed
+    if at[0] == "places":
+        return f"ledger.places.{at[1]}", ctx.folder.place(at[1])
+    return "ledger.output.effects", ctx.folder.effects
 
 
 def judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
@@ -116,11 +125,28 @@ def steady_state_checks(
     ]
 
 
+def promised_checks(output: Output) -> list[LedgerCheck]:
+    """What a target that promises exactly-once output is judged on in every run."""
+    if output.promise != "exactly-once":
+        return []
+    promised = [("the output is exactly once, as the target promises", "duplicated")]
+    if output.effects is not None:
+        promised.append(
+            ("the output holds one effect per message, as the target promises", "excess")
+        )
+    return [
+        LedgerCheck.model_validate({"name": name, "ledger": value, "expect": "== 0"})
+        for name, value in promised
+    ]
+
+
 def evaluate_all(experiment: Experiment, evidence: Evidence) -> list[CheckResult]:
-    """The steady state's checks (before the first fault, and at the end), then the others."""
+    """The steady state's checks (before the first fault, and at the end), then the
+    experiment's, then those of the target's promise."""
     spec = experiment.spec
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(experiment.faults))]
-    return [evaluate(check, evidence) for check in [*checks, *spec.checks]]
+    promised = promised_checks(experiment.topology.output)
+    return [evaluate(check, evidence) for check in [*checks, *spec.checks, *promised]]
 
 
 def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
@@ -128,7 +154,8 @@ def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
     folder = RunFolder(run_dir)
     try:
         places = {role: folder.place(role) for role in PLACE_ROLES}
-        return summary.read(folder.sent, folder.processed, places), None
+        effects = folder.effects if folder.effects.is_file() else None
+        return summary.read(folder.sent, folder.processed, places, effects), None
     except LedgerUnreadable as exc:
         return None, f"the ledger cannot be read: {exc}"
 

@@ -197,7 +197,7 @@ def _validate(model: type[M], source: Source) -> M:
             loc = loc[:2] + loc[3:]
         if loc[:1] == ("ledger",) and len(loc) > 1 and loc[1] in LEDGER_SOURCES:
             loc = loc[:1] + loc[2:]
-        if loc[:1] == ("places",) and len(loc) > 2 and loc[2] in LEDGER_SOURCES:
+        if loc[:1] in (("places",), ("output",)) and len(loc) > 2 and loc[2] in LEDGER_SOURCES:
             loc = loc[:2] + loc[3:]
         if loc[-1:] == ("[key]",):  # a mapping's key that is not one it may have
             loc = loc[:-1]

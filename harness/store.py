@@ -76,6 +76,12 @@ class RunFolder:
     def processed(self) -> Path:
         return self.path / "ledger" / "processed.jsonl"
 
+    @property
+    def effects(self) -> Path:
+        """The counts of the effects the target's output held after the drain (its
+        ``output.effects``), one line per name with its count ``effects``."""
+        return self.path / "ledger" / "effects.jsonl"
+
     def place(self, role: str) -> Path:
         """The ids a target's place of that role (``dead_lettered``…) held after the drain."""
         return self.path / "ledger" / f"{role}.jsonl"

@@ -181,12 +181,7 @@ def _check_publish(publish: LoadPublish, queue: str, source: Source) -> None:
 def _check_ledger(topology: TopologySpec, source: Source) -> None:
     """The ledger sources are read by the harness, outside any component: only the run's
     folder, the topology's folder and components' addresses mean something there."""
-    named: list[tuple[tuple[str, ...], LedgerSource]] = [
-        (("places", role), place) for role, place in topology.places.items()
-    ]
-    if topology.ledger is not None:
-        named.insert(0, (("ledger",), topology.ledger))
-    for at, ledger in named:
+    for at, ledger in topology.ledger_sources():
         _check_ledger_source(ledger, at, topology, source)
 
 

@@ -200,6 +200,22 @@ class LoadPublish(Model):
     )
 
 
+class Output(Model):
+    """What the target promises of its effects, and where to count them."""
+
+    promise: Literal["at-least-once", "exactly-once"] = Field(
+        "at-least-once",
+        description="exactly-once (transactional or idempotent output): every run against the "
+        "target is also judged on duplicated == 0, and on excess == 0 when effects is given",
+    )
+    effects: LedgerSource | None = Field(
+        None,
+        description="a ledger source whose counts add up to the effects the output holds (a "
+        "stream processor's counts), read after the drain: the ledger's excess is those "
+        "effects beyond one per message processed",
+    )
+
+
 class LoadTarget(Model):
     """Where the load generator sends its messages, and what each one carries."""
 
@@ -266,6 +282,11 @@ class TopologySpec(Model):
         "(scheduled retries), pending (taken and never finished); the ledger counts such a "
         "message there instead of as lost",
     )
+    output: Output = Field(
+        default_factory=lambda: Output.model_validate({}),
+        description="what the target promises of its effects (at-least-once, exactly-once), "
+        "and where to count them",
+    )
     deployer: Literal["local", "docker"] = Field(
         "local",
         description="local: each replica a process here; docker: a container on the run's own "
@@ -286,6 +307,17 @@ class TopologySpec(Model):
         Condition.parse("sum(harness_queue_depth) + sum(harness_queue_inflight) == 0"),
         description="true once the backlog is empty; the run waits for it after the load",
     )
+
+    def ledger_sources(self) -> list[tuple[tuple[str, ...], LedgerSource]]:
+        """Every ledger source the target names, by where it sits in the file: the processed
+        side, its places, and its output's effects."""
+        named: list[tuple[tuple[str, ...], LedgerSource]] = []
+        if self.ledger is not None:
+            named.append((("ledger",), self.ledger))
+        named.extend((("places", role), place) for role, place in self.places.items())
+        if self.output.effects is not None:
+            named.append((("output", "effects"), self.output.effects))
+        return named
 
     def replica_names(self, component: str) -> list[str]:
         """``worker-0``, ``worker-1``, …; a single replica keeps the component's name."""

@@ -11,6 +11,20 @@ from harness.verdict import Verdict
 
 SURE = 3  # only a ledger check has ``ledger``
 
+# Why a ledger value can be missing (None in the journal).
+_UNJUDGED_ORDER = (
+    "no order to judge: the load sent no keys (give load.key), or the processed side was read "
+    "after the drain, in no order"
+)
+_UNJUDGED = {
+    "concurrent": "no delivery records when its processing began (the processed ledger's "
+    '"start"), so overlaps cannot be told',
+    "attempts_max": "this run's journal was written before deliveries were counted",
+    "attempts_p99": "this run's journal was written before deliveries were counted",
+    "excess": "the target declares no output.effects, so the effects its output holds are not "
+    "counted",
+}
+
 
 @register
 class LedgerCheck(Check):
@@ -29,6 +43,10 @@ class LedgerCheck(Check):
         "reordered",
         "skipped",
         "max_gap",
+        "attempts_max",
+        "attempts_p99",
+        "concurrent",
+        "excess",
         "acknowledged",
         "processed",
         "indeterminate",
@@ -54,10 +72,7 @@ class LedgerCheck(Check):
             raise Unmeasurable("no message was acknowledged, so the ledger proves nothing")
         value = summary.value(self.ledger)
         if value is None:
-            raise Unmeasurable(
-                "no order to judge: the load sent no keys (give load.key), or the processed "
-                "side was read after the drain, in no order"
-            )
+            raise Unmeasurable(_UNJUDGED.get(self.ledger, _UNJUDGED_ORDER))
         holds = self.expect.holds(value)
         observed = (
             f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"

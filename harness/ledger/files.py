@@ -80,14 +80,25 @@ def load_sends(db: duckdb.DuckDBPyConnection, path: Path, extra: tuple[str, ...]
 
 
 def load_processings(
-    db: duckdb.DuckDBPyConnection,
-    path: Path,
-    extra: tuple[str, ...] = (),
-    table: str = "processings",
+    db: duckdb.DuckDBPyConnection, path: Path, extra: tuple[str, ...] = ()
 ) -> None:
-    """Table ``processings`` (n, id): one row per processing, a duplicate delivery twice;
-    ``extra`` fields of the records (as text) beside them. A place's file (one line per id it
-    held) is read the same way, into a table of its own."""
+    """Table ``deliveries`` (n, id, applied, and the ``extra`` fields of the records, as
+    text): every delivery the processed side recorded; table ``processings``: those that
+    applied the message, one row per processing, a duplicate delivery twice. A line with
+    ``"applied": false`` is a delivery that applied nothing (its processing failed, or an
+    idempotent sink absorbed it)."""
+    _load(db, path, "deliveries", (*extra, "applied"))
+    db.execute(
+        "CREATE TABLE processings AS SELECT * FROM deliveries "
+        "WHERE applied IS DISTINCT FROM 'false'"
+    )
+
+
+def load_place(
+    db: duckdb.DuckDBPyConnection, path: Path, table: str, extra: tuple[str, ...] = ()
+) -> None:
+    """Table ``table`` (n, id, and the ``extra`` fields): the ids a place's file held, one line
+    per id (or the names an output's effects were counted under, with their counts)."""
     _load(db, path, table, extra)
 
 

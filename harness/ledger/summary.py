@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.ledger.files import SendOutcome, database, load_processings, load_sends
+from harness.ledger.deliveries import DELIVERY_VALUES, deliveries_of
+from harness.ledger.files import SendOutcome, database, load_place, load_processings, load_sends
 from harness.ledger.order import ORDER_VALUES, order_of
 from harness.ledger.sources import PLACE_ROLES, PlaceRole
 
@@ -46,6 +47,14 @@ class LedgerSummary:
     reordered: int | None = None
     skipped: int | None = None
     max_gap: int | None = None
+    # Deliveries per message and overlapping processings (``harness.ledger.deliveries``);
+    # None: not judged (a journal from before they were, or no processing start recorded).
+    attempts_max: int | None = None
+    attempts_p99: int | None = None
+    concurrent: int | None = None
+    # The effects the target's output held beyond one per message processed; None: the target
+    # declares no ``output.effects``.
+    excess: int | None = None
 
     @property
     def duplicate_rate(self) -> float:
@@ -72,9 +81,9 @@ class LedgerSummary:
         counts: dict[str, Any] = {
             f.name: int(data.get(f.name, 0) if f.name in _PLACED else data[f.name])
             for f in fields(cls)
-            if f.name not in ("examples", *ORDER_VALUES)
+            if f.name not in ("examples", *_JUDGED)
         }
-        counts.update({name: _count(data.get(name)) for name in ORDER_VALUES})
+        counts.update({name: _count(data.get(name)) for name in _JUDGED})
         return cls(**counts, examples=dict(data.get("examples") or {}))
 
 
@@ -93,25 +102,38 @@ _CATEGORIES: dict[str, str] = {
     **{role: f"{_UNPROCESSED} AND place = '{role}'" for role in PLACE_ROLES},
 }
 _PLACED: set[str] = set(PLACE_ROLES)
+# The values a ledger may not tell (None): absent from a journal written before them.
+_JUDGED = (*ORDER_VALUES, *DELIVERY_VALUES, "excess")
 
 
 def read(
-    sent: Path, processed: Path, places: Mapping[PlaceRole, Path] | None = None
+    sent: Path,
+    processed: Path,
+    places: Mapping[PlaceRole, Path] | None = None,
+    effects: Path | None = None,
 ) -> LedgerSummary:
-    """The summary of a run's ledger files: sends, processings and the ids each place held (a
-    missing file holds none)."""
+    """The summary of a run's ledger files: sends, processings, the ids each place held (a
+    missing file holds none) and the effects the output held (None: not counted)."""
     with database() as db:
         load_sends(db, sent, ("t", "key"))
-        load_processings(db, processed, ("t",))
+        load_processings(db, processed, ("t", "start", "consumer"))
         db.execute("CREATE TABLE places (id VARCHAR, role VARCHAR)")
         for role, path in (places or {}).items():
-            load_processings(db, path, table=f"place_{role}")
+            load_place(db, path, f"place_{role}")
             db.execute(f"INSERT INTO places SELECT DISTINCT id, '{role}' FROM place_{role}")
         found = summary_of(db)
-        if (order := order_of(db, EXAMPLES, _CATEGORIES["lost"])) is None:
-            return found
-        counts, examples = order
-        return replace(found, **counts, examples={**found.examples, **examples})
+        delivered, examples = deliveries_of(db, EXAMPLES)
+        counts: dict[str, int | None] = dict(delivered)
+        if (order := order_of(db, EXAMPLES, _CATEGORIES["lost"])) is not None:
+            counts, examples = {**counts, **order[0]}, {**examples, **order[1]}
+        if effects is not None:
+            load_place(db, effects, "effects", ("effects",))
+            (total,) = db.execute(
+                "SELECT coalesce(sum(TRY_CAST(effects AS BIGINT)), 0) FROM effects"
+            ).fetchone() or (0,)
+            counts["excess"] = int(total) - found.processed
+        judged: dict[str, Any] = counts  # each an int, or None where the ledger cannot tell
+        return replace(found, **judged, examples={**found.examples, **examples})
 
 
 def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) -> LedgerSummary:

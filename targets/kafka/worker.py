@@ -88,18 +88,20 @@ class Worker:
         started = time.perf_counter()
         if not cfg.ack_after:
             self.group.done(messages)
-        described = []
+        described, failures = [], []
         for message in messages:
             fields = service.decode(message.value() or b"")
+            broker_id = f"{message.partition()}:{message.offset()}"
+            stamp, begun = message.timestamp()[1] / 1000, time.time()
             try:
                 work.process(fields, cfg.process_ms)
             except work.ProcessingError as exc:
                 self.retry_later(fields, exc)
+                failed = work.describe(broker_id, fields, cfg.consumer, stamp, begun, failed=True)
+                failures.append(failed)
                 continue
-            broker_id = f"{message.partition()}:{message.offset()}"
-            stamp = message.timestamp()[1] / 1000
-            described.append(work.describe(broker_id, fields, cfg.consumer, stamp))
-        if described and not self.record(described):
+            described.append(work.describe(broker_id, fields, cfg.consumer, stamp, begun))
+        if (described or failures) and not self.record([*described, *failures]):
             return  # not committed: read again by whoever gets the partition
         if cfg.ack_after:
             if self.producer.flush(5) > 0:

@@ -129,7 +129,7 @@ class Worker:
                 await message.ack()
             await self.flush()  # before the processing, which holds the event loop
         done: list[Msg] = []
-        described = []
+        described, failures = [], []
         for message in messages:
             if self.stop.is_set():
                 return  # unacknowledged: delivered again after ACK_WAIT_MS
@@ -137,9 +137,11 @@ class Worker:
             delivered = message.metadata.num_delivered or 1
             if delivered > 1:
                 self.retried.inc()
+            seq, begun = str(message.metadata.sequence.stream), time.time()
             try:
                 work.process(fields, cfg.process_ms)
             except work.ProcessingError as exc:
+                failures.append(work.describe(seq, fields, cfg.consumer, begun, begun, True))
                 self.failed.inc()
                 delay = service.backoff_seconds(delivered, cfg.retry_base_ms, cfg.retry_max_ms)
                 if cfg.ack_after:
@@ -148,10 +150,9 @@ class Worker:
                     f"message {fields.get('id')} attempt {delivered}: {exc}; retry in {delay:.3f}s"
                 )
                 continue
-            seq = str(message.metadata.sequence.stream)
-            described.append(work.describe(seq, fields, cfg.consumer, time.time()))
+            described.append(work.describe(seq, fields, cfg.consumer, begun, begun))
             done.append(message)
-        if described and not await self.record(described, done):
+        if (described or failures) and not await self.record([*described, *failures], done):
             return  # stopped: unacknowledged, delivered again after ACK_WAIT_MS
         if cfg.ack_after:  # one batch behind: see the module's docstring
             await self.release()

@@ -101,17 +101,19 @@ class Worker(common.Consumer):
         redelivered = sum(1 for d in deliveries if d.method.redelivered)
         if redelivered:
             self.retried.inc(redelivered)
-        done = []
+        done, failures = [], []
         for delivery in deliveries:
             fields = service.decode(delivery.body)
+            broker_id = delivery.properties.message_id or str(delivery.tag)
+            begun = time.time()
             try:
                 work.process(fields, cfg.process_ms)
             except work.ProcessingError as exc:
                 self.retry_later(fields, exc)
+                failures.append(work.describe(broker_id, fields, cfg.consumer, begun, begun, True))
                 continue
-            broker_id = delivery.properties.message_id or str(delivery.tag)
-            done.append(work.describe(broker_id, fields, cfg.consumer, time.time()))
-        if done and not self.record(done):
+            done.append(work.describe(broker_id, fields, cfg.consumer, begun, begun))
+        if (done or failures) and not self.record([*done, *failures]):
             return  # stopped: unacknowledged, the broker gives the batch to another worker
         if cfg.ack_after:  # one batch behind: see the module's docstring
             self.release()

@@ -146,17 +146,19 @@ class Worker:
         if not cfg.ack_after:
             self.redis.xack(cfg.stream, cfg.group, *(sid for sid, _ in live))
         done: list[tuple[str, dict[str, object]]] = []
+        failures: list[dict[str, object]] = []
         for sid, fields in live:
+            stamp, begun = common.stream_id_seconds(sid), time.time()
             try:
                 work.process(fields, cfg.process_ms)
             except work.ProcessingError as exc:
                 self.retry_later(sid, fields, exc)
+                failures.append(work.describe(sid, fields, cfg.consumer, stamp, begun, failed=True))
                 continue
-            stamp = common.stream_id_seconds(sid)
-            done.append((sid, work.describe(sid, fields, cfg.consumer, stamp)))
+            done.append((sid, work.describe(sid, fields, cfg.consumer, stamp, begun)))
         try:
-            if done:
-                work.record(self.http, cfg.sink_url, [message for _, message in done])
+            if done or failures:
+                work.record(self.http, cfg.sink_url, [*(m for _, m in done), *failures])
         except httpx.HTTPError as exc:
             self.failed.inc(len(done))
             fate = "left pending" if cfg.ack_after else "lost (acknowledged before)"

@@ -1,12 +1,15 @@
 """Sink: owns the processing ledger, recording every processing (applied effect) of a message id.
 
-``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer"}, ...]}`` (a worker sends
-each batch it processed in one request) appends one JSON line ``{"id", "t", "consumer"}`` per
-applied message to LEDGER_FILE in one write and flushes before answering 200
-``{"recorded": n, "duplicates": d}`` (``d``: the messages whose id had been applied before).
-With IDEMPOTENT=1 (default) a delivery of an id already applied is counted in
-harness_duplicates_total but not applied again (no line); IDEMPOTENT=0 (the weakness) applies
-and writes every delivery.
+``POST /processed`` ``{"messages": [{"id", "enqueued_at", "consumer", "started_at",
+"failed"}, ...]}`` (a worker sends each batch it processed in one request, with the deliveries
+whose processing failed) appends one JSON line ``{"id", "t", "consumer", "start"}`` per delivery
+to LEDGER_FILE in one write and flushes before answering 200 ``{"recorded": n, "duplicates":
+d}`` (``n``: the messages applied; ``d``: those whose id had been applied before). A delivery
+that applied nothing has ``"applied": false``: a failed one, and with IDEMPOTENT=1 (default) a
+delivery of an id already applied, counted in harness_duplicates_total but not applied again;
+IDEMPOTENT=0 (the weakness) applies every delivery. So the ledger holds every delivery, with
+when its processing began (``start``) and ended (``t``): the ledger's attempts and concurrent
+processings are counted from them.
 ``GET /ledger`` -> ``{"processed": {id: times applied}}``; ``/healthz``, ``/metrics``.
 ``POST /dead_lettered`` (the same body) records the messages a worker moved to the dead-letter
 queue, once per id, in DEAD_LETTER_FILE; ``GET /dead_lettered`` -> ``{id: 1}``: the place the
@@ -21,6 +24,7 @@ import json
 import sys
 import time
 from collections import Counter as Tally
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +54,28 @@ LATENCY = Histogram(
 )
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a message, as a worker reports it."""
+
+    id: str
+    enqueued_at: float | None
+    consumer: str
+    started_at: float | None = None  # when its processing began
+    failed: bool = False  # its processing failed: nothing to apply
+
+
 class Ledger:
     """An append-only JSON-lines file plus the count of processings per id.
 
     Lines already in the file (a sink restarted on the same file) are counted at start, so that
-    duplicates across a restart are still seen as duplicates.
+    duplicates across a restart are still seen as duplicates. ``every_delivery``: a delivery
+    that applies nothing is written too, with ``"applied": false``.
     """
 
-    def __init__(self, path: Path, idempotent: bool) -> None:
+    def __init__(self, path: Path, idempotent: bool, every_delivery: bool = True) -> None:
         self.idempotent = idempotent
+        self.every_delivery = every_delivery
         path.parent.mkdir(parents=True, exist_ok=True)
         self.counts: Tally[str] = Tally()
         needs_newline = False
@@ -67,46 +84,70 @@ class Ledger:
                 for raw in existing:
                     needs_newline = not raw.endswith(b"\n")
                     try:
-                        self.counts[str(json.loads(raw)["id"])] += 1
-                    except (ValueError, KeyError, TypeError):
+                        line = json.loads(raw)
+                        if line.get("applied", True) is not False:
+                            self.counts[str(line["id"])] += 1
+                    except (ValueError, KeyError, TypeError, AttributeError):
                         continue  # a line torn by a crash
         self.file = path.open("a", encoding="utf-8")
         if needs_newline:
             self.file.write("\n")
             self.file.flush()
 
-    def record(self, messages: list[tuple[str, float | None, str]]) -> list[bool]:
-        """Append and flush one line per message to apply; return whether each id was a
-        duplicate. When idempotent, a duplicate (even within ``messages``) is not applied."""
+    def record(self, messages: list[Delivery]) -> list[bool]:
+        """Append and flush one line per delivery; return whether each id had been applied
+        before. When idempotent, a duplicate (even within ``messages``) is not applied again."""
         now = time.time()
         seen: list[bool] = []
-        applied: list[tuple[str, str]] = []
-        for mid, _, consumer in messages:
-            duplicate = self.counts[mid] > 0 or any(mid == a for a, _ in applied)
+        applied: list[str] = []
+        lines: list[str] = []
+        for message in messages:
+            before = self.counts[message.id] > 0 or message.id in applied
+            duplicate = before and not message.failed
             seen.append(duplicate)
-            if not (duplicate and self.idempotent):
-                applied.append((mid, consumer))
-        if applied:
-            self.file.write(
-                "".join(json.dumps({"id": m, "t": now, "consumer": c}) + "\n" for m, c in applied)
-            )
+            applies = not message.failed and not (duplicate and self.idempotent)
+            if applies:
+                applied.append(message.id)
+            if applies or self.every_delivery:
+                lines.append(json.dumps(_line(message, now, applies)) + "\n")
+        if lines:
+            self.file.write("".join(lines))
             self.file.flush()
-        for mid, _ in applied:  # counted once written: a failed write applied nothing
+        for mid in applied:  # counted once written: a failed write applied nothing
             self.counts[mid] += 1
         return seen
 
 
-def parse(body: Any) -> list[tuple[str, float | None, str]]:
+def _line(message: Delivery, now: float, applied: bool) -> dict[str, Any]:
+    line: dict[str, Any] = {"id": message.id, "t": now, "consumer": message.consumer}
+    if message.started_at is not None:
+        line["start"] = message.started_at
+    if not applied:
+        line["applied"] = False
+    return line
+
+
+def _number(value: Any) -> float | None:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return value if is_number else None
+
+
+def parse(body: Any) -> list[Delivery]:
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         raise ValueError('body must be {"messages": [...]}')
     parsed = []
     for message in body["messages"]:
         if not isinstance(message, dict) or message.get("id") is None:
             raise ValueError("every message needs an id")
-        enqueued_at = message.get("enqueued_at")
-        if not isinstance(enqueued_at, int | float) or isinstance(enqueued_at, bool):
-            enqueued_at = None
-        parsed.append((str(message["id"]), enqueued_at, str(message.get("consumer", ""))))
+        parsed.append(
+            Delivery(
+                str(message["id"]),
+                _number(message.get("enqueued_at")),
+                str(message.get("consumer", "")),
+                _number(message.get("started_at")),
+                message.get("failed") is True,
+            )
+        )
     return parsed
 
 
@@ -117,9 +158,7 @@ class Refused(Exception):
         self.answer = answer
 
 
-def recorded_in(
-    ledger: Ledger, body: bytes
-) -> tuple[list[tuple[str, float | None, str]], list[bool]]:
+def recorded_in(ledger: Ledger, body: bytes) -> tuple[list[Delivery], list[bool]]:
     """The batch in ``body``, written to ``ledger``, and whether each id had been before."""
     try:
         messages = parse(json.loads(body))
@@ -144,15 +183,17 @@ def build_routes(ledger: Ledger, dead_letters: Ledger, queue: str) -> web.Routes
             return refused.answer
         now = time.time()
         recorded = 0
-        for (_, enqueued_at, _), dup in zip(messages, duplicate, strict=True):
+        for message, dup in zip(messages, duplicate, strict=True):
+            if message.failed:
+                continue
             if dup:
                 duplicates.inc()
                 if ledger.idempotent:
                     continue  # absorbed: not applied again
             recorded += 1
             processed.inc()
-            if enqueued_at is not None:
-                latency.observe(max(0.0, now - enqueued_at))
+            if message.enqueued_at is not None:
+                latency.observe(max(0.0, now - message.enqueued_at))
         return 200, {"recorded": recorded, "duplicates": sum(duplicate)}
 
     async def get_ledger(body: bytes) -> web.Answer:
@@ -181,7 +222,9 @@ def main() -> int:
     path = Path(service.env_str("LEDGER_FILE"))
     queue = service.env_str("QUEUE", "jobs")
     ledger = Ledger(path, service.env_flag("IDEMPOTENT", True))
-    dead_letters = Ledger(Path(service.env_str("DEAD_LETTER_FILE")), idempotent=True)
+    dead_letters = Ledger(
+        Path(service.env_str("DEAD_LETTER_FILE")), idempotent=True, every_delivery=False
+    )
     log.info(
         "sink listening on http://127.0.0.1:%d, ledger %s (%d lines already there), queue=%s, "
         "idempotent=%s",

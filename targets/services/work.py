@@ -90,13 +90,21 @@ def attempt_of(fields: dict[str, str]) -> int:
 
 
 def describe(
-    broker_id: str, fields: dict[str, str], consumer: str, enqueued_at: float
+    broker_id: str,
+    fields: dict[str, str],
+    consumer: str,
+    enqueued_at: float,
+    started_at: float,
+    failed: bool = False,
 ) -> dict[str, Any]:
-    """The sink's view of one message; tolerant of messages not written by the API, whose
-    enqueue time falls back on ``enqueued_at`` (the broker's own)."""
+    """The sink's view of one delivery: when its processing began, and whether it failed;
+    tolerant of messages not written by the API, whose enqueue time falls back on
+    ``enqueued_at`` (the broker's own)."""
     with contextlib.suppress(KeyError, ValueError):
         enqueued_at = float(fields["enqueued_at"])
-    return {"id": fields.get("id") or broker_id, "enqueued_at": enqueued_at, "consumer": consumer}
+    message_id = fields.get("id") or broker_id
+    described = {"id": message_id, "enqueued_at": enqueued_at, "consumer": consumer}
+    return {**described, "started_at": started_at, **({"failed": True} if failed else {})}
 
 
 def dead_lettered(http: httpx.Client, sink_url: str, message_id: str, consumer: str) -> None:
@@ -112,9 +120,9 @@ def dead_lettered(http: httpx.Client, sink_url: str, message_id: str, consumer: 
 
 
 def record(http: httpx.Client, sink_url: str, messages: list[dict[str, Any]]) -> int:
-    """Post a batch of processed messages to the sink in one request; how many of their ids had
-    been applied before. Raises httpx.HTTPError if the sink did not take them (then it took
-    none: the sink writes a batch whole or not at all)."""
+    """Post a batch of deliveries (processed, or failed) to the sink in one request; how many
+    of their ids had been applied before. Raises httpx.HTTPError if the sink did not take them
+    (then it took none: the sink writes a batch whole or not at all)."""
     answer = http.post(f"{sink_url}/processed", json={"messages": messages})
     answer.raise_for_status()
     return int(answer.json().get("duplicates") or 0)

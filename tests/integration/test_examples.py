@@ -76,27 +76,61 @@ def test_celery_acknowledging_late_loses_at_most_what_a_kill_caught_in_receipt(
     assert_exact_ledger(ledger)
 
 
+# Members busy enough that a killed one nearly always holds a batch counted and not committed.
+WINDOWS = ("--target", "examples/kafka-windows", "--set", "load.rate=100/s",
+           "--set", "worker.env.PROCESS_MS=30")  # fmt: skip
+PROMISED = (
+    "the output is exactly once, as the target promises",
+    "the output holds one effect per message, as the target promises",
+)
+
+
+def run_windows(harness_cli, runs: Path, *extra: str) -> tuple[Any, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    result = harness_cli(
+        "run", "experiments/crashed-workers.yaml", *WINDOWS, *extra, "--runs-dir", str(runs),
+        timeout=300,
+    )  # fmt: skip
+    return result, journal_of(runs)
+
+
+def windows_counted(journal: dict[str, Any]) -> int:
+    with sqlite3.connect(Path(journal["run_dir"]) / "counts.db") as db:
+        (counted,) = db.execute("SELECT SUM(n) FROM counts").fetchone()
+    return int(counted)
+
+
+def test_a_stream_processor_that_stores_its_offsets_with_its_counts_counts_each_event_once(
+    harness_cli, tmp_path: Path
+) -> None:
+    """The target as shipped promises exactly once, and is judged on that promise."""
+    result, journal = run_windows(harness_cli, tmp_path / "runs")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = verdicts(journal)
+    assert all(checks[name] == "held" for name in PROMISED), journal["checks"]
+    ledger = journal["ledger"]
+    assert ledger["duplicated"] == 0 and ledger["excess"] == 0 and ledger["lost"] == 0
+    assert windows_counted(journal) == ledger["processed"] > 0
+    assert_exact_ledger(ledger)
+
+
 def test_a_stream_processors_counts_exceed_the_truth_by_exactly_the_duplicates(
     harness_cli, tmp_path: Path
 ) -> None:
-    """Members busy enough that a killed one nearly always holds a batch counted and not
-    committed, which the member taking its partitions counts again."""
-    runs = tmp_path / "runs"
-    result = harness_cli(
-        "run", "experiments/crashed-workers.yaml", "--target", "examples/kafka-windows",
-        "--set", "load.rate=100/s", "--set", "worker.env.PROCESS_MS=30", "--runs-dir", str(runs),
-        timeout=300,
-    )  # fmt: skip
-    journal = journal_of(runs)
+    """With the offsets committed to Kafka after the counts, a killed member's batch is read and
+    counted again by the member taking its partitions: the promise fails, and the ledger's
+    excess is the extra deliveries."""
+    at_least_once = ("--set", "worker.env.OFFSETS=kafka")
+    result, journal = run_windows(harness_cli, tmp_path / "runs", *at_least_once)
     checks = verdicts(journal)
-    assert checks["nothing acknowledged is lost"] == "held", result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert checks["nothing acknowledged is lost"] == "held", journal["checks"]
     assert checks["all work is picked up within 30 s of the end of the load"] == "held"
+    assert all(checks[name] == "failed" for name in PROMISED), journal["checks"]
     ledger = journal["ledger"]
     assert ledger["unexpected"] == 0 and ledger["duplicated"] > 0
-    with sqlite3.connect(Path(journal["run_dir"]) / "counts.db") as db:
-        (counted,) = db.execute("SELECT SUM(n) FROM counts").fetchone()
     # The truth is one count per event processed; every extra count is a delivery again.
-    assert counted - ledger["processed"] == ledger["deliveries"] - ledger["processed"] > 0
+    assert ledger["excess"] == ledger["deliveries"] - ledger["processed"] > 0
+    assert windows_counted(journal) - ledger["processed"] == ledger["excess"]
     assert_exact_ledger(ledger)
 
 

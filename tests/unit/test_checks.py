@@ -382,3 +382,16 @@ def test_an_order_check_without_keys_is_inconclusive_and_says_how_to_key() -> No
     assert "load.key" in text
     keyed = replace(ledger, reordered=3, examples={"reordered": ["m1"]})
     assert judge("reordered", "== 0", keyed) == ("failed", "3 (e.g. m1)")
+
+
+def test_a_target_that_promises_exactly_once_is_judged_on_its_promise() -> None:
+    from harness.judge import promised_checks
+    from harness.topology import Output
+
+    assert promised_checks(Output.model_validate({})) == []
+    exactly = Output.model_validate({"promise": "exactly-once"})
+    assert [(c.ledger, str(c.expect)) for c in promised_checks(exactly)] == [("duplicated", "== 0")]
+    counted = Output.model_validate(
+        {"promise": "exactly-once", "effects": {"source": "file", "path": "{run}/effects"}}
+    )
+    assert [c.ledger for c in promised_checks(counted)] == ["duplicated", "excess"]

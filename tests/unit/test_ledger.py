@@ -97,6 +97,10 @@ def test_a_run_with_every_kind_of_anomaly() -> None:
         "reordered": None,  # no keys: order is not judged
         "skipped": None,
         "max_gap": None,
+        "attempts_max": None,  # counts in memory: no deliveries to count
+        "attempts_p99": None,
+        "concurrent": None,
+        "excess": None,  # no output's effects counted
         "duplicate_rate": 0.5,
         "loss_rate": 0.25,
     }
