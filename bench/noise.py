@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from tests.integration.catalogue import PAIRS, Variant, pairs_on  # noqa: E402
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-BOUND = re.compile(rf"^\s*(<=|>=|<|>|==|!=)\s*({NUMBER})")
+BOUND = re.compile(rf"(<=|>=|<|>|==|!=)\s*({NUMBER})\s*$")
 RECOVERED = re.compile(rf"recovered ({NUMBER})s")
 WITHIN = re.compile(rf"within ({NUMBER})s")
 
@@ -67,14 +67,16 @@ def share(expected: str, observed: str | None) -> float | None:
     # "a to b over n samples", or a breach "v at +12s (3 of 40 samples breach)": the values only
     value_part = re.sub(r" at \+\S+", "", observed.split("(")[0])
     numbers = [float(n) for n in re.findall(NUMBER, value_part)]
-    condition = expected.split(" at ")[0].split(" from ")[0]
-    bound = BOUND.match(condition.split(" ", 1)[1] if condition[0].isalpha() else condition)
+    # "> 500 at fault.end", "lost == 0", "<expr> > 500 at least once from ...": its last bound
+    bound = BOUND.search(expected.split(" at ")[0].split(" from ")[0])
     if not numbers or not bound:
         return None
     operator, limit = bound.group(1), float(bound.group(2))
     if operator in ("<", "<="):
         worst = max(numbers[:2])  # "a to b over n samples": b is the highest
         return worst / limit if limit > 0 else None
+    if " at least once " in expected:  # "612 at +20s, peak 1450 at +34s": the peak counts
+        numbers = numbers[-1:]
     if operator in (">", ">="):
         worst = min(numbers[:2])
         return limit / worst if worst > 0 else math.inf

@@ -23,7 +23,7 @@ from harness.checks.base import (
     missing_metrics,
 )
 from harness.checks.ledger import LedgerCheck
-from harness.checks.promql import RecoveryCheck, ThresholdCheck, WindowCheck
+from harness.checks.promql import RecoveryCheck, SometimesCheck, ThresholdCheck, WindowCheck
 from harness.journal import CheckResult
 from harness.observe.footprint import describe_saturation
 from harness.observe.promql import PromQLError
@@ -39,6 +39,7 @@ __all__ = [
     "Evidence",
     "LedgerCheck",
     "RecoveryCheck",
+    "SometimesCheck",
     "ThresholdCheck",
     "WindowCheck",
     "evaluate",
@@ -58,7 +59,7 @@ else:
             kind_of,
             custom_error_type="check_kind",
             custom_error_message="a check needs 'query' (with 'at', or 'during'/'from'+'to'), "
-            "'recovers' or 'ledger'",
+            "'sometimes', 'recovers' or 'ledger'",
         ),
     ]
 

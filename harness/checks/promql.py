@@ -1,4 +1,5 @@
-"""PromQL checks: a threshold at a moment, a threshold over a window, recovery within a time."""
+"""PromQL checks: a threshold at a moment, a threshold over a window, a condition true at least
+once in a window, recovery within a time."""
 
 from __future__ import annotations
 
@@ -65,28 +66,20 @@ class ThresholdCheck(Check):
         return (Verdict.FAILED if failing else Verdict.HELD), observed
 
 
-@register
-class WindowCheck(Check):
-    """Every sample of the query over a window satisfies ``expect``."""
+class _Windowed(Check):
+    """A check over a window of the run: ``during`` a span, or ``from`` one moment ``to``
+    another."""
 
-    kind: ClassVar[str] = "window"
-
-    query: str
     during: str | None = Field(None, description="a span: fault, load or a fault's name")
     from_: MomentField | None = Field(None, alias="from")
     to: MomentField | None = None
-    expect: ExpectationField
 
     @model_validator(mode="after")
-    def _window(self) -> WindowCheck:
+    def _window(self) -> _Windowed:
         edges = (self.from_ is not None) + (self.to is not None)
         if (self.during is None and edges != 2) or (self.during is not None and edges):
             raise ValueError("give either 'during: <span>' or both 'from' and 'to'")
         return self
-
-    @classmethod
-    def claims(cls, keys: Set[str]) -> int:
-        return LIKELY if "query" in keys and {"during", "from", "to"} & keys else 0
 
     @property
     def window(self) -> tuple[Moment, Moment]:
@@ -95,26 +88,45 @@ class WindowCheck(Check):
         assert self.from_ is not None and self.to is not None
         return self.from_, self.to
 
-    def expected(self) -> str:
-        start, end = self.window
-        return f"{self.expect} from {start} to {end}"
-
     def looks_at(self) -> tuple[tuple[str, Moment], ...]:
         keys = ("during", "during") if self.during is not None else ("from", "to")
         return tuple(zip(keys, self.window, strict=True))
+
+    def samples(self, evidence: Evidence, query: str) -> tuple[list[Series], float]:
+        """The query's series over the window (a sample a second), and when the load began
+        (the origin of the ``+12s`` the verdicts say); Unmeasurable when there are none."""
+        start_moment, end_moment = self.window
+        start, end = evidence.time(start_moment), evidence.time(end_moment)
+        if start >= end:
+            raise Unmeasurable(f"the window is empty: {start_moment} is not before {end_moment}")
+        series = evidence.prometheus_for(query).range(query, start, end)
+        if not series:
+            raise Unmeasurable(f"no data from {start_moment} to {end_moment}")
+        return series, evidence.moments.get("load.start", start)
+
+
+@register
+class WindowCheck(_Windowed):
+    """Every sample of the query over a window satisfies ``expect``."""
+
+    kind: ClassVar[str] = "window"
+
+    query: str
+    expect: ExpectationField
+
+    @classmethod
+    def claims(cls, keys: Set[str]) -> int:
+        return LIKELY if "query" in keys and {"during", "from", "to"} & keys else 0
+
+    def expected(self) -> str:
+        start, end = self.window
+        return f"{self.expect} from {start} to {end}"
 
     def queries(self) -> tuple[tuple[str, str], ...]:
         return (("query", self.query),)
 
     def judge(self, evidence: Evidence) -> tuple[Verdict, str]:
-        start_moment, end_moment = self.window
-        start, end = evidence.time(start_moment), evidence.time(end_moment)
-        if start >= end:
-            raise Unmeasurable(f"the window is empty: {start_moment} is not before {end_moment}")
-        series = evidence.prometheus_for(self.query).range(self.query, start, end)
-        if not series:
-            raise Unmeasurable(f"no data from {start_moment} to {end_moment}")
-        t0 = evidence.moments.get("load.start", start)
+        series, t0 = self.samples(evidence, self.query)
         expect = self.expect
         breaches = [(t, v, s.labels) for s in series for t, v in s.points if not expect.holds(v)]
         values = [v for s in series for _, v in s.points]
@@ -128,6 +140,49 @@ class WindowCheck(Check):
             return Verdict.FAILED, observed
         observed = f"{_number(min(values))} to {_number(max(values))} over {len(values)} samples"
         return Verdict.HELD, observed
+
+
+@register
+class SometimesCheck(_Windowed):
+    """The condition is true at least once over a window (in some series, at some sample):
+    evidence that something happened (the fault made the backlog grow, a survivor claimed
+    work) wherever in the window it fell, where a threshold at one moment depends on when that
+    moment came."""
+
+    kind: ClassVar[str] = "sometimes"
+
+    sometimes: ConditionField
+
+    @classmethod
+    def claims(cls, keys: Set[str]) -> int:
+        return SURE if "sometimes" in keys else 0
+
+    def expected(self) -> str:
+        start, end = self.window
+        return f"{self.sometimes} at least once from {start} to {end}"
+
+    def queries(self) -> tuple[tuple[str, str], ...]:
+        return (("sometimes", self.sometimes.expr),)
+
+    def judge(self, evidence: Evidence) -> tuple[Verdict, str]:
+        series, t0 = self.samples(evidence, self.sometimes.expr)
+        expect = self.sometimes.expectation
+        points = sorted((t, v, s.labels) for s in series for t, v in s.points)
+        met = next(((t, v, labels) for t, v, labels in points if expect.holds(v)), None)
+
+        def said(point: tuple[float, float, dict[str, str]]) -> str:
+            t, v, labels = point
+            return f"{describe(labels)}{_number(v)} at +{t - t0:.0f}s"
+
+        if met is None:
+            nearest = min(points, key=lambda p: abs(p[1] - expect.bound))
+            return Verdict.FAILED, f"never, over {len(points)} samples; nearest {said(nearest)}"
+        # The first sample that met it says when; the furthest past the bound, by how much.
+        beyond = {">": 1, ">=": 1, "<": -1, "<=": -1}.get(expect.op)
+        if beyond is None:
+            return Verdict.HELD, said(met)
+        peak = max(points, key=lambda p: beyond * p[1])
+        return Verdict.HELD, said(met) if peak[1] == met[1] else f"{said(met)}, peak {said(peak)}"
 
 
 def recovery_time(series: list[Series], expectation: Expectation, after: float) -> float | None:

@@ -117,7 +117,7 @@ class Worker:
             try:
                 duplicates = work.record(self.http, self.cfg.sink_url, described)
             except httpx.HTTPError as exc:
-                self.failed.inc(len(described))
+                self.failed.inc(work.processed(described))
                 errors_log.warning(f"sink failed, {len(described)} messages kept: {exc!r}")
                 if self.cfg.ack_after:
                     self.group.release()  # recorded: no reason to hold them while the sink is down

@@ -167,7 +167,7 @@ class Worker:
                 work.record(self.http, self.cfg.sink_url, described)
                 return True
             except httpx.HTTPError as exc:
-                self.failed.inc(len(described))
+                self.failed.inc(work.processed(described))
                 errors_log.warning(f"sink failed, {len(described)} messages kept: {exc!r}")
                 if self.cfg.ack_after:
                     await self.release()  # recorded: no reason to hold it while the sink is down

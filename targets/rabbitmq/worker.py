@@ -130,7 +130,7 @@ class Worker(common.Consumer):
                 work.record(self.http, self.cfg.sink_url, messages)
                 return True
             except httpx.HTTPError as exc:
-                self.failed.inc(len(messages))
+                self.failed.inc(work.processed(messages))
                 fate = "kept" if self.cfg.ack_after else "kept (acknowledged already)"
                 errors_log.warning(f"sink failed, {len(messages)} messages {fate}: {exc!r}")
                 self.release()  # recorded: no reason to hold it while the sink is down

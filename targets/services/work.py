@@ -107,6 +107,12 @@ def describe(
     return {**described, "started_at": started_at, **({"failed": True} if failed else {})}
 
 
+def processed(messages: list[dict[str, Any]]) -> int:
+    """How many of a batch's deliveries were processed: the failed ones were counted when they
+    failed."""
+    return sum(1 for message in messages if not message.get("failed"))
+
+
 def dead_lettered(http: httpx.Client, sink_url: str, message_id: str, consumer: str) -> None:
     """Tell the sink a message is in the dead-letter queue, once the broker has it there, so
     that the ledger counts it as dead-lettered and not as lost. A sink that does not answer

@@ -157,10 +157,13 @@ class Stack:
 
             wait_until(ready, what=f"{service.name} to answer")
 
-    def ledger_ids(self) -> list[str]:
+    def ledger_ids(self, applied: bool = True) -> list[str]:
+        """The ids of the sink's ledger lines, in order: the processings (the effects
+        applied), or with ``applied=False`` the deliveries that applied nothing."""
         if not self.ledger.exists():
             return []
-        return [json.loads(line)["id"] for line in self.ledger.read_text().splitlines()]
+        lines = [json.loads(line) for line in self.ledger.read_text().splitlines()]
+        return [line["id"] for line in lines if line.get("applied", True) is applied]
 
     def stop_all(self) -> None:
         for service in self.services:

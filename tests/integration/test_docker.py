@@ -78,7 +78,7 @@ def test_workers_cut_off_by_iptables_catch_up_after_heal(harness_cli, tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert journal["verdict"] == "held", verdicts(journal)
     built = next(c for c in journal["checks"] if c["name"].startswith("the backlog builds"))
-    assert float(built["observed"]) > 300
+    assert float(built["observed"].split()[0]) > 300  # "612 at +14s": the first sample over
     assert journal["ledger"]["lost"] == 0
     assert of_run(journal["run_id"]) == []
 

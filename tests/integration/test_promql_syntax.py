@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.integration]
 
 FLAGSHIP = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
-WINDOW = next(line.strip() for line in FLAGSHIP.splitlines() if "max_over_time" in line)
+SOMETIMES = next(line.strip() for line in FLAGSHIP.splitlines() if "sometimes:" in line)
 RECOVERS = """recovers: 'sum(harness_queue_depth{queue="$queue"})"""
 
 
@@ -30,7 +30,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "field", "reason"),
     [
-        (WINDOW, WINDOW.replace("[20s:1s])", "[20s:1s]"), "checks[0].query", "unclosed left"),
+        (SOMETIMES, SOMETIMES.replace("sum(", "sum((", 1), "checks[0].sometimes", "unclosed left"),
         (RECOVERS, RECOVERS.replace("sum(", "sum by (", 1), "checks[1].recovers", "grouping"),
         (
             """query: 'sum(harness_queue_depth{queue="$queue"})', expect""",
@@ -89,18 +89,18 @@ def test_a_syntax_error_from_set_is_blamed_on_the_set(harness_cli, tmp_path: Pat
         "run",
         "experiments/slow-consumer.yaml",
         "--set",
-        "checks.0.query=rate(",
+        "checks.2.query=rate(",
         "--runs-dir",
         str(tmp_path / "runs"),
     )
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "--set: checks[0].query: not valid PromQL" in result.stderr, result.stderr
+    assert "--set: checks[2].query: not valid PromQL" in result.stderr, result.stderr
     assert not (tmp_path / "runs").exists()  # nothing ran: no run folder
 
 
 def test_valid_prometheus_3_syntax_is_accepted(harness_cli, tmp_path: Path) -> None:
-    quoted = WINDOW.replace("sum(harness_queue_depth{", 'sum({"harness_queue_depth", ')
-    good = _write(tmp_path, FLAGSHIP.replace(WINDOW, quoted, 1))
+    quoted = SOMETIMES.replace("sum(harness_queue_depth{", 'sum({"harness_queue_depth", ')
+    good = _write(tmp_path, FLAGSHIP.replace(SOMETIMES, quoted, 1))
     result = harness_cli("validate", str(good))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok " in result.stdout and "PromQL not parsed" not in result.stderr

@@ -74,6 +74,8 @@ def test_ack_after_processing_redelivers_a_dead_workers_batch(
     if idempotent == "1":
         assert duplicated == {}
         assert metric(sink.url, "harness_messages_processed_total", **Q) == 10
+        # The absorbed redeliveries are in the ledger still, as deliveries that applied nothing.
+        assert len(stack.ledger_ids(applied=False)) == applied
     else:
         assert len(duplicated) == applied and set(duplicated.values()) == {2}
         assert metric(sink.url, "harness_messages_processed_total", **Q) == 10 + applied
@@ -165,6 +167,9 @@ def test_poison_is_retried_with_growing_delays_then_dead_lettered(stack: Stack) 
         ("4", "poison message", "1")
     }
     wait_until(lambda: sorted(stack.ledger_ids()) == sorted(set(ids) - set(poison)))
+    # Each failed attempt is in the ledger as a delivery that applied nothing: four a poison job.
+    attempts = dict.fromkeys(poison, 4)
+    wait_until(lambda: Counter(stack.ledger_ids(applied=False)) == attempts, what="the attempts")
     # The sink was told of each dead letter once, for the ledger's dead_lettered place.
     assert httpx.get(f"{sink.url}/dead_lettered").json() == dict.fromkeys(poison, 1)
     m = scrape(worker.url)

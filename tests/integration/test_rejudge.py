@@ -31,7 +31,7 @@ def test_a_stored_run_judged_again_gives_the_live_checks(harness_cli, tmp_path: 
 
     # The same data, a stricter bound: the check that held is judged anew and now fails.
     copy = run_dir / "experiment.yaml"
-    copy.write_text(copy.read_text().replace('expect: "> 500"', 'expect: "> 500000"'))
+    copy.write_text(copy.read_text().replace("> 500'", "> 500000'"))
     stricter = harness_cli("report", str(run_dir), "--rejudge")
     assert stricter.returncode == 1, stricter.stdout + stricter.stderr
     assert "changed: backlog builds while consumers are slow: held (" in stricter.stdout

@@ -67,7 +67,7 @@ def test_slow_consumer_holds_against_the_reference_target(harness_cli, tmp_path:
     assert "recovered" in check(journal, "backlog drains within 20 s of heal")["observed"]
     # Real numbers were observed: the backlog really grew past the threshold.
     backlog = check(journal, "backlog builds while consumers are slow")["observed"]
-    assert float(backlog) > 500
+    assert float(backlog.split()[0]) > 500  # "612 at +20s": the first sample past 500
     ledger = journal["ledger"]
     assert ledger["acknowledged"] > 1000 and ledger["lost"] == 0
     kinds = [(e["kind"], e["outcome"]) for e in journal["timeline"]]

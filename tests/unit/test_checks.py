@@ -17,6 +17,7 @@ from harness.checks import (
     Evidence,
     LedgerCheck,
     RecoveryCheck,
+    SometimesCheck,
     ThresholdCheck,
     WindowCheck,
     evaluate,
@@ -249,6 +250,48 @@ def test_window_of_only_nan_points_is_inconclusive() -> None:
     result = evaluate(WINDOW, evidence(prometheus))
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.observed == "no data from load.start to load.end"
+
+
+# --------------------------------------------------------------- sometimes
+
+SOMETIMES = SometimesCheck.model_validate(
+    {"name": "backlog builds", "sometimes": "sum(q) > 500", "during": "fault"}
+)
+
+
+def test_sometimes_holds_at_the_first_sample_that_meets_the_condition() -> None:
+    points = [(T0 + 16, "10"), (T0 + 20, "612"), (T0 + 21, "90"), (T0 + 25, "700")]
+    prometheus = FakePrometheus(matrix(({}, points)))
+    result = evaluate(SOMETIMES, evidence(prometheus))
+    assert (result.kind, result.verdict) == ("sometimes", Verdict.HELD)
+    assert result.expected == "sum(q) > 500 at least once from fault.start to fault.end"
+    assert result.observed == "612 at +20s, peak 700 at +25s"
+    assert prometheus.params["query"] == "sum(q)"
+    assert (prometheus.params["start"], prometheus.params["end"]) == (
+        "1700000015.000",
+        "1700000035.000",
+    )
+
+
+def test_sometimes_fails_when_no_sample_of_any_series_meets_it_naming_the_nearest() -> None:
+    series = (({"q": "a"}, [(T0 + 16, "10"), (T0 + 17, "480")]), ({"q": "b"}, [(T0 + 16, "3")]))
+    result = evaluate(SOMETIMES, evidence(FakePrometheus(matrix(*series))))
+    assert result.verdict is Verdict.FAILED
+    assert result.observed == 'never, over 3 samples; nearest {q="a"}480 at +17s'
+
+
+def test_sometimes_from_one_moment_to_another_and_without_data() -> None:
+    check = SometimesCheck.model_validate(
+        {"name": "s", "sometimes": "q >= 1", "from": "load.start", "to": "load.end"}
+    )
+    assert evaluate(check, evidence(FakePrometheus(matrix(({}, [(T0, "1")]))))).verdict is (
+        Verdict.HELD
+    )
+    empty = evaluate(check, evidence(FakePrometheus(matrix())))
+    assert (empty.verdict, empty.observed) == (
+        Verdict.INCONCLUSIVE,
+        "no data from load.start to load.end",
+    )
 
 
 # ---------------------------------------------------------------- recovery

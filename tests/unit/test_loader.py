@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import LedgerCheck, RecoveryCheck, ThresholdCheck, WindowCheck
+from harness.checks import LedgerCheck, RecoveryCheck, SometimesCheck, WindowCheck
 from harness.errors import SpecError
 from harness.faults.network import Latency
 from harness.loader import load_experiment
@@ -87,7 +87,7 @@ def test_the_shipped_slow_consumer_experiment_loads_against_redis_streams() -> N
     assert entry.targets == ("worker->broker",)
     assert entry.fault == Latency(latency=300, jitter=50)
     kinds = [type(check) for check in experiment.spec.checks]
-    assert kinds == [ThresholdCheck, RecoveryCheck, WindowCheck, LedgerCheck, LedgerCheck]
+    assert kinds == [SometimesCheck, RecoveryCheck, WindowCheck, LedgerCheck, LedgerCheck]
 
 
 # ----------------------------------------------------- experiment errors
@@ -120,7 +120,8 @@ CASES = [
     case("bad-expectation", 'expect: "> 500"', 'expect: "=> 500"', "checks[0].expect",
          "=> 500", "expected a comparison such as '< 50'"),
     case("check-of-no-kind", "    ledger: lost\n", "", "checks[2]", "- name: nothing lost",
-         "a check needs 'query' (with 'at', or 'during'/'from'+'to'), 'recovers' or 'ledger'"),
+         "a check needs 'query' (with 'at', or 'during'/'from'+'to'), 'sometimes', 'recovers' or "
+         "'ledger'"),
     case("unknown-span-at", "at: fault.end", "at: slowlink.end", "checks[0].at", "slowlink",
          "no span 'slowlink'; spans are fault, load, slow-link"),
     case("unknown-span-during", "    from: load.start\n    to: load.end\n",
