@@ -42,10 +42,9 @@ RESTART_GRACE_S = 3.0
 
 def _read_ledger_sources(ctx: RunContext) -> None:
     """Write the processed side of the ledger from the topology's source, if it names one, and
-    each of its places: one line per processing (or per id found), as the reference sink
-    writes it, so everything after reads one format; and its output's effects, one line per
-    name with its count. A source that cannot be read leaves no ledger, and the ledger checks
-    say why."""
+    each of its places and its output's effects: one line per processing (or per id found, or
+    per effect), as the reference sink writes it, so everything after reads one format. A
+    source that cannot be read leaves no ledger, and the ledger checks say why."""
     if ctx.layout is None:
         return
     folder, layout = ctx.experiment.topology_file.parent, ctx.layout
@@ -63,9 +62,6 @@ def _read_ledger_sources(ctx: RunContext) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for message_id, times in counts.items():
-                if at == ("output", "effects"):
-                    out.write(json.dumps({"id": message_id, "effects": times}) + "\n")
-                    continue
                 line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
                 out.write(line * times)
         ctx.log.now(

@@ -78,8 +78,8 @@ class RunFolder:
 
     @property
     def effects(self) -> Path:
-        """The counts of the effects the target's output held after the drain (its
-        ``output.effects``), one line per name with its count ``effects``."""
+        """The effects the target's output held after the drain (its ``output.effects``), one
+        line per effect under the name the source counted it by."""
         return self.path / "ledger" / "effects.jsonl"
 
     def place(self, role: str) -> Path:

@@ -19,8 +19,10 @@ _UNJUDGED_ORDER = (
 _UNJUDGED = {
     "concurrent": "no delivery records when its processing began (the processed ledger's "
     '"start"), so overlaps cannot be told',
-    "attempts_max": "this run's journal was written before deliveries were counted",
-    "attempts_p99": "this run's journal was written before deliveries were counted",
+    **dict.fromkeys(
+        ("attempts_max", "attempts_p99"),
+        "this run's journal was written before deliveries were counted",
+    ),
     "excess": "the target declares no output.effects, so the effects its output holds are not "
     "counted",
 }

@@ -49,10 +49,9 @@ def deliveries_of(
     most, p99, busiest = db.execute(_ATTEMPTS.format(examples=examples)).fetchone() or (0, 0, [])
     counts: dict[str, int | None] = {"attempts_max": int(most), "attempts_p99": int(p99)}
     found = {"attempts_max": list(busiest or []), "attempts_p99": list(busiest or [])}
-    (started,) = db.execute(
-        "SELECT count(*) FROM deliveries WHERE TRY_CAST(start AS DOUBLE) IS NOT NULL"
-    ).fetchone() or (0,)
-    (delivered,) = db.execute("SELECT count(*) FROM deliveries").fetchone() or (0,)
+    delivered, started = db.execute(
+        "SELECT count(*), count(TRY_CAST(start AS DOUBLE)) FROM deliveries"
+    ).fetchone() or (0, 0)
     if delivered and not started:
         counts["concurrent"] = None
         return counts, found

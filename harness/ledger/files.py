@@ -94,12 +94,10 @@ def load_processings(
     )
 
 
-def load_place(
-    db: duckdb.DuckDBPyConnection, path: Path, table: str, extra: tuple[str, ...] = ()
-) -> None:
-    """Table ``table`` (n, id, and the ``extra`` fields): the ids a place's file held, one line
-    per id (or the names an output's effects were counted under, with their counts)."""
-    _load(db, path, table, extra)
+def load_place(db: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
+    """Table ``table`` (n, id): the ids a place's file held, one line per id (or an output's
+    effects, one line per effect)."""
+    _load(db, path, table, ())
 
 
 def processings_untimed(db: duckdb.DuckDBPyConnection) -> bool:

@@ -122,18 +122,16 @@ def read(
             load_place(db, path, f"place_{role}")
             db.execute(f"INSERT INTO places SELECT DISTINCT id, '{role}' FROM place_{role}")
         found = summary_of(db)
-        delivered, examples = deliveries_of(db, EXAMPLES)
-        counts: dict[str, int | None] = dict(delivered)
+        # Each an int, or None where the ledger cannot tell.
+        counts: dict[str, Any]
+        counts, examples = deliveries_of(db, EXAMPLES)
         if (order := order_of(db, EXAMPLES, _CATEGORIES["lost"])) is not None:
             counts, examples = {**counts, **order[0]}, {**examples, **order[1]}
         if effects is not None:
-            load_place(db, effects, "effects", ("effects",))
-            (total,) = db.execute(
-                "SELECT coalesce(sum(TRY_CAST(effects AS BIGINT)), 0) FROM effects"
-            ).fetchone() or (0,)
+            load_place(db, effects, "effects")
+            (total,) = db.execute("SELECT count(*) FROM effects").fetchone() or (0,)
             counts["excess"] = int(total) - found.processed
-        judged: dict[str, Any] = counts  # each an int, or None where the ledger cannot tell
-        return replace(found, **judged, examples={**found.examples, **examples})
+        return replace(found, **counts, examples={**found.examples, **examples})
 
 
 def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) -> LedgerSummary:

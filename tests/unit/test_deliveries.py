@@ -19,10 +19,18 @@ def delivery(
     return line if applied else {**line, "applied": False}
 
 
-def judged(tmp_path: Path, ids: list[str], *deliveries: dict[str, object]) -> summary.LedgerSummary:
+def judged(
+    tmp_path: Path, ids: list[str], *deliveries: dict[str, object], effects: int | None = None
+) -> summary.LedgerSummary:
+    """The ledger of ``ids`` sent and acknowledged, ``deliveries`` recorded, and (if given) an
+    output holding that many effects, as the run folder keeps them: a line each."""
+    counted = None
+    if effects is not None:
+        counted = write_lines(tmp_path / "effects.jsonl", *[{"id": "counts"}] * effects)
     return summary.read(
         write_lines(tmp_path / "sent.jsonl", *sent(*ids)),
         write_lines(tmp_path / "processed.jsonl", *deliveries),
+        effects=counted,
     )
 
 
@@ -76,11 +84,6 @@ def test_without_a_processing_start_concurrency_is_not_judged(tmp_path: Path) ->
 
 def test_effects_beyond_one_per_message_processed_are_the_excess(tmp_path: Path) -> None:
     deliveries = [delivery(i, 1, 2, "w1") for i in ("a", "b", "c")]
-    effects = write_lines(tmp_path / "effects.jsonl", {"id": "counts", "effects": 5})
-    found = summary.read(
-        write_lines(tmp_path / "sent.jsonl", *sent("a", "b", "c")),
-        write_lines(tmp_path / "processed.jsonl", *deliveries),
-        effects=effects,
-    )
+    found = judged(tmp_path, ["a", "b", "c"], *deliveries, effects=5)
     assert found.excess == 2  # five counts for three events
     assert judged(tmp_path, ["a"], delivery("a", 1, 2, "w1")).excess is None  # not declared
