@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,31 +44,52 @@ RESTART_GRACE_S = 3.0
 def _read_ledger_sources(ctx: RunContext) -> None:
     """Write the processed side of the ledger from the topology's source, if it names one, and
     each of its places and its output's effects: one line per processing (or per id found, or
-    per effect), as the reference sink writes it, so everything after reads one format. A
-    source that cannot be read leaves no ledger, and the ledger checks say why."""
+    per effect), as the reference sink writes it, so everything after reads one format; and
+    the output's positions, one number per partition each. A source that cannot be read
+    leaves no ledger, and the ledger checks say why."""
     if ctx.layout is None:
         return
-    folder, layout = ctx.experiment.topology_file.parent, ctx.layout
-    for at, source in ctx.experiment.topology.ledger_sources():
+    topology = ctx.experiment.topology
+    for at, source in topology.ledger_sources():
         name, path = _ledger_file(ctx, at)
-        filled = source.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
-        t_invoke = time.time()
-        try:
-            counts = sources.read(filled)
-        except sources.LedgerSourceError as exc:
-            ctx.ledger_problem = str(exc)
-            ctx.log.now("ledger.read", name, Outcome.FAIL, t_invoke, error=str(exc))
-            ctx.say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
+        if (counts := _read_source(ctx, name, source)) is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for message_id, times in counts.items():
-                line = json.dumps({"id": message_id, "source": filled.source}) + "\n"
+                line = json.dumps({"id": message_id, "source": source.source}) + "\n"
                 out.write(line * times)
-        ctx.log.now(
-            "ledger.read", name, Outcome.OK, t_invoke, source=sources.describe(filled),
-            ids=len(counts), processings=sum(counts.values()),
-        )  # fmt: skip
+    positions: dict[str, dict[str, int]] = {}
+    for at, position in topology.position_sources():
+        if (counts := _read_source(ctx, ".".join(("ledger", *at)), position)) is None:
+            return
+        positions[at[-1]] = dict(counts)
+    if positions:
+        ctx.folder.positions.parent.mkdir(parents=True, exist_ok=True)
+        ctx.folder.positions.write_text(json.dumps(positions), encoding="utf-8")
+
+
+def _read_source(
+    ctx: RunContext, name: str, source: sources.LedgerSource | sources.KafkaOffsets
+) -> Counter[str] | None:
+    """The source's counts (placeholders filled), journaled; None when it cannot be read, and
+    then the run's ledger problem says why."""
+    assert ctx.layout is not None
+    folder, layout = ctx.experiment.topology_file.parent, ctx.layout
+    filled = source.filled(lambda text: fill_outside(text, folder, ctx.run_dir, layout))
+    t_invoke = time.time()
+    try:
+        counts = sources.read(filled)
+    except sources.LedgerSourceError as exc:
+        ctx.ledger_problem = str(exc)
+        ctx.log.now("ledger.read", name, Outcome.FAIL, t_invoke, error=str(exc))
+        ctx.say(f"[yellow]ledger not read: {escape(str(exc))}[/yellow]")
+        return None
+    ctx.log.now(
+        "ledger.read", name, Outcome.OK, t_invoke, source=sources.describe(filled),
+        ids=len(counts), processings=sum(counts.values()),
+    )  # fmt: skip
+    return counts
 
 
 def _ledger_file(ctx: RunContext, at: tuple[str, ...]) -> tuple[str, Path]:
@@ -130,6 +152,14 @@ def promised_checks(output: Output) -> list[LedgerCheck]:
         promised.append(
             ("the output holds one effect per message, as the target promises", "excess")
         )
+    if output.positions is not None:
+        promised.append(
+            (
+                "each partition's committed position is its records processed, as the target "
+                "promises",
+                "mismatched_positions",
+            )
+        )
     return [
         LedgerCheck.model_validate({"name": name, "ledger": value, "expect": "== 0"})
         for name, value in promised
@@ -151,7 +181,8 @@ def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
     try:
         places = {role: folder.place(role) for role in PLACE_ROLES}
         effects = folder.effects if folder.effects.is_file() else None
-        return summary.read(folder.sent, folder.processed, places, effects), None
+        positions = folder.positions if folder.positions.is_file() else None
+        return summary.read(folder.sent, folder.processed, places, effects, positions), None
     except LedgerUnreadable as exc:
         return None, f"the ledger cannot be read: {exc}"
 

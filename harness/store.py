@@ -82,6 +82,12 @@ class RunFolder:
         line per effect under the name the source counted it by."""
         return self.path / "ledger" / "effects.jsonl"
 
+    @property
+    def positions(self) -> Path:
+        """Each partition's committed position and processed records after the drain (the
+        target's ``output.positions``): ``{"committed": {partition: n}, "processed": {...}}``."""
+        return self.path / "ledger" / "positions.json"
+
     def place(self, role: str) -> Path:
         """The ids a target's place of that role (``dead_lettered``…) held after the drain."""
         return self.path / "ledger" / f"{role}.jsonl"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from harness.ledger.sources import LedgerSource
+from harness.ledger.sources import KafkaOffsets, LedgerSource
 from harness.topology import (
     LEDGER_PLACEHOLDERS,
     NAME_PATTERN,
@@ -181,12 +181,12 @@ def _check_publish(publish: LoadPublish, queue: str, source: Source) -> None:
 def _check_ledger(topology: TopologySpec, source: Source) -> None:
     """The ledger sources are read by the harness, outside any component: only the run's
     folder, the topology's folder and components' addresses mean something there."""
-    for at, ledger in topology.ledger_sources():
+    for at, ledger in [*topology.ledger_sources(), *topology.position_sources()]:
         _check_ledger_source(ledger, at, topology, source)
 
 
 def _check_ledger_source(
-    ledger: LedgerSource, at: tuple[str, ...], topology: TopologySpec, source: Source
+    ledger: LedgerSource | KafkaOffsets, at: tuple[str, ...], topology: TopologySpec, source: Source
 ) -> None:
     for field in ("url", "path"):
         text = getattr(ledger, field, None)

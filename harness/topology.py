@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.ledger.sources import LedgerSource, PlaceRole
+from harness.ledger.sources import KafkaOffsets, LedgerSource, PlaceRole, PositionSource
 from harness.model import Model
 from harness.units import (
     Condition,
@@ -200,19 +200,40 @@ class LoadPublish(Model):
     )
 
 
+class Positions(Model):
+    """Where a stream processor stands in each partition, read after the drain: the position
+    its group goes on from, and the records it processed, by partition."""
+
+    committed: PositionSource = Field(
+        description="each partition's committed position: a group's offsets ({source: kafka, "
+        "url, topic, group}) or rows of partition, position"
+    )
+    processed: LedgerSource = Field(
+        description="the records processed from each partition: rows of partition (one per "
+        "processing) or partition, count"
+    )
+
+
 class Output(Model):
     """What the target promises of its effects, and where to count them."""
 
     promise: Literal["at-least-once", "exactly-once"] = Field(
         "at-least-once",
         description="exactly-once (transactional or idempotent output): every run against the "
-        "target is also judged on duplicated == 0, and on excess == 0 when effects is given",
+        "target is also judged on duplicated == 0, on excess == 0 when effects is given and on "
+        "mismatched_positions == 0 when positions are",
     )
     effects: LedgerSource | None = Field(
         None,
         description="a ledger source whose counts add up to the effects the output holds (a "
         "stream processor's counts), read after the drain: the ledger's excess is those "
         "effects beyond one per message processed",
+    )
+    positions: Positions | None = Field(
+        None,
+        description="each partition's committed position and the records processed from it, "
+        "after the drain: the ledger's mismatched_positions are the partitions where the two "
+        "differ (a partition's records count from offset 0)",
     )
 
 
@@ -318,6 +339,16 @@ class TopologySpec(Model):
         if self.output.effects is not None:
             named.append((("output", "effects"), self.output.effects))
         return named
+
+    def position_sources(self) -> list[tuple[tuple[str, ...], LedgerSource | KafkaOffsets]]:
+        """The sources of the output's positions, by where they sit in the file."""
+        if (positions := self.output.positions) is None:
+            return []
+        at = ("output", "positions")
+        return [
+            ((*at, "committed"), positions.committed),
+            ((*at, "processed"), positions.processed),
+        ]
 
     def replica_names(self, component: str) -> list[str]:
         """``worker-0``, ``worker-1``, …; a single replica keeps the component's name."""

@@ -25,6 +25,8 @@ _UNJUDGED = {
     ),
     "excess": "the target declares no output.effects, so the effects its output holds are not "
     "counted",
+    "mismatched_positions": "the target declares no output.positions, so its committed "
+    "positions are not read",
 }
 
 
@@ -49,6 +51,7 @@ class LedgerCheck(Check):
         "attempts_p99",
         "concurrent",
         "excess",
+        "mismatched_positions",
         "acknowledged",
         "processed",
         "indeterminate",

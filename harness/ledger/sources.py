@@ -78,6 +78,17 @@ class HttpLedger(LedgerPlace):
     url: str
 
 
+class KafkaOffsets(LedgerPlace):
+    """A consumer group's committed offset in each partition of a topic, by partition: where
+    the group goes on from. A position, not a ledger of ids: only ``output.positions`` reads it."""
+
+    place: ClassVar[str] = "url"
+    source: Literal["kafka"]
+    url: str = Field(description="the bootstrap host:port; placeholders such as {addr:broker}")
+    topic: str
+    group: str
+
+
 # Where an acknowledged message may rest without being processed, so not lost: the roles a
 # target's ``places`` may name, in the order the ledger tries them for an id found in several.
 PlaceRole = Literal["dead_lettered", "delayed", "pending"]
@@ -97,6 +108,13 @@ LedgerSource = Annotated[
     ),
 ]
 
+# Where a partition's committed position is read: a group's offsets, or a source of the
+# ledger's kinds whose rows are ``partition, position``.
+PositionSource = Annotated[
+    KafkaOffsets | RedisLedger | SqliteLedger | PostgresLedger | FileLedger | HttpLedger,
+    Field(discriminator="source"),
+]
+
 TIMEOUT_S = 10.0
 
 
@@ -104,9 +122,12 @@ class LedgerSourceError(Exception):
     """The source could not be read; the message says which and why."""
 
 
-def read(source: LedgerSource) -> collections.Counter[str]:
-    """How many times each id was processed, by the source (placeholders already filled)."""
+def read(source: LedgerSource | KafkaOffsets) -> collections.Counter[str]:
+    """How many times each id was processed, by the source (placeholders already filled); for
+    a group's offsets, each partition's committed offset."""
     try:
+        if isinstance(source, KafkaOffsets):
+            return _kafka(source)
         if isinstance(source, RedisLedger):
             return _redis(source)
         if isinstance(source, SqliteLedger):
@@ -122,19 +143,21 @@ def read(source: LedgerSource) -> collections.Counter[str]:
         raise _unreadable(source, exc) from exc
 
 
-def _unreadable(source: LedgerSource, exc: Exception) -> LedgerSourceError:
+def _unreadable(source: LedgerSource | KafkaOffsets, exc: Exception) -> LedgerSourceError:
     message = secrets.text(f"{type(exc).__name__}: {exc}")  # libpq echoes the URI
     return LedgerSourceError(f"{describe(source)}: {message}")
 
 
-def _library(module: str, source: LedgerSource) -> Any:
+def _library(module: str, source: LedgerSource | KafkaOffsets) -> Any:
     try:
         return extras.require(module, f"a {type(source).__name__} ledger source")
     except MissingComponent as exc:
         raise LedgerSourceError(f"{describe(source)}: {exc}") from None
 
 
-def describe(source: LedgerSource) -> str:
+def describe(source: LedgerSource | KafkaOffsets) -> str:
+    if isinstance(source, KafkaOffsets):
+        return f"kafka group {source.group!r} on {source.topic!r} at {secrets.text(source.url)}"
     if isinstance(source, RedisLedger):
         return f"redis key {source.key!r} at {secrets.url(source.url)}"
     if isinstance(source, SqliteLedger):
@@ -221,6 +244,27 @@ def _files(source: FileLedger) -> collections.Counter[str]:
         text = Path(name).read_text(encoding="utf-8", errors="replace")
         counts.update(line.strip() for line in text.splitlines() if line.strip())
     return counts
+
+
+def _kafka(source: KafkaOffsets) -> collections.Counter[str]:
+    """The group's committed offsets, read without joining the group (a partition it never
+    committed in has none, and counts as position 0)."""
+    kafka = _library("confluent_kafka", source)
+    reader = kafka.Consumer(
+        {"bootstrap.servers": source.url, "group.id": source.group, "enable.auto.commit": False,
+         "socket.connection.setup.timeout.ms": 1000, "log_level": 0}
+    )  # fmt: skip
+    try:
+        topic = reader.list_topics(source.topic, timeout=TIMEOUT_S).topics[source.topic]
+        if topic.error is not None:
+            raise LedgerSourceError(f"{describe(source)}: {topic.error.str()}")
+        partitions = [kafka.TopicPartition(source.topic, p) for p in topic.partitions]
+        committed = reader.committed(partitions, timeout=TIMEOUT_S)
+    except kafka.KafkaException as exc:
+        raise _unreadable(source, exc) from exc
+    finally:
+        reader.close()
+    return collections.Counter({str(p.partition): p.offset for p in committed if p.offset > 0})
 
 
 def _http(source: HttpLedger) -> collections.Counter[str]:

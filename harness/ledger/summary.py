@@ -11,6 +11,7 @@ by SQL over the tables the files are read into, so that ten million messages tak
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -55,6 +56,9 @@ class LedgerSummary:
     # The effects the target's output held beyond one per message processed; None: the target
     # declares no ``output.effects``.
     excess: int | None = None
+    # Partitions whose committed position is not the number of records processed from them;
+    # None: the target declares no ``output.positions``.
+    mismatched_positions: int | None = None
 
     @property
     def duplicate_rate(self) -> float:
@@ -103,7 +107,7 @@ _CATEGORIES: dict[str, str] = {
 }
 _PLACED: set[str] = set(PLACE_ROLES)
 # The values a ledger may not tell (None): absent from a journal written before them.
-_JUDGED = (*ORDER_VALUES, *DELIVERY_VALUES, "excess")
+_JUDGED = (*ORDER_VALUES, *DELIVERY_VALUES, "excess", "mismatched_positions")
 
 
 def read(
@@ -111,9 +115,11 @@ def read(
     processed: Path,
     places: Mapping[PlaceRole, Path] | None = None,
     effects: Path | None = None,
+    positions: Path | None = None,
 ) -> LedgerSummary:
     """The summary of a run's ledger files: sends, processings, the ids each place held (a
-    missing file holds none) and the effects the output held (None: not counted)."""
+    missing file holds none), the effects the output held and its positions (None: not
+    counted)."""
     with database() as db:
         load_sends(db, sent, ("t", "key"))
         load_processings(db, processed, ("t", "start", "consumer"))
@@ -131,7 +137,29 @@ def read(
             load_place(db, effects, "effects")
             (total,) = db.execute("SELECT count(*) FROM effects").fetchone() or (0,)
             counts["excess"] = int(total) - found.processed
+        if positions is not None:
+            mismatched = mismatched_positions(json.loads(positions.read_text(encoding="utf-8")))
+            counts["mismatched_positions"] = len(mismatched)
+            examples["mismatched_positions"] = mismatched[:EXAMPLES]
         return replace(found, **counts, examples={**found.examples, **examples})
+
+
+def mismatched_positions(positions: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """Each partition whose committed position is not the number of its records processed, as
+    Kafka's own system tests compare them: more processings are records processed again (a
+    member that died between its output and its commit), fewer are records the group passed
+    over; a partition absent from one side is at 0 there."""
+    committed, processed = positions.get("committed", {}), positions.get("processed", {})
+    return [
+        f"{partition}: committed {committed.get(partition, 0)}, "
+        f"processed {processed.get(partition, 0)}"
+        for partition in sorted({*committed, *processed}, key=_partition_order)
+        if committed.get(partition, 0) != processed.get(partition, 0)
+    ]
+
+
+def _partition_order(partition: str) -> tuple[int, str]:
+    return (int(partition), "") if partition.isdigit() else (0, partition)
 
 
 def summarize(sends: Mapping[str, SendOutcome], processed: Mapping[str, int]) -> LedgerSummary:

@@ -82,6 +82,7 @@ WINDOWS = ("--target", "examples/kafka-windows", "--set", "load.rate=100/s",
 PROMISED = (
     "the output is exactly once, as the target promises",
     "the output holds one effect per message, as the target promises",
+    "each partition's committed position is its records processed, as the target promises",
 )
 
 
@@ -109,6 +110,7 @@ def test_a_stream_processor_that_stores_its_offsets_with_its_counts_counts_each_
     assert all(checks[name] == "held" for name in PROMISED), journal["checks"]
     ledger = journal["ledger"]
     assert ledger["duplicated"] == 0 and ledger["excess"] == 0 and ledger["lost"] == 0
+    assert ledger["mismatched_positions"] == 0
     assert windows_counted(journal) == ledger["processed"] > 0
     assert_exact_ledger(ledger)
 
@@ -117,8 +119,9 @@ def test_a_stream_processors_counts_exceed_the_truth_by_exactly_the_duplicates(
     harness_cli, tmp_path: Path
 ) -> None:
     """With the offsets committed to Kafka after the counts, a killed member's batch is read and
-    counted again by the member taking its partitions: the promise fails, and the ledger's
-    excess is the extra deliveries."""
+    counted again by the member taking its partitions: the promise fails, the ledger's excess
+    is the extra deliveries, and those partitions count more events than their committed
+    position (which, drained, is their end)."""
     at_least_once = ("--set", "worker.env.OFFSETS=kafka")
     result, journal = run_windows(harness_cli, tmp_path / "runs", *at_least_once)
     checks = verdicts(journal)
@@ -131,6 +134,11 @@ def test_a_stream_processors_counts_exceed_the_truth_by_exactly_the_duplicates(
     # The truth is one count per event processed; every extra count is a delivery again.
     assert ledger["excess"] == ledger["deliveries"] - ledger["processed"] > 0
     assert windows_counted(journal) - ledger["processed"] == ledger["excess"]
+    positions = json.loads((Path(journal["run_dir"]) / "ledger" / "positions.json").read_text())
+    committed, processed = positions["committed"], positions["processed"]
+    assert sum(processed.values()) - sum(committed.values()) == ledger["excess"]
+    assert sum(committed.values()) == ledger["processed"]
+    assert ledger["mismatched_positions"] == sum(processed[p] != committed[p] for p in processed)
     assert_exact_ledger(ledger)
 
 

@@ -438,3 +438,18 @@ def test_a_target_that_promises_exactly_once_is_judged_on_its_promise() -> None:
         {"promise": "exactly-once", "effects": {"source": "file", "path": "{run}/effects"}}
     )
     assert [c.ledger for c in promised_checks(counted)] == ["duplicated", "excess"]
+    positioned = Output.model_validate(
+        {
+            "promise": "exactly-once",
+            "positions": {
+                "committed": {
+                    "source": "kafka",
+                    "url": "{addr:broker}",
+                    "topic": "t",
+                    "group": "g",
+                },
+                "processed": {"source": "file", "path": "{run}/partitions"},
+            },
+        }
+    )
+    assert [c.ledger for c in promised_checks(positioned)] == ["duplicated", "mismatched_positions"]

@@ -1,7 +1,8 @@
-"""Deliveries per message and overlapping processings, from every delivery the sink recorded."""
+"""Deliveries per message, overlapping processings, and what an output holds and commits."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from harness.ledger import summary
@@ -87,3 +88,28 @@ def test_effects_beyond_one_per_message_processed_are_the_excess(tmp_path: Path)
     found = judged(tmp_path, ["a", "b", "c"], *deliveries, effects=5)
     assert found.excess == 2  # five counts for three events
     assert judged(tmp_path, ["a"], delivery("a", 1, 2, "w1")).excess is None  # not declared
+
+
+def test_partitions_whose_committed_position_is_not_their_records_processed_are_mismatched(
+    tmp_path: Path,
+) -> None:
+    """Kafka's system tests compare them per partition: more processings than the position
+    were processed again, fewer were passed over; a partition on one side only is at 0."""
+    positions = {
+        "committed": {"0": 3, "1": 5, "10": 2},
+        "processed": {"0": 3, "1": 7, "2": 1},
+    }
+    path = tmp_path / "positions.json"
+    path.write_text(json.dumps(positions), encoding="utf-8")
+    found = summary.read(
+        write_lines(tmp_path / "sent.jsonl", *sent("a")),
+        write_lines(tmp_path / "processed.jsonl", delivery("a", 1, 2, "w1")),
+        positions=path,
+    )
+    assert found.mismatched_positions == 3
+    assert found.examples["mismatched_positions"] == [
+        "1: committed 5, processed 7",
+        "2: committed 0, processed 1",
+        "10: committed 2, processed 0",
+    ]
+    assert judged(tmp_path, ["a"], delivery("a", 1, 2, "w1")).mismatched_positions is None

@@ -101,6 +101,7 @@ def test_a_run_with_every_kind_of_anomaly() -> None:
         "attempts_p99": None,
         "concurrent": None,
         "excess": None,  # no output's effects counted
+        "mismatched_positions": None,  # no output's positions read
         "duplicate_rate": 0.5,
         "loss_rate": 0.25,
     }

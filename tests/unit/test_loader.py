@@ -283,6 +283,20 @@ TOPOLOGY_CASES = [
     case("effects-placeholder-of-a-component", "load: {component: api}",
         'load: {component: api}\noutput: {effects: {source: file, path: "{data}/x"}}',
         "output.effects.path", "{data}", "unknown placeholder {data} in a ledger source"),
+    case("positions-of-an-unknown-source", "load: {component: api}",
+        'load: {component: api}\noutput:\n  positions:\n    committed: {source: zookeeper}\n'
+        '    processed: {source: file, path: "{run}/x"}',
+        "output.positions.committed", "source: zookeeper", "'kafka', 'redis'"),
+    case("positions-of-a-group-without-its-topic", "load: {component: api}",
+        'load: {component: api}\noutput:\n  positions:\n'
+        '    committed: {source: kafka, url: "{addr:api}", group: g}\n'
+        '    processed: {source: file, path: "{run}/x"}',
+        "output.positions.committed.kafka.topic", "source: kafka", "required field is missing"),
+    case("positions-placeholder-of-a-component", "load: {component: api}",
+        'load: {component: api}\noutput:\n  positions:\n'
+        '    committed: {source: kafka, url: "{addr:cache}", topic: t, group: g}\n'
+        '    processed: {source: file, path: "{run}/x"}',
+        "output.positions.committed.url", "{addr:cache}", "no component 'cache'"),
     case("unknown-promise", "load: {component: api}",
         "load: {component: api}\noutput: {promise: at-most-once}", "output.promise",
         "at-most-once", "Input should be 'at-least-once' or 'exactly-once'"),

@@ -1,7 +1,7 @@
 """The stream processor: counts events per customer in 5 s tumbling windows. One member of the
-consumer group ``windows`` on the topic ``events``; each event's count, and its id, go to SQLite
-in one transaction as it is processed, and a batch's offsets are committed to Kafka once all of
-it is counted.
+consumer group ``windows`` on the topic ``events``; each event's count, its id and its
+partition go to SQLite in one transaction as it is processed, and a batch's offsets are
+committed to Kafka once all of it is counted.
 
 OFFSETS=db (the default): exactly once. The transaction also stores the partition's next
 offset, a member given a partition starts from the offset stored there, and an event at an
@@ -34,7 +34,8 @@ db = sqlite3.connect(os.environ["COUNTS_DB"], timeout=30, isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("CREATE TABLE IF NOT EXISTS counts (window INTEGER, customer TEXT, n INTEGER, "
            "PRIMARY KEY (window, customer))")  # fmt: skip
-db.execute("CREATE TABLE IF NOT EXISTS counted (id TEXT, customer TEXT, member TEXT)")
+db.execute("CREATE TABLE IF NOT EXISTS counted (id TEXT, customer TEXT, member TEXT, "
+           "partition INTEGER)")  # fmt: skip
 db.execute("CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next INTEGER)")
 in_db = os.environ.get("OFFSETS", "db") == "db"
 consumer = Consumer(
@@ -93,7 +94,8 @@ while not stopping:
                 (window, customer),
             )
             db.execute(
-                "INSERT INTO counted VALUES (?, ?, ?)", (record.value().decode(), customer, member)
+                "INSERT INTO counted VALUES (?, ?, ?, ?)",
+                (record.value().decode(), customer, member, record.partition()),
             )
             if in_db:
                 db.execute(
