@@ -89,6 +89,8 @@ class Component:
 
 CATALOGUE: tuple[Component, ...] = (
     Component("redis-server", "debian", "redis-server", version_pattern=r"v=(\S+)"),
+    # Reads the bytes of the links' open connections: the evidence that a link fault bit.
+    Component("ss", "debian", "iproute2", r"iproute2-(\S+)", version_command=("ss", "-V")),
     Component(
         "rabbitmq-server",
         "debian",

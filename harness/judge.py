@@ -19,10 +19,13 @@ from rich.markup import escape
 
 from harness import secrets
 from harness.checks import CheckResult, Evidence, ThresholdCheck, evaluate
+from harness.checks.effect import EffectCheck
 from harness.checks.ledger import LedgerCheck
 from harness.context import RunContext
 from harness.deploy.base import fill_outside
 from harness.errors import HarnessError
+from harness.faults.evidence import Effect
+from harness.faults.evidence import effects as fault_effects
 from harness.journal import Event, Journal, Outcome
 from harness.ledger import LedgerSummary, sources, summary
 from harness.ledger.files import LedgerUnreadable
@@ -118,8 +121,28 @@ def judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
         ctx.experiment.topology.lacks,
         ctx.ledger_problem,
         _host_saturation(ctx),
+        _fault_effects(ctx),
     )
     return evaluate_all(ctx.experiment, evidence)
+
+
+def _fault_effects(ctx: RunContext) -> list[Effect]:
+    """What each fault's occurrences touched, journaled; the console says it once per fault."""
+    t_invoke = time.time()
+    folder = ctx.folder
+    found = fault_effects(ctx.log.events, ctx.experiment.topology, folder.processed, folder.traffic)
+    for effect in found:
+        ctx.log.now("fault.effect", effect.target, effect.outcome(), t_invoke, **effect.value())
+    for label in dict.fromkeys(e.label for e in found):
+        each = [e for e in found if e.label == label]
+        bit = [e for e in each if e.bit]
+        if bit:
+            ctx.say(f"{label} took effect {len(bit)} of {len(each)} times: "
+                    f"{escape(bit[0].describe())}")  # fmt: skip
+        else:
+            ctx.say(f"[yellow]{label}: no evidence it took effect ({escape(each[0].describe())})"
+                    "[/yellow]")  # fmt: skip
+    return found
 
 
 def steady_state_checks(
@@ -168,11 +191,14 @@ def promised_checks(output: Output) -> list[LedgerCheck]:
 
 def evaluate_all(experiment: Experiment, evidence: Evidence) -> list[CheckResult]:
     """The steady state's checks (before the first fault, and at the end), then the
-    experiment's, then those of the target's promise."""
+    experiment's, then those of the target's promise, then whether each fault that must
+    take effect did."""
     spec = experiment.spec
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(experiment.faults))]
     promised = promised_checks(experiment.topology.output)
-    return [evaluate(check, evidence) for check in [*checks, *spec.checks, *promised]]
+    required = [EffectCheck.of(entry.label) for entry in experiment.faults if entry.require_effect]
+    every = [*checks, *spec.checks, *promised, *required]
+    return [evaluate(check, evidence) for check in every]
 
 
 def read_ledger(run_dir: Path) -> tuple[LedgerSummary | None, str | None]:
@@ -206,7 +232,8 @@ def stored_evidence(journal: Journal, experiment: Experiment, promql: PromQL) ->
     gaps = _gaps(promql, events, moments) + _latency_gaps(promql, load, moments)
     drained = any(e.kind == "drain" and e.outcome is Outcome.OK for e in events)
     lacks = experiment.topology.lacks
-    return Evidence(promql, dict(moments), ledger, drained, gaps, lacks, problem, host)
+    effects = [Effect.of_event(e) for e in events if e.kind == "fault.effect"]
+    return Evidence(promql, dict(moments), ledger, drained, gaps, lacks, problem, host, effects)
 
 
 def save_series(ctx: RunContext, promql: PromQL) -> None:

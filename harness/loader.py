@@ -266,6 +266,7 @@ def _fault_entries(
         yield FaultEntry(
             index, label, entry.fault, entry.at, entry.for_, entry.every, entry.times,
             targets, entry.count, entry.percent, fault,
+            spec.require_effect if entry.require_effect is None else entry.require_effect,
         )  # fmt: skip
 
 

@@ -93,6 +93,11 @@ class TimelineEntry(BaseModel):
     component: str | list[str] | None = None
     count: int | None = Field(None, ge=1, description="how many replicas")
     percent: float | None = Field(None, gt=0, le=100, description="what share of the replicas")
+    require_effect: bool | None = Field(
+        None,
+        description="the run is inconclusive unless one of its occurrences shows that it took "
+        "effect; default: the experiment's require_effect",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TimelineEntry:
@@ -121,6 +126,11 @@ class ExperimentSpec(Model):
     drain: Duration = Field(30.0, description="longest wait for the backlog to empty after load")
     steady_state: list[SteadyState] = []
     timeline: list[TimelineEntry] = []
+    require_effect: bool = Field(
+        False,
+        description="every fault must show that it took effect (traffic on its link, work on "
+        "its replica), or the run is inconclusive",
+    )
     checks: list[AnyCheck] = Field(min_length=1)
     abort_if: list[ConditionField] = Field(
         [], description="PromQL conditions checked every second; one that holds aborts the run"
@@ -152,6 +162,7 @@ class FaultEntry:
     count: int | None
     percent: float | None
     fault: Fault
+    require_effect: bool = False
 
     def starts(self, horizon_s: float) -> list[float]:
         """Every occurrence's start: ``at``, then every ``every`` while before ``horizon_s``."""

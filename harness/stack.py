@@ -27,6 +27,7 @@ from harness.journal import Outcome
 from harness.judge import save_series
 from harness.observe.prometheus import Prometheus, ScrapeTarget, arguments
 from harness.observe.promql import PromQL
+from harness.observe.traffic import LinkTraffic
 
 Deployer = Callable[[list[list[Instance]]], Deployment]
 
@@ -104,13 +105,15 @@ def deploy(
     # keeps its series for the report.
     teardown.callback(ctx.safely, "save series for the report", lambda: save_series(ctx, promql))
 
-    network = _link_network(ctx, teardown, toxiproxy_port, engine)
+    network, traffic = _link_network(ctx, teardown, toxiproxy_port, engine, where.links)
     for link, port in where.links.items():
         network.create(
             LinkAddress(
                 link, port, where.upstream(link), where.upstream_host(link), where.proxy_host
             )
         )
+    traffic.start()
+    teardown.callback(ctx.safely, "stop sampling the links' traffic", traffic.stop)
     say(f"toxiproxy: {len(where.links)} links behind proxies; prometheus at {prometheus.url}")
 
     if deployer is None:
@@ -152,10 +155,8 @@ class ContainerEngine:
         """The run's Toxiproxy as a container; its binary is at /toxiproxy, as in the public
         image."""
         port = containers.TOXIPROXY_API_PORT
-        return self._service(
-            ctx, "toxiproxy", ["/toxiproxy", "-host", "0.0.0.0", "-port", str(port)],
-            (self.proxy_host, port), "/version",
-        )  # fmt: skip
+        argv = ["/toxiproxy", "-host", "0.0.0.0", "-port", str(port), "-proxy-metrics"]
+        return self._service(ctx, "toxiproxy", argv, (self.proxy_host, port), "/version")
 
     def prometheus(
         self, ctx: RunContext, scrape: list[ScrapeTarget], read_from: str | None
@@ -210,17 +211,25 @@ def _engine(ctx: RunContext, teardown: ExitStack) -> ContainerEngine:
 
 
 def _link_network(
-    ctx: RunContext, teardown: ExitStack, port: int, engine: ContainerEngine | None
-) -> LinkNetwork:
+    ctx: RunContext,
+    teardown: ExitStack,
+    port: int,
+    engine: ContainerEngine | None,
+    ports: dict[str, int],
+) -> tuple[LinkNetwork, LinkTraffic]:
     """The run's own Toxiproxy (a process, or a container on the run's network), reset at
     teardown; or the topology's existing one, where the run's proxies carry its id and teardown
-    removes only them."""
+    removes only them. With it, the sampler of the bytes through each link."""
     existing = ctx.experiment.topology.toxiproxy
+    path = ctx.folder.traffic
     if existing is not None:
         host, api_port = existing.address
         network = LinkNetwork(api_port, host, prefix=f"{ctx.run_id}.")
         teardown.callback(ctx.safely, "remove the run's proxies", network.remove)
-        return network
+        remote = None if host in ("127.0.0.1", "localhost") else (
+            f"the open connections of a Toxiproxy on another host ({host}) cannot be read"
+        )  # fmt: skip
+        return network, LinkTraffic(network.url, ports, path, network.prefix, open_unseen=remote)
     toxiproxy: Service
     if engine is None:
         log = ctx.folder.log("toxiproxy")
@@ -233,4 +242,5 @@ def _link_network(
     teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
     network = LinkNetwork(toxiproxy.port, engine.proxy_host if engine else "127.0.0.1")
     teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
-    return network
+    netns = toxiproxy.pid() if isinstance(toxiproxy, containers.ServiceContainer) else None
+    return network, LinkTraffic(network.url, ports, path, netns=netns)

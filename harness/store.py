@@ -88,6 +88,13 @@ class RunFolder:
         target's ``output.positions``): ``{"committed": {partition: n}, "processed": {...}}``."""
         return self.path / "ledger" / "positions.json"
 
+    @property
+    def traffic(self) -> Path:
+        """The bytes through each link's proxy so far, sampled each second: a line
+        ``{"t": ..., "bytes": {link: n}}``, or ``{"t": ..., "error": why}`` when they could not
+        be read."""
+        return self.path / "traffic.jsonl"
+
     def place(self, role: str) -> Path:
         """The ids a target's place of that role (``dead_lettered``…) held after the drain."""
         return self.path / "ledger" / f"{role}.jsonl"

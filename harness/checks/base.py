@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from harness.faults.evidence import Effect
 from harness.ledger import LedgerSummary
 from harness.model import Model
 from harness.observe.footprint import HostSpan
@@ -41,6 +42,7 @@ class Evidence:
     lacks: Mapping[str, str] = field(default_factory=dict)  # the target's: metric → why
     ledger_problem: str | None = None  # why there is no ledger, when its source failed
     saturated: Sequence[HostSpan] = ()  # when the host's CPU was saturated
+    effects: Sequence[Effect] = ()  # what each fault's occurrences touched
 
     def time(self, moment: Moment) -> float:
         if moment.anchor not in self.moments:

@@ -231,6 +231,11 @@ class ServiceContainer:
         if self.ready_s is None and self.started_at is not None:
             self.ready_s = round(time.time() - self.started_at, 3)
 
+    def pid(self) -> int:
+        """Its main process's pid on the engine's host: the way into its network namespace."""
+        self.container.reload()
+        return int(self.container.attrs["State"]["Pid"])
+
     def stop(self) -> None:
         _save_logs(self.container, self.log_path)
         self.cpu_s = _cpu_s(self.container)

@@ -55,7 +55,9 @@ class ToxiproxyServer:
     def __init__(self, binary: Path, port: int, log_path: Path) -> None:
         self.port = port
         self.process = ManagedProcess(
-            "toxiproxy", [str(binary), "-host", "127.0.0.1", "-port", str(port)], log_path
+            "toxiproxy",
+            [str(binary), "-host", "127.0.0.1", "-port", str(port), "-proxy-metrics"],
+            log_path,
         )
 
     @property

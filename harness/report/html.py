@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.faults.evidence import Effect
 from harness.journal import Event, Journal
 from harness.report import charts
 from harness.report.charts import LEAD_S, Chart, Span
@@ -51,6 +52,7 @@ def write(run_dir: Path, journal: Journal, saved: Sequence[Chart]) -> Path:
         charts=shown,
         saturated=bool(saturated),
         timeline=[_row(event, zero) for event in journal.timeline],
+        effects=[Effect.of_event(e) for e in journal.timeline if e.kind == "fault.effect"],
         experiment_text=_experiment_text(run_dir, journal),
     )
     path = RunFolder(run_dir).report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import socketserver
 import threading
@@ -14,7 +15,9 @@ import pytest
 from harness import components
 from harness.deploy.links import LinkAddress, LinkNetwork, ToxiproxyServer
 from harness.deploy.ports import PortAllocator
+from harness.deploy.process import ManagedProcess, Readiness
 from harness.faults import FAULTS, FaultTools, Target
+from harness.observe.traffic import LinkTraffic, moved
 
 pytestmark = [pytest.mark.integration]
 
@@ -108,3 +111,58 @@ def test_a_one_way_partition_drops_one_direction(network: tuple[LinkNetwork, int
             sock.recv(16)  # the request went up; the answer never comes down
     applied.heal()
     assert round_trip(port) < 0.2
+
+
+def test_the_traffic_of_open_and_closed_connections_is_counted_once_each(
+    network: tuple[LinkNetwork, int], tmp_path: Path
+) -> None:
+    """Toxiproxy counts a connection's bytes only once it closes: an open one is read from the
+    kernel, so a long-lived connection's traffic shows while it flows, and closing it neither
+    loses nor doubles what it moved."""
+    links, port = network
+    traffic = LinkTraffic(links.url, {"client->echo": port}, tmp_path / "traffic.jsonl")
+    assert traffic.sample()["bytes"] == {"client->echo": 0}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for _ in range(10):
+            sock.sendall(b"x" * 100)
+            assert len(sock.recv(200)) > 0
+        time.sleep(0.2)  # the echo's last bytes acknowledged
+        flowing = traffic.sample()["bytes"]["client->echo"]  # type: ignore[index]
+        assert flowing >= 1000  # both ways, on a connection still open
+    time.sleep(0.5)  # Toxiproxy has seen the close
+    closed = traffic.sample()["bytes"]["client->echo"]  # type: ignore[index]
+    assert flowing <= closed <= flowing + 2000
+
+
+def test_link_traffic_is_sampled_into_the_run_folder_until_stopped(
+    network: tuple[LinkNetwork, int], tmp_path: Path
+) -> None:
+    links, port = network
+    path = tmp_path / "traffic.jsonl"
+    traffic = LinkTraffic(links.url, {"client->echo": port}, path)
+    traffic.start()
+    time.sleep(0.5)
+    round_trip(port)
+    time.sleep(2)
+    traffic.stop()
+    samples = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(samples) >= 3 and all("bytes" in s for s in samples)
+    first, last = samples[0]["t"], samples[-1]["t"]
+    assert moved(path, "client->echo", first, last) == 8  # ping, and its echo
+    assert moved(path, "client->echo", last, last + 10) is None  # no sample after it
+    assert moved(path, "other->link", first, last) is None
+
+
+def test_a_toxiproxy_without_its_metrics_leaves_the_traffic_untold(tmp_path: Path) -> None:
+    """A Toxiproxy started without -proxy-metrics (a user's own) serves no byte counts."""
+    ports = PortAllocator()
+    binary = components.find("toxiproxy-server")
+    api = ports.allocate()
+    process = ManagedProcess("toxiproxy", [str(binary), "-port", str(api)], tmp_path / "log")
+    process.start()
+    try:
+        process.wait_ready(10, Readiness(api, "/version"))
+        sample = LinkTraffic(f"http://127.0.0.1:{api}", {"a->b": 1}, tmp_path / "t").sample()
+    finally:
+        process.stop()
+    assert "-proxy-metrics" in str(sample["error"]) and "bytes" not in sample

@@ -1,0 +1,37 @@
+"""Whether a fault took effect: the check an experiment's ``require_effect`` adds for a fault.
+
+Not a kind an experiment writes in ``checks``: a fault that did not bite makes the run
+inconclusive, never failed, because the system was not tested, not found wanting.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from harness.checks.base import Check, Evidence, Unmeasurable
+from harness.verdict import Verdict
+
+
+class EffectCheck(Check):
+    """One of the fault's occurrences shows that it touched traffic or work (the evidence of
+    ``harness.faults.evidence``)."""
+
+    kind: ClassVar[str] = "effect"
+
+    fault: str  # the timeline entry's label
+
+    @classmethod
+    def of(cls, label: str) -> EffectCheck:
+        return cls(name=f"the fault {label} took effect", fault=label)
+
+    def expected(self) -> str:
+        return f"evidence that {self.fault} touched traffic or work"
+
+    def judge(self, evidence: Evidence) -> tuple[Verdict, str]:
+        occurrences = [e for e in evidence.effects if e.label == self.fault]
+        if not occurrences:
+            raise Unmeasurable(f"{self.fault} was never applied")
+        bit = [e for e in occurrences if e.bit]
+        if not bit:
+            raise Unmeasurable("; ".join(e.describe() for e in occurrences))
+        return Verdict.HELD, f"{len(bit)} of {len(occurrences)} took effect: {bit[0].describe()}"
