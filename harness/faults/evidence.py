@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.faults.base import Reach
+from harness.faults.base import FAULTS, Reach
 from harness.faults.network import Partition
 from harness.journal import Event, Outcome
 from harness.ledger.files import database, load_processings
@@ -88,8 +88,6 @@ def effects(
     events: Sequence[Event], topology: TopologySpec, processed: Path, traffic: Path
 ) -> list[Effect]:
     """The evidence of every occurrence that was applied, in the order they were applied."""
-    from harness.faults import FAULTS
-
     spans = list(_spans(events))
     if not spans:
         return []
