@@ -30,7 +30,10 @@ class EffectCheck(Check):
     def judge(self, evidence: Evidence) -> tuple[Verdict, str]:
         occurrences = [e for e in evidence.effects if e.label == self.fault]
         if not occurrences:
-            raise Unmeasurable(f"{self.fault} was never applied")
+            raise Unmeasurable(
+                f"the journal records no effect of {self.fault}: it was never applied, or the "
+                "run was made before faults' effects were recorded"
+            )
         bit = [e for e in occurrences if e.bit]
         if not bit:
             raise Unmeasurable("; ".join(e.describe() for e in occurrences))

@@ -169,7 +169,12 @@ def effect(label: str, bit: bool | None, occurrence: int = 1) -> Effect:
             "inconclusive",
             "pause on worker: none; pause on worker: none",
         ),
-        ([effect("other", True)], "inconclusive", "hang was never applied"),
+        (
+            [effect("other", True)],
+            "inconclusive",
+            "the journal records no effect of hang: it was never applied, or the run was made "
+            "before faults' effects were recorded",
+        ),
     ],
 )
 def test_a_fault_that_must_take_effect_holds_once_any_occurrence_did(
