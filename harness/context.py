@@ -41,6 +41,7 @@ class RunContext:
     ledger_problem: str | None = None  # the ledger source could not be read: why
     drained: bool = False
     load_failure: str | None = None  # the load generator died: no verdict can be trusted as held
+    faults_skipped: bool = False  # a control run (``harness run --control``)
     layout: Layout | None = None
     deployment: Deployment | None = None
     promql: PromQL | None = None
@@ -76,14 +77,17 @@ class RunContext:
         self.moments[moment] = t
 
     def note_fault(self, event: Event) -> None:
-        """Fault moments: each label's start and end, and the span of all faults."""
-        if event.outcome is not Outcome.OK:
+        """Fault moments: each label's start and end, and the span of all faults (also those
+        a control run skipped)."""
+        skipped = event.kind == "fault.skipped"
+        if event.outcome is not Outcome.OK and not skipped:
             return
         label = str(event.value.get("label"))
-        if event.kind == "fault.apply":
+        action = event.value.get("at") if skipped else event.kind.removeprefix("fault.")
+        if action == "apply":
             self.moments.setdefault(f"{label}.start", event.t_complete)
             self.moments.setdefault("fault.start", event.t_complete)
-        elif event.kind == "fault.heal":
+        elif action == "heal":
             self.moments[f"{label}.end"] = event.t_complete
             self.moments["fault.end"] = max(self.moments.get("fault.end", 0.0), event.t_complete)
 

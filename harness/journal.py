@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -27,7 +27,9 @@ from harness.verdict import Verdict
 
 JOURNAL_VERSION = 2
 # The fields of a run in ``harness run --json``.
-BRIEF = ("experiment", "target", "verdict", "reason", "run_dir", "seed", "checks", "ledger")
+BRIEF = (
+    "experiment", "target", "verdict", "reason", "run_dir", "seed", "checks", "ledger", "control"
+)  # fmt: skip
 
 
 class Outcome(Enum):
@@ -94,6 +96,41 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class ControlLink:
+    """A faulted run's control run (``harness run --control``): the same experiment, seed and
+    load with the faults skipped. ``unmoved``: the checks that held in both runs with the same
+    observed value, which the faults did not move."""
+
+    run_id: str
+    run_dir: str
+    verdict: Verdict
+    unmoved: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, control: Journal, checks: Sequence[CheckResult]) -> ControlLink:
+        held = {c.name: c.observed for c in control.checks if c.verdict is Verdict.HELD}
+        same = [
+            c.name for c in checks if c.verdict is Verdict.HELD and held.get(c.name) == c.observed
+        ]
+        return cls(control.run_id, control.run_dir, control.verdict, tuple(same))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "run_dir": self.run_dir,
+            "verdict": self.verdict.value,
+            "unmoved": list(self.unmoved),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ControlLink:
+        return cls(
+            str(data["run_id"]), str(data["run_dir"]), Verdict(data["verdict"]),
+            tuple(str(name) for name in data.get("unmoved") or ()),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Journal:
     """A finished run: what ran, where, its verdict and why, each check, every event, the
     ledger, and what each process cost. ``to_json`` is ``journal.json``."""
@@ -121,6 +158,8 @@ class Journal:
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     harness_cpu_s: float | None = None
     cleanup_errors: tuple[str, ...] = ()
+    faults_skipped: bool = False  # a control run's
+    control: ControlLink | None = None  # a faulted run's control run
     journal_version: int = JOURNAL_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -149,6 +188,8 @@ class Journal:
             "components": self.components,
             "harness_cpu_s": self.harness_cpu_s,
             "cleanup_errors": list(self.cleanup_errors),
+            "faults_skipped": self.faults_skipped,
+            "control": self.control.to_json() if self.control else None,
         }
 
     @classmethod
@@ -180,6 +221,8 @@ class Journal:
             components=dict(data.get("components") or {}),
             harness_cpu_s=data.get("harness_cpu_s"),
             cleanup_errors=tuple(data.get("cleanup_errors") or ()),
+            faults_skipped=bool(data.get("faults_skipped")),
+            control=ControlLink.from_json(control) if (control := data.get("control")) else None,
             journal_version=int(data.get("journal_version", 1)),
         )
 

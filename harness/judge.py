@@ -24,9 +24,9 @@ from harness.checks.ledger import LedgerCheck
 from harness.context import RunContext
 from harness.deploy.base import fill_outside
 from harness.errors import HarnessError
-from harness.faults.evidence import Effect
+from harness.faults.evidence import Effect, told
 from harness.faults.evidence import effects as fault_effects
-from harness.journal import Event, Journal, Outcome
+from harness.journal import ControlLink, Event, Journal, Outcome
 from harness.ledger import LedgerSummary, sources, summary
 from harness.ledger.files import LedgerUnreadable
 from harness.ledger.sources import PLACE_ROLES
@@ -121,9 +121,9 @@ def judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
         ctx.experiment.topology.lacks,
         ctx.ledger_problem,
         _host_saturation(ctx),
-        _fault_effects(ctx),
+        [] if ctx.faults_skipped else _fault_effects(ctx),
     )
-    return evaluate_all(ctx.experiment, evidence)
+    return evaluate_all(ctx.experiment, evidence, ctx.faults_skipped)
 
 
 def _fault_effects(ctx: RunContext) -> list[Effect]:
@@ -134,14 +134,11 @@ def _fault_effects(ctx: RunContext) -> list[Effect]:
     for effect in found:
         ctx.log.now("fault.effect", effect.target, effect.outcome(), t_invoke, **effect.value())
     for label in dict.fromkeys(e.label for e in found):
-        each = [e for e in found if e.label == label]
-        bit = [e for e in each if e.bit]
+        bit, text = told([e for e in found if e.label == label])
         if bit:
-            ctx.say(f"{label} took effect {len(bit)} of {len(each)} times: "
-                    f"{escape(bit[0].describe())}")  # fmt: skip
+            ctx.say(f"{label}: {escape(text)}")
         else:
-            ctx.say(f"[yellow]{label}: no evidence it took effect ({escape(each[0].describe())})"
-                    "[/yellow]")  # fmt: skip
+            ctx.say(f"[yellow]{label}: no evidence it took effect ({escape(text)})[/yellow]")
     return found
 
 
@@ -189,14 +186,20 @@ def promised_checks(output: Output) -> list[LedgerCheck]:
     ]
 
 
-def evaluate_all(experiment: Experiment, evidence: Evidence) -> list[CheckResult]:
+def evaluate_all(
+    experiment: Experiment, evidence: Evidence, faults_skipped: bool = False
+) -> list[CheckResult]:
     """The steady state's checks (before the first fault, and at the end), then the
     experiment's, then those of the target's promise, then whether each fault that must
-    take effect did."""
+    take effect did (not in a control run, which skipped them)."""
     spec = experiment.spec
     checks = [c for _, c in steady_state_checks(spec.steady_state, bool(experiment.faults))]
     promised = promised_checks(experiment.topology.output)
-    required = [EffectCheck.of(entry.label) for entry in experiment.faults if entry.require_effect]
+    required = [
+        EffectCheck.of(entry.label)
+        for entry in experiment.faults
+        if entry.require_effect and not faults_skipped
+    ]
     every = [*checks, *spec.checks, *promised, *required]
     return [evaluate(check, evidence) for check in every]
 
@@ -316,6 +319,7 @@ def journal(
     checks: list[CheckResult],
     error: HarnessError | None,
     overrides: tuple[str, ...],
+    control: Journal | None = None,
 ) -> Journal:
     ended = time.time()
     verdict, reason = run_verdict((c.verdict for c in checks), error, ctx.load_failure)
@@ -344,6 +348,8 @@ def journal(
         components=ctx.component_record(),
         harness_cpu_s=round(own_cpu_s(), 3),
         cleanup_errors=tuple(ctx.cleanup_errors),
+        faults_skipped=ctx.faults_skipped,
+        control=None if control is None else ControlLink.of(control, checks),
     )
 
 

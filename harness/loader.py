@@ -31,9 +31,9 @@ M = TypeVar("M", bound=BaseModel)
 QUEUE_VARIABLE = "$queue"
 
 
-def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
+def load_experiment(path: Path, overrides: Sequence[str | Override] = ()) -> Experiment:
     """Read, override and validate an experiment and its target; raises SpecError."""
-    sets = [Override.parse(text) for text in overrides]
+    sets = [o if isinstance(o, Override) else Override.parse(o) for o in overrides]
     source = load(path)
     exp_sets = [s for s in sets if s.path[0] in _field_names(ExperimentSpec)]
     _apply(source, exp_sets)
@@ -63,15 +63,10 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
             continue
         if not isinstance(components, dict) or s.path[0] not in components:
             choices = sorted(_field_names(ExperimentSpec) | set(components or ()))
-            raise SpecError(
-                "--set",
-                None,
-                s.text,
-                f"no experiment field or component {s.path[0]!r}; choose from {', '.join(choices)}",
+            raise s.refused(
+                f"no experiment field or component {s.path[0]!r}; choose from {', '.join(choices)}"
             )
-        topo.overridden[("components", *apply_override(components, s.path, s.value, s.text))] = (
-            s.text
-        )
+        topo.overridden[("components", *apply_override(components, s))] = s
     for key in ("deployer", "observers"):
         if isinstance(topo.data, dict) and isinstance(source.data.get(key), str):
             # The experiment (or --deployer, --observers) decides for this run.
@@ -156,7 +151,7 @@ def _field_names(model: type[BaseModel]) -> set[str]:
 
 def _apply(source: Source, sets: Iterable[Override]) -> None:
     for s in sets:
-        source.overridden[apply_override(source.data, s.path, s.value, s.text)] = s.text
+        source.overridden[apply_override(source.data, s)] = s
 
 
 def _target_dirs(experiment_dir: Path) -> list[str]:

@@ -3,7 +3,8 @@
     pytest experiments/ --junitxml=report.xml
 
 Each experiment file (a YAML file with ``target``, ``load`` and ``checks``) becomes one test
-that runs the experiment and passes only when its verdict is held. Other YAML files are left
+(one per combination of its ``matrix:``, named ``file[combination]``) that runs the experiment
+and passes only when its verdict is held. Other YAML files are left
 alone. In a team's own tests the ``harness_run`` fixture runs an experiment and returns its
 result, for assertions of their own.
 """
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from harness import syntax
+from harness import matrix, syntax
 from harness.errors import HarnessError
 from harness.loader import load_experiment
 from harness.verdict import Verdict
+from harness.yamlsource import Override
 
 if TYPE_CHECKING:
     from harness.runner import RunResult
@@ -63,9 +65,19 @@ def _looks_like_experiment(path: Path) -> bool:
 
 class ExperimentFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        item = ExperimentItem.from_parent(self, name=self.path.stem)
-        item.add_marker("experiment")
-        yield item
+        axes = matrix.file_axes(self.path)
+        for combination in matrix.combinations(axes, str(self.path)):
+            label = combination.label
+            name = f"{self.path.stem}[{label}]" if label else self.path.stem
+            item = ExperimentItem.from_parent(self, name=name, combination=combination)
+            item.add_marker("experiment")
+            yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """A matrix the file gets wrong is its one message, as a run's bad input is."""
+        if isinstance(excinfo.value, HarnessError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
 
 
 class NotHeld(Exception):
@@ -73,12 +85,17 @@ class NotHeld(Exception):
 
 
 class ExperimentItem(pytest.Item):
+    def __init__(self, *, combination: matrix.Combination, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.combination = combination
+
     def runtest(self) -> None:
         from harness.report.console import summary_text
 
         options = self.config.option
+        overrides = [*options.harness_set, *self.combination.overrides]
         result = _run_file(
-            self.path, options.harness_set, Path(options.harness_runs_dir), options.harness_seed
+            self.path, overrides, Path(options.harness_runs_dir), options.harness_seed
         )
         self.user_properties.append(("run_folder", str(result.run_dir)))
         self.user_properties.append(("verdict", result.verdict.value))
@@ -96,12 +113,15 @@ class ExperimentItem(pytest.Item):
         return self.path, None, f"experiment {self.name}"
 
 
-def _run_file(path: Path, overrides: Sequence[str], runs_dir: Path, seed: int | None) -> RunResult:
+def _run_file(
+    path: Path, overrides: Sequence[str | Override], runs_dir: Path, seed: int | None
+) -> RunResult:
     from harness.runner import run  # the runner pulls in every step: load it when needed
 
     experiment = load_experiment(path, overrides)
     syntax.before_runs([experiment])
-    return run(experiment, runs_dir=runs_dir, seed=seed, overrides=tuple(overrides))
+    texts = tuple(o.text if isinstance(o, Override) else o for o in overrides)
+    return run(experiment, runs_dir=runs_dir, seed=seed, overrides=texts)
 
 
 @pytest.fixture

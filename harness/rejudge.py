@@ -39,7 +39,8 @@ def rejudge(run_dir: Path) -> tuple[Journal, list[CheckResult], Verdict]:
         )  # fmt: skip
     experiment = _experiment(run_dir, journal)
     with served(run_dir) as promql:
-        checks = judge.evaluate_all(experiment, judge.stored_evidence(journal, experiment, promql))
+        evidence = judge.stored_evidence(journal, experiment, promql)
+        checks = judge.evaluate_all(experiment, evidence, journal.faults_skipped)
     verdict = journal.verdict if journal.reason else merge(c.verdict for c in checks)
     return journal, checks, verdict
 

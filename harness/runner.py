@@ -71,9 +71,13 @@ def run(
     overrides: tuple[str, ...] = (),
     remote_load_workers: RemoteWorkers | None = None,
     grafana_api: GrafanaApi | None = None,
+    skip_faults: bool = False,
+    control: Journal | None = None,
 ) -> RunResult:
     """Run one experiment end to end; the verdict and journal come back even when it aborts.
 
+    ``skip_faults``: a control run, whose faults are journaled at their times and not applied.
+    ``control``: the finished control run of this one, which its journal links.
     ``remote_load_workers``: Locust workers someone starts elsewhere with ``harness load-worker``;
     the load waits for them (and for ``load.workers`` local ones) before it starts.
     ``grafana_api``: a Grafana to annotate with the run's faults and phases as they happen.
@@ -85,12 +89,15 @@ def run(
         experiment, runs_dir, seed if seed is not None else random.randrange(2**31), say
     )
     ctx.remote_load_workers = remote_load_workers
+    ctx.faults_skipped = skip_faults
     annotator = _annotator(grafana_api, ctx)
     say(
         f"run {ctx.run_id}: experiment {escape(experiment.name)} on target "
         f"{escape(experiment.topology.name)}, "
         f"seed {ctx.seed} (--seed {ctx.seed} replays its random choices)"
     )
+    if skip_faults:
+        say("control run: its faults are skipped, their moments kept")
     error: HarnessError | None = None
     checks: list[CheckResult] = []
     with signals.guarded() as guard:
@@ -111,7 +118,7 @@ def run(
             say(f"[red]{escape(str(error))}[/red]")
     if annotator is not None:
         annotator.close()
-    journal = judge.journal(ctx, checks, error, overrides)
+    journal = judge.journal(ctx, checks, error, overrides, control)
     write_json(ctx.folder.journal, journal.to_json())
     junit.write(ctx.folder.junit, [junit.Suite.of(journal)])
     html.write(ctx.run_dir, journal, ctx.charts)
@@ -176,7 +183,7 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
 
     load = _load(ctx, standing)
     tools = FaultTools(standing.network, standing.deployment)
-    scheduler = Scheduler(steps, tools, ctx.log, ctx.state)
+    scheduler = Scheduler(steps, tools, ctx.log, ctx.state, skip=ctx.faults_skipped)
     ctx.load.extend(load.processes)
     teardown.callback(ctx.safely, "stop load", load.stop)
     teardown.callback(ctx.safely, "heal faults", scheduler.heal_all)
@@ -308,10 +315,11 @@ def _drive(ctx: RunContext, scheduler: Scheduler, load: LoadProcess, tick: Tick)
         for event in ctx.log.events[seen:]:
             if event.kind.startswith("fault."):
                 ctx.note_fault(event)
-                ctx.say(
-                    f"{event.kind} {event.value.get('fault')} on {escape(event.target)}: "
-                    f"{event.outcome.value}"
-                )
+                what = f"{event.value.get('fault')} on {escape(event.target)}"
+                if event.kind == "fault.skipped":
+                    ctx.say(f"fault.{event.value.get('at')} {what}: skipped")
+                else:
+                    ctx.say(f"{event.kind} {what}: {event.outcome.value}")
         seen = len(ctx.log.events)
         if load_code is None and (load_code := load.wait(0)) is not None:
             _load_ended(ctx, load_code)

@@ -132,6 +132,11 @@ class ExperimentSpec(Model):
         "its replica), or the run is inconclusive",
     )
     checks: list[AnyCheck] = Field(min_length=1)
+    matrix: dict[str, list[str | int | float | bool]] = Field(
+        {},
+        description="run the experiment once per combination of these values: each key a "
+        "--set path or target, each value a list (harness.matrix)",
+    )
     abort_if: list[ConditionField] = Field(
         [], description="PromQL conditions checked every second; one that holds aborts the run"
     )

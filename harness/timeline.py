@@ -88,11 +88,20 @@ def plan(steps: Sequence[FaultStep]) -> list[Scheduled]:
 
 
 class Scheduler:
-    """Applies and heals faults at their planned times, relative to a monotonic start."""
+    """Applies and heals faults at their planned times, relative to a monotonic start.
+
+    ``skip``: a control run's; each action is journaled as ``fault.skipped`` at its time and
+    nothing is applied, so the run keeps its fault moments (and windows) without the faults."""
 
     def __init__(
-        self, steps: Sequence[FaultStep], tools: FaultTools, log: EventLog, state: FaultState
+        self,
+        steps: Sequence[FaultStep],
+        tools: FaultTools,
+        log: EventLog,
+        state: FaultState,
+        skip: bool = False,
     ) -> None:
+        self.skip = skip
         self.pending = plan(steps)
         self._steps = {step.key: step for step in steps}
         self.tools = tools
@@ -112,7 +121,10 @@ class Scheduler:
         while self.pending and time.monotonic() >= self.start_monotonic + self.pending[0].t_s:
             item = self.pending.pop(0)
             lateness = time.monotonic() - (self.start_monotonic + item.t_s)
-            if item.action is Action.APPLY:
+            if self.skip:
+                value = {"at": item.action.value, **_describe(item.step)}
+                self.log.now("fault.skipped", item.step.target.name, Outcome.INFO, None, **value)
+            elif item.action is Action.APPLY:
                 self._apply(item.step, lateness)
             else:
                 self._heal(item.step, lateness)

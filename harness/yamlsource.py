@@ -27,7 +27,7 @@ class Source:
     path: str
     data: dict[str, Any]
     lines: dict[Loc, int] = field(default_factory=dict)
-    overridden: dict[Loc, str] = field(default_factory=dict)
+    overridden: dict[Loc, Override] = field(default_factory=dict)
     # Paths whose value came from another file (an experiment's ``overrides:``), and where.
     borrowed: dict[Loc, tuple[Source, Loc]] = field(default_factory=dict)
 
@@ -40,13 +40,13 @@ class Source:
 
     def error(self, loc: Loc, message: str) -> SpecError:
         """An error at ``loc``, blamed on the ``--set`` or the other file that wrote it."""
-        for path, text in self.overridden.items():
+        for path, override in self.overridden.items():
             if loc[: len(path)] == path:
-                return SpecError("--set", None, format_loc(loc), f"{message} (from --set {text})")
+                return override.error(format_loc(loc), message)
         for path, (other, other_loc) in self.borrowed.items():
             if loc[: len(path)] == path:
                 return other.error(other_loc + loc[len(path) :], message)
-        sets = [text for path, text in self.overridden.items() if path[: len(loc)] == loc]
+        sets = [o.text for path, o in self.overridden.items() if path[: len(loc)] == loc]
         if sets:
             message += f" (with --set {', '.join(sets)})"
         return SpecError(self.path, self.line(loc), format_loc(loc), message)
@@ -178,11 +178,15 @@ class _Walk:
 
 @dataclass(frozen=True)
 class Override:
-    """One ``--set path=value``, read as YAML (``1`` is a number) except that ``no`` stays text."""
+    """One ``--set path=value``, read as YAML (``1`` is a number) except that ``no`` stays text.
+
+    ``blame`` is where an override that the user did not type as ``--set`` came from (file,
+    line, field: a value of an experiment's ``matrix``), so that its errors point there."""
 
     path: tuple[str, ...]
     value: Any
     text: str
+    blame: tuple[str, int | None, str] | None = None
 
     @classmethod
     def parse(cls, text: str) -> Override:
@@ -190,44 +194,59 @@ class Override:
         parts = tuple(p for p in key.strip().split("."))
         if not sep or not all(parts):
             raise SpecError("--set", None, text, "expected path=value, such as worker.replicas=1")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, bool):
-            # A shell user cannot easily quote for YAML; fields that want a boolean take the text.
-            value = raw.strip()
-        return cls(parts, value, text)
+        return cls(parts, read_value(raw), text)
+
+    def refused(self, message: str) -> SpecError:
+        """The override itself cannot be applied."""
+        if self.blame is None:
+            return SpecError("--set", None, self.text, message)
+        return SpecError(*self.blame, message)
+
+    def error(self, field: str, message: str) -> SpecError:
+        """The value the override wrote at ``field`` is wrong."""
+        if self.blame is None:
+            return SpecError("--set", None, field, f"{message} (from --set {self.text})")
+        return SpecError(*self.blame, f"{message} (it sets {field})")
 
 
-def apply_override(data: dict[str, Any], path: tuple[str, ...], value: Any, text: str) -> Loc:
-    """Set ``path`` in nested mappings, creating mappings on the way; lists take indexes.
-    Returns where it wrote, list indexes as numbers (as errors name them)."""
+def read_value(raw: str) -> Any:
+    """A value typed on the command line, read as YAML, except that booleans stay text: a
+    shell user cannot easily quote for YAML, and fields that want a boolean take the text."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    return raw.strip() if isinstance(value, bool) else value
+
+
+def apply_override(data: dict[str, Any], override: Override) -> Loc:
+    """Set the override's path in nested mappings, creating mappings on the way; lists take
+    indexes. Returns where it wrote, list indexes as numbers (as errors name them)."""
+    path = override.path
     node: Any = data
     loc: list[str | int] = []
     for depth, part in enumerate(path[:-1]):
         if isinstance(node, list):
-            index = _index(node, part, text)
+            index = _index(node, part, override)
             node, loc = node[index], [*loc, index]
             continue
         if not isinstance(node, dict):
-            where = ".".join(path[: depth + 1])
-            raise SpecError("--set", None, text, f"{where} is not a mapping")
+            raise override.refused(f"{'.'.join(path[: depth + 1])} is not a mapping")
         node, loc = node.setdefault(part, {}), [*loc, part]
     last = path[-1]
     if isinstance(node, list):
-        index = _index(node, last, text)
-        node[index] = value
+        index = _index(node, last, override)
+        node[index] = override.value
         return (*loc, index)
     if isinstance(node, dict):
-        node[last] = value
+        node[last] = override.value
         return (*loc, last)
-    raise SpecError("--set", None, text, f"{'.'.join(path[:-1])} is not a mapping")
+    raise override.refused(f"{'.'.join(path[:-1])} is not a mapping")
 
 
-def _index(items: list[Any], part: str, text: str) -> int:
+def _index(items: list[Any], part: str, override: Override) -> int:
     if not part.isdigit() or int(part) >= len(items):
-        raise SpecError("--set", None, text, f"{part!r} is not an index of a list of {len(items)}")
+        raise override.refused(f"{part!r} is not an index of a list of {len(items)}")
     return int(part)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from harness.checks.base import Check, Evidence, Unmeasurable
+from harness.faults.evidence import told
 from harness.verdict import Verdict
 
 
@@ -34,7 +35,7 @@ class EffectCheck(Check):
                 f"the journal records no effect of {self.fault}: it was never applied, or the "
                 "run was made before faults' effects were recorded"
             )
-        bit = [e for e in occurrences if e.bit]
+        bit, text = told(occurrences)
         if not bit:
-            raise Unmeasurable("; ".join(e.describe() for e in occurrences))
-        return Verdict.HELD, f"{len(bit)} of {len(occurrences)} took effect: {bit[0].describe()}"
+            raise Unmeasurable(text)
+        return Verdict.HELD, text

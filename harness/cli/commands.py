@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import components, extras, install, scaffold, secrets, syntax, up
 from harness.errors import HarnessError, MissingComponent, SpecError
 from harness.journal import read_journal
 from harness.load import RemoteWorkers, worker_command
-from harness.loader import experiment_files, load_experiment
+from harness.loader import load_experiment
 from harness.report import charts, html
 from harness.report.console import (
     Progress,
@@ -35,11 +36,13 @@ if TYPE_CHECKING:
 
 
 from harness.cli.run import (
+    Variant,
     count,
+    given_axes,
     grafana,
-    override_sets,
     remove_leftovers,
     tell_error,
+    variants,
     with_placement,
 )
 
@@ -65,15 +68,17 @@ def _validate_each(
     """Each file's verdict on one line; ``parse`` checks its PromQL, unless there is no
     Prometheus to ask (said once, as a warning: the rest of the file is still checked)."""
     worst = 0
+    given_axes(args)  # a wrong --matrix or --target is the command line's, not a file's
     for name in args.files:
         try:
-            paths = experiment_files([name])
+            found = variants(args, [name])
         except HarnessError as exc:
             worst = max(worst, _invalid(exc))
             continue
-        for path, sets in ((path, sets) for path in paths for sets in override_sets(args)):
+        for variant in found:
+            path = variant.path
             try:
-                experiment = load_experiment(path, sets)
+                experiment = load_experiment(path, variant.sets)
                 if parse is not None:
                     parse(experiment)
             except MissingComponent as exc:
@@ -85,11 +90,19 @@ def _validate_each(
             faults = count(len(experiment.faults), "fault")
             checks = count(len(experiment.spec.checks), "check")
             out.print(
-                f"[green]ok[/green] {path}: {experiment.name} on {experiment.topology.name}, "
-                f"{faults}, {checks}",
+                f"[green]ok[/green] {path}: {experiment.name} on {experiment.topology.name}"
+                f"{_combination(variant)}, {faults}, {checks}",
                 soft_wrap=True,
             )
     return worst
+
+
+def _combination(variant: Variant) -> str:
+    """What a variant's validation line adds to its target: the other values it was given."""
+    combination = variant.combination
+    if combination.by_target or not combination.overrides:
+        return ""
+    return " " + escape(f"[{combination.label}]")
 
 
 def _invalid(exc: HarnessError) -> int:

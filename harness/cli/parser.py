@@ -90,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
         "together: a check that held in some and failed in others is flaky, exit 4 (default: 1)",
     )
     run.add_argument(
+        "--control",
+        action="store_true",
+        help="run each experiment first with its faults skipped (same seed and load), then "
+        "with them, and show every check's value without and with the faults; the exit code is "
+        "that of the runs with faults",
+    )
+    run.add_argument(
         "--junit", metavar="PATH", help="also write one JUnit XML file for all the experiments"
     )
     run.add_argument(
@@ -133,6 +140,15 @@ def parser() -> argparse.ArgumentParser:
             help="run on this target instead of the experiment's (a name in targets/ or a "
             "topology file); several, comma-separated or repeated, run it on each in turn and "
             "end with a table of every check's observed value on every target",
+        )
+        sub.add_argument(
+            "--matrix",
+            action="append",
+            default=[],
+            metavar="KEY=V1,V2",
+            help="run it once per value of this --set path (worker.replicas=1,2,4) or of target; "
+            "several multiply, and replace the experiment's matrix: axis of the same key; ends "
+            "with a table of every check on every combination",
         )
         sub.add_argument(
             "--set",

@@ -6,33 +6,58 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from harness import repeat, secrets, syntax
+from harness import matrix, repeat, secrets, syntax
 from harness.errors import HarnessError, Interrupted, SpecError
 from harness.journal import Journal
 from harness.load import RemoteWorkers
 from harness.loader import experiment_files, load_experiment
+from harness.matrix import Combination
 from harness.report import junit
 from harness.report.console import (
+    STYLES,
     LiveProgress,
     Progress,
     QuietProgress,
     catalogue_table,
+    control_table,
     matrix_table,
     repeat_line,
     repeat_table,
     shown,
     summary,
 )
+from harness.spec import Experiment
 from harness.verdict import Verdict, merge
+from harness.yamlsource import Override
 
 if TYPE_CHECKING:
     from grafana_client.api import GrafanaApi
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An experiment file with its overrides: the ``--set``s, then its combination's values."""
+
+    path: Path
+    sets: tuple[Override, ...]
+    combination: Combination
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(o.text for o in self.sets)
+
+    def name(self, experiment: str) -> str:
+        """The variant's name in JUnit and in tables: the experiment's, with its combination."""
+        label = self.combination.label
+        return f"{experiment} [{label}]" if label else experiment
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
@@ -40,7 +65,9 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     times = _repeat(args)
-    experiments = [(load_experiment(path, sets), sets) for path, sets in variants(args)]
+    experiments = [(load_experiment(v.path, v.sets), v) for v in variants(args)]
+    if args.control:
+        _with_faults(experiments)
     syntax.before_runs(experiment for experiment, _ in experiments)
     remote = remote_load_workers(args)
     grafana_api = grafana(args)
@@ -49,66 +76,105 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     suites: list[junit.Suite] = []
     rows: list[tuple[str, Verdict, str]] = []
     runs: list[dict[str, Any]] = []  # for --json
-    journals: list[Journal] = []  # for the table of several targets
-    repeats: list[repeat.RepeatSummary] = []  # one per variant
+    cells: list[tuple[str, Journal]] = []  # for the table of a matrix
+    repeats: list[tuple[Variant, repeat.RepeatSummary]] = []  # one per variant
+
+    def attempt(experiment: Experiment, variant: Variant, seed: int | None, **how: Any) -> Any:
+        """One run, or the error that kept it from opening (a missing component)."""
+        try:
+            return run(
+                experiment,
+                runs_dir=Path(args.runs_dir),
+                seed=seed,
+                progress=_progress(args, err),
+                overrides=variant.texts,
+                remote_load_workers=remote,
+                grafana_api=grafana_api,
+                **how,
+            )
+        except Interrupted:
+            raise
+        except HarnessError as exc:
+            return exc
+
     try:
-        for experiment, sets in experiments:
-            variant: list[Journal | repeat.Unopened] = []  # for its repeat summary
+        for experiment, variant in experiments:
+            journals: list[Journal | repeat.Unopened] = []  # for its repeat summary
             for i, seed in enumerate(repeat.seeds(args.seed, times), 1):
-                name = junit.run_name(experiment.name, i, times)
-                try:
-                    result = run(
-                        experiment,
-                        runs_dir=Path(args.runs_dir),
-                        seed=seed,
-                        progress=_progress(args, err),
-                        overrides=tuple(sets),
-                        remote_load_workers=remote,
-                        grafana_api=grafana_api,
-                    )
-                except Interrupted:
-                    raise
-                except HarnessError as exc:  # the run could not even open: a missing component
-                    tell_error(err, "error", exc)
-                    suites.append(junit.Suite(name, [], 0.0, str(exc)))
-                    rows.append((experiment.name, Verdict.INCONCLUSIVE, str(exc)))
+                name = junit.run_name(variant.name(experiment.name), i, times)
+                control = None
+                if args.control:  # first, so that the faulted run can link it and take its seed
+                    control = attempt(experiment, variant, seed, skip_faults=True)
+                    if isinstance(control, HarnessError):
+                        tell_error(err, "control run error", control)
+                        control = None
+                    else:
+                        seed = control.journal.seed
+                        if isinstance(control.error, Interrupted):
+                            raise control.error
+                        control = control.journal
+                result = attempt(experiment, variant, seed, control=control)
+                if isinstance(result, HarnessError):
+                    tell_error(err, "error", result)
+                    suites.append(junit.Suite(name, [], 0.0, str(result)))
+                    rows.append((experiment.name, Verdict.INCONCLUSIVE, str(result)))
                     unopened = {"experiment": experiment.name, "verdict": "inconclusive"}
-                    runs.append({**unopened, "error": str(exc)})
-                    variant.append(repeat.Unopened(experiment.name, experiment.topology.name, seed))
+                    runs.append({**unopened, "error": str(result)})
+                    journals.append(
+                        repeat.Unopened(experiment.name, experiment.topology.name, seed)
+                    )
                     continue
-                _tell(args, out, result.journal)
+                _tell(args, out, result.journal, control)
+                cells.append((variant.combination.label, result.journal))
                 journals.append(result.journal)
-                variant.append(result.journal)
-                runs.append(result.journal.brief())
+                combination = variant.combination.to_json()
+                runs.append(
+                    result.journal.brief() | ({"matrix": combination} if combination else {})
+                )
                 suites.append(junit.Suite.of(result.journal, name))
-                rows.append((experiment.name, result.verdict, str(shown(result.run_dir))))
+                rows.append(
+                    (
+                        escape(variant.name(experiment.name)),
+                        result.verdict,
+                        str(shown(result.run_dir)),
+                    )
+                )
                 if isinstance(result.error, Interrupted):
                     raise result.error
                 if result.error is not None:
                     tell_error(err, "error", result.error)
-            repeats.append(repeat.summarize(variant))
+            repeats.append((variant, repeat.summarize(journals)))
             if times > 1:
-                _tell_repeat(args, out, repeats[-1])
-                suites.append(junit.Suite.of_repeat(repeats[-1]))
+                _tell_repeat(args, out, repeats[-1][1])
+                suites.append(junit.Suite.of_repeat(repeats[-1][1], variant.name(experiment.name)))
     finally:
         if args.junit and suites:
             junit.write(Path(args.junit), suites)
-    worst = merge(r.verdict for r in repeats)
+    worst = merge(r.verdict for _, r in repeats)
     if args.json:
         document = {
             "verdict": worst.value,
             "exit_code": worst.exit_code,
             "runs": runs,
-            "repeats": [r.to_json() for r in repeats],
+            "repeats": [r.to_json() for _, r in repeats],
         }
         out.print(json.dumps(document), markup=False, highlight=False, soft_wrap=True)
     elif times > 1 and len(repeats) > 1 and not args.quiet:
-        out.print(catalogue_table([_repeat_row(r) for r in repeats], "how often"))
-    elif len(targets(args)) > 1 and not args.quiet:
-        out.print(matrix_table(journals))
+        out.print(catalogue_table([_repeat_row(v, r) for v, r in repeats], "how often"))
+    elif len({v.combination for _, v in experiments}) > 1 and not args.quiet:
+        only_targets = all(v.combination.by_target for _, v in experiments)
+        out.print(matrix_table(cells, "target" if only_targets else "combination"))
     elif len(experiments) > 1 and not args.quiet:
         out.print(catalogue_table(rows))
     return worst.exit_code
+
+
+def _with_faults(experiments: Sequence[tuple[Experiment, Variant]]) -> None:
+    """--control compares a run with its faults and without: an experiment needs faults."""
+    for experiment, _ in experiments:
+        if not experiment.faults:
+            message = f"{experiment.name} has no faults to skip: --control needs a timeline"
+            raise SpecError(str(experiment.file), None, "timeline", message)
 
 
 def _repeat(args: argparse.Namespace) -> int:
@@ -123,10 +189,12 @@ def _repeat(args: argparse.Namespace) -> int:
     return times
 
 
-def _repeat_row(variant: repeat.RepeatSummary) -> tuple[str, Verdict, str]:
+def _repeat_row(variant: Variant, repeated: repeat.RepeatSummary) -> tuple[str, Verdict, str]:
     """A variant's line in the table that ends a --repeat of several variants."""
-    name = escape(f"{variant.experiment} on {variant.target}")
-    return name, variant.verdict, f"held in {variant.held} of {variant.runs} runs"
+    label = variant.combination.label
+    name = escape(f"{repeated.experiment} [{label}]" if label else
+                  f"{repeated.experiment} on {repeated.target}")  # fmt: skip
+    return name, repeated.verdict, f"held in {repeated.held} of {repeated.runs} runs"
 
 
 def targets(args: argparse.Namespace) -> list[str]:
@@ -137,18 +205,22 @@ def targets(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
-def override_sets(args: argparse.Namespace) -> list[list[str]]:
-    """The overrides of each variant of an experiment: one, or one per --target."""
-    named = targets(args)
-    sets = with_placement(args, list(args.set))
-    if not named:
-        return [sets]
-    return [[*sets, f"target={target}"] for target in named]
+def given_axes(args: argparse.Namespace) -> list[matrix.Axis]:
+    """The matrix of the command line: its --matrix axes and --target's."""
+    return matrix.command_axes(args.matrix, targets(args))
 
 
-def variants(args: argparse.Namespace) -> list[tuple[Path, list[str]]]:
-    """Each experiment file with each set of overrides."""
-    return [(path, sets) for path in experiment_files(args.files) for sets in override_sets(args)]
+def variants(args: argparse.Namespace, files: Sequence[str] | None = None) -> list[Variant]:
+    """Each experiment file (of ``files``, else of the command line) with each combination of
+    its matrix, after the --set overrides."""
+    given = given_axes(args)
+    sets = tuple(Override.parse(text) for text in with_placement(args, list(args.set)))
+    found = []
+    for path in experiment_files(args.files if files is None else files):
+        axes = matrix.combine(matrix.file_axes(path), given)
+        for combination in matrix.combinations(axes, str(path)):
+            found.append(Variant(path, (*sets, *combination.overrides), combination))
+    return found
 
 
 def _progress(args: argparse.Namespace, err: Console) -> Progress:
@@ -157,15 +229,24 @@ def _progress(args: argparse.Namespace, err: Console) -> Progress:
     return LiveProgress(err) if err.is_terminal else Progress(err)
 
 
-def _tell(args: argparse.Namespace, out: Console, journal: Journal) -> None:
-    """The end of one run: the full summary, one line (--quiet), or nothing yet (--json)."""
+def _tell(
+    args: argparse.Namespace, out: Console, journal: Journal, control: Journal | None
+) -> None:
+    """The end of one run: the full summary (beside its control run's values), one line
+    (--quiet), or nothing yet (--json)."""
     if args.json:
         return
     if args.quiet:
-        line = f"{journal.experiment}: {journal.verdict.value} ({shown(journal.folder)})"
-        out.print(line, markup=False, soft_wrap=True)
+        for run, what in ((control, " (control)"), (journal, "")):
+            if run is not None:
+                line = f"{run.experiment}{what}: {run.verdict.value} ({shown(run.folder)})"
+                out.print(line, markup=False, soft_wrap=True)
         return
     summary(out, journal)
+    if control is not None:
+        out.print(control_table(journal, control))
+        out.print(f"control run (faults skipped): {_styled_verdict(control.verdict)} "
+                  f"({escape(str(shown(control.folder)))})", soft_wrap=True)  # fmt: skip
 
 
 def _tell_repeat(args: argparse.Namespace, out: Console, variant: repeat.RepeatSummary) -> None:
@@ -250,3 +331,8 @@ def tell_error(console: Console, label: str, error: BaseException) -> None:
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def _styled_verdict(verdict: Verdict) -> str:
+    style = STYLES.get(verdict.value, "")
+    return f"[{style}]{verdict.value}[/{style}]" if style else verdict.value

@@ -72,6 +72,15 @@ class Effect:
         )  # fmt: skip
 
 
+def told(occurrences: Sequence[Effect]) -> tuple[bool, str]:
+    """One fault's occurrences in a line: whether any took effect, and the evidence (of the
+    first that did, else of each)."""
+    bit = [e for e in occurrences if e.bit]
+    if bit:
+        return True, f"{len(bit)} of {len(occurrences)} took effect: {bit[0].describe()}"
+    return False, "; ".join(e.describe() for e in occurrences)
+
+
 @dataclass(frozen=True)
 class Span:
     """One occurrence in effect: from its apply's completion to its heal's start."""

@@ -209,33 +209,67 @@ def catalogue_table(
     return table
 
 
-def matrix_table(journals: Sequence[Journal]) -> Table:
-    """Check by target, for the same experiments run on several targets: each cell is what the
-    check observed there, coloured by its verdict; each experiment's first row its verdicts."""
-    targets = list(dict.fromkeys(j.target for j in journals))
-    runs = {(j.experiment, j.target): j for j in journals}
-    table = Table(header_style="bold", title="checks by target", show_lines=False)
+def matrix_table(cells: Sequence[tuple[str, Journal]], by: str = "target") -> Table:
+    """Check by combination, for the same experiments run over a matrix (``--target a,b``,
+    ``--matrix``): a column per combination (its label), each cell what the check observed
+    there, coloured by its verdict; each experiment's first row its verdicts."""
+    columns = list(dict.fromkeys(label for label, _ in cells))
+    runs = {(j.experiment, label): j for label, j in cells}
+    table = Table(header_style="bold", title=f"checks by {by}", show_lines=False)
     table.add_column("experiment / check")
-    for target in targets:
-        table.add_column(target)
-    for experiment in dict.fromkeys(j.experiment for j in journals):
-        ran = [runs.get((experiment, target)) for target in targets]
-        cells = [_styled(j.verdict.value, j.verdict.value) if j else "-" for j in ran]
-        table.add_row(f"[bold]{experiment}[/bold]", *cells)
+    for label in columns:
+        table.add_column(escape(label))
+    for experiment in dict.fromkeys(j.experiment for _, j in cells):
+        ran = [runs.get((experiment, label)) for label in columns]
+        verdicts = [_styled(j.verdict.value, j.verdict.value) if j else "-" for j in ran]
+        table.add_row(f"[bold]{escape(experiment)}[/bold]", *verdicts)
         for name in dict.fromkeys(c.name for j in ran if j for c in j.checks):
-            cells = []
-            for journal in ran:
-                check = (
-                    next((c for c in journal.checks if c.name == name), None) if journal else None
-                )
-                if check is None:
-                    cells.append("-")
-                elif check.verdict is Verdict.NOT_APPLICABLE:
-                    cells.append(_styled(check.verdict.value, "n/a"))
-                else:
-                    cells.append(_styled(check.verdict.value, check.observed))
-            table.add_row(f"  {name}", *cells)
+            found = [_check(j, name) if j else None for j in ran]
+            table.add_row(f"  {escape(name)}", *(_cell(check) for check in found))
     return table
+
+
+def control_table(faulted: Journal, control: Journal) -> Table:
+    """A run beside its control run (``--control``): each check's observed value without and
+    with the faults; a check that held in both with the same value is marked as one the faults
+    did not move."""
+    title = f"{faulted.experiment}: without faults (control) and with them"
+    table = Table(header_style="bold", title=escape(title))
+    for column in ("check", "without faults", "with faults", "moved?"):
+        table.add_column(column)
+    unmoved = set(faulted.control.unmoved) if faulted.control else set()
+    names = dict.fromkeys([*(c.name for c in control.checks), *(c.name for c in faulted.checks)])
+    for name in names:
+        without, with_ = _check(control, name), _check(faulted, name)
+        table.add_row(
+            escape(name), _cell(without), _cell(with_), _moved(name in unmoved, without, with_)
+        )
+    return table
+
+
+def _moved(unmoved: bool, without: CheckResult | None, with_: CheckResult | None) -> str:
+    """Whether the faults moved a check: not when it held alike in both runs, nor when it
+    failed without them too."""
+    if unmoved:
+        return "[yellow]no: held alike[/yellow]"
+    if without is None or with_ is None:
+        return ""
+    if without.verdict is with_.verdict is Verdict.FAILED:
+        return "[yellow]no: failed without faults too[/yellow]"
+    return "yes" if without.observed != with_.observed else ""
+
+
+def _check(journal: Journal, name: str) -> CheckResult | None:
+    return next((c for c in journal.checks if c.name == name), None)
+
+
+def _cell(check: CheckResult | None) -> str:
+    """A check's observed value coloured by its verdict; ``-`` where it was not judged."""
+    if check is None:
+        return "-"
+    if check.verdict is Verdict.NOT_APPLICABLE:
+        return _styled(check.verdict.value, "n/a")
+    return _styled(check.verdict.value, check.observed)
 
 
 def repeat_table(repeat: RepeatSummary) -> Table:

@@ -51,9 +51,10 @@ class Suite:
         return cls(name or journal.experiment, cases, journal.duration_s, journal.reason)
 
     @classmethod
-    def of_repeat(cls, repeat: RepeatSummary) -> Suite:
-        """The checks of a variant's K runs, each with its repeat verdict; the message says how
-        often it held, the text what each run observed."""
+    def of_repeat(cls, repeat: RepeatSummary, name: str | None = None) -> Suite:
+        """The checks of a variant's K runs (``name``: the variant's, with its combination),
+        each with its repeat verdict; the message says how often it held, the text what each
+        run observed."""
         checks = [
             Case(
                 c.name, c.verdict, c.expected, _per_run(c.observed),
@@ -61,7 +62,7 @@ class Suite:
             )
             for c in repeat.checks
         ]  # fmt: skip
-        return cls(f"{repeat.experiment} ({repeat.runs} runs)", checks, repeat.duration_s)
+        return cls(f"{name or repeat.experiment} ({repeat.runs} runs)", checks, repeat.duration_s)
 
 
 def run_name(experiment: str, i: int, runs: int) -> str:

@@ -30,6 +30,44 @@ def test_validate_with_targets_loads_the_experiment_on_each(harness_cli) -> None
     assert result.stdout.count("crashed-workers on rabbitmq") == 1
 
 
+def test_validate_with_a_matrix_loads_every_combination(harness_cli) -> None:
+    result = harness_cli(
+        "validate", "experiments/crashed-workers.yaml", "--matrix", "worker.replicas=2,3",
+        "--target", "redis-streams,rabbitmq",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4
+    assert "crashed-workers on rabbitmq [worker.replicas=3, target=rabbitmq]" in lines[3]
+
+
+def test_a_matrix_value_the_experiment_refuses_is_bad_input_at_its_line(
+    harness_cli, tmp_path: Path
+) -> None:
+    experiment = tmp_path / "grid.yaml"
+    text = (ROOT / "experiments" / "crashed-workers.yaml").read_text()
+    experiment.write_text(f"{text}\nmatrix:\n  worker.replicas: [2, lots]\n")
+    line = text.count("\n") + 3
+    for command in (("validate",), ("run", "--runs-dir", str(tmp_path / "runs"))):
+        result = harness_cli(command[0], str(experiment), *command[1:])
+        assert result.returncode == 3, result.stderr
+        assert f"{experiment}:{line}: matrix.worker.replicas[1]: " in result.stderr
+        assert "(it sets components.worker.replicas)" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_control_without_faults_is_bad_input_and_starts_nothing(
+    harness_cli, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    result = harness_cli(
+        "run", "experiments/backpressure.yaml", "--control", "--runs-dir", str(runs)
+    )
+    assert result.returncode == 3, result.stderr
+    assert "backpressure has no faults to skip: --control needs a timeline" in result.stderr
+    assert not runs.exists()
+
+
 def test_an_unknown_target_is_bad_input_and_starts_nothing(harness_cli, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = harness_cli(

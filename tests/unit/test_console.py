@@ -82,7 +82,9 @@ def test_the_matrix_shows_every_check_observed_on_every_target() -> None:
         ),
     ]
     out = io.StringIO()
-    Console(file=out, width=100, color_system=None).print(matrix_table(journals))
+    Console(file=out, width=100, color_system=None).print(
+        matrix_table([(j.target, j) for j in journals])
+    )
     lines = out.getvalue().splitlines()
     header = next(line for line in lines if "redis-streams" in line)
     assert header.index("redis-streams") < header.index("rabbitmq")

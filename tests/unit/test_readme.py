@@ -50,8 +50,8 @@ def test_each_readme_command_is_true(
         args.files = [_where(f, tmp_path) for f in args.files]
         variants = cli.variants(args)
         assert variants
-        for path, sets in variants:
-            load_experiment(path, sets)
+        for variant in variants:
+            load_experiment(variant.path, variant.sets)
 
 
 def _where(name: str, tmp_path: Path) -> str:

@@ -265,3 +265,24 @@ def test_a_half_written_last_line_is_ignored(tmp_path: Path) -> None:
         handle.write('{"t": 1, "fault": "hang", "sta')
     [fault] = in_effect(tmp_path)
     assert str(fault) == "hang (pause on worker worker-1)"
+
+
+def test_a_control_run_journals_each_action_as_skipped_and_applies_nothing(
+    log: EventLog, tmp_path: Path
+) -> None:
+    """--control: the faults' times are kept (their moments, their windows), nothing acts."""
+    toxics = RecordingToxics()
+    state = FaultState(log.path.parent)
+    scheduler = Scheduler([step("slow-link", 0, 10)], tools(toxics), log, state, skip=True)
+    scheduler.start_monotonic = time.monotonic() - 60
+    scheduler.run_due()
+    scheduler.heal_all()
+    assert toxics.calls == []
+    assert scheduler.applied == {}
+    assert in_effect(tmp_path) == []
+    events = journaled(log)
+    assert [(e["kind"], e["outcome"], e["value"]["at"]) for e in events] == [
+        ("fault.skipped", "info", "apply"),
+        ("fault.skipped", "info", "heal"),
+    ]
+    assert events[0]["value"]["label"] == "slow-link"
