@@ -9,6 +9,7 @@ a verdict rests on is in the run folder.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -112,6 +113,7 @@ def judge(ctx: RunContext, promql: PromQL) -> list[CheckResult]:
         if ctx.ledger_problem is not None:
             ctx.say(f"[yellow]{escape(ctx.ledger_problem)}[/yellow]")
     gaps = _scrape_gaps(ctx, promql) + _saturation(ctx, promql)
+    _delayed_sends(ctx, promql)
     evidence = Evidence(
         promql,
         dict(ctx.moments),
@@ -285,6 +287,25 @@ def _saturation(ctx: RunContext, promql: PromQL) -> list[Gap]:
     for start, end in spans:
         ctx.log.record(Event("load.saturated", "load", start, end, Outcome.FAIL, {}))
     return _latency_gaps(promql, spans, ctx.moments)
+
+
+def _delayed_sends(ctx: RunContext, promql: PromQL) -> None:
+    """The open model's sends that waited for room in flight: the offered rate fell behind its
+    schedule then (their latency, counted from when they were due, says by how much)."""
+    # Over the raw samples: the load's series went stale when Locust exited, before the drain.
+    span = max(1, math.ceil(ctx.moments["end"] - ctx.moments["load.start"]))
+    query = f"sum(max_over_time(harness_load_sends_delayed_total[{span}s]))"
+    try:
+        samples = promql.instant(query, at=ctx.moments["end"])
+    except PromQLError:
+        return
+    delayed = int(samples[0].value) if samples else 0
+    if delayed <= 0:
+        return
+    cap = ctx.experiment.spec.load.in_flight_cap
+    ctx.log.now("load.delayed", "load", Outcome.FAIL, sends=delayed, max_in_flight=cap)
+    ctx.say(f"[yellow]{delayed} sends waited for one of the {cap} allowed in flight: the load "
+            "fell behind its schedule (load.max_in_flight)[/yellow]")  # fmt: skip
 
 
 def _latency_gaps(

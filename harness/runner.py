@@ -32,7 +32,7 @@ from harness.observe.live import LiveNumbers
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import html, junit
 from harness.report.console import Plan, Progress
-from harness.spec import Experiment
+from harness.spec import LOAD_TIMEOUT_S, Experiment
 from harness.store import RunFolder
 from harness.timeline import FaultStep, Scheduler, expand, plan
 from harness.topology import DEFAULT_BODY, KEYED_BODY
@@ -198,9 +198,12 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
     t_load = time.time()
     ctx.mark("start", t_load)
     ctx.mark("load.start", t_load)
-    rate, duration = spec.load.rate, spec.load.duration
-    ctx.log.now("load.start", "load", Outcome.OK, t_invoke, rate=rate, duration_s=duration)
-    say(f"load: {rate:g} msg/s for {duration:g}s")
+    rate, duration, model = spec.load.rate, spec.load.duration, spec.load.model
+    ctx.log.now(
+        "load.start", "load", Outcome.OK, t_invoke, rate=rate, duration_s=duration, model=model
+    )
+    how = f"open model, at most {spec.load.in_flight_cap} in flight" if model == "open" else model
+    say(f"load: {rate:g} msg/s for {duration:g}s ({how})")
     numbers = LiveNumbers(promql.base_url, topology.queue)
     numbers.start()
     teardown.callback(numbers.stop)
@@ -254,6 +257,9 @@ def _load(ctx: RunContext, standing: stack.Standing) -> LoadProcess:
             users=load_spec.users,
             seed=ctx.seed,
             workers=load_spec.workers,
+            model=load_spec.model,
+            max_in_flight=load_spec.in_flight_cap,
+            timeout_s=LOAD_TIMEOUT_S,
             master_port=ctx.ports.allocate() if load_spec.workers else None,
             remote=ctx.remote_load_workers,
         )

@@ -9,6 +9,7 @@ the field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,6 +36,10 @@ from harness.units import (
 from harness.yamlsource import Loc, Source
 
 M = TypeVar("M", bound=BaseModel)
+# A send unanswered after this long is indeterminate (Locust's network timeout).
+LOAD_TIMEOUT_S = 5.0
+# Each send in flight is a connection (HTTP/1.1) or a publisher's; far above a useful cap.
+MAX_IN_FLIGHT = 5000
 
 
 # -------------------------------------------------------------- experiment
@@ -51,12 +56,43 @@ class LoadSpec(Model):
         '"{seq % N}"; the default body then carries it as "key" (Kafka\'s record key)',
     )
     users: int | None = Field(None, ge=1, le=1000)
+    model: Literal["closed", "open"] = Field(
+        "closed",
+        description="closed: each user waits for an answer before its next send; open: sends "
+        "leave on schedule whatever the answers, up to max_in_flight at once",
+    )
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_IN_FLIGHT,
+        description="the open model's most sends awaiting an answer at once; default: the "
+        "sends of 5 s (the load's timeout) at the rate, at least 10",
+    )
     workers: int = Field(
         0,
         ge=0,
         le=32,
         description="0: Locust in one process; N: a Locust master and N worker processes",
     )
+
+    @model_validator(mode="after")
+    def _open_model(self) -> LoadSpec:
+        if self.model == "closed" and self.max_in_flight is not None:
+            raise ValueError("max_in_flight is the open model's: give model: open with it")
+        if self.model == "open" and self.users is not None:
+            raise ValueError("users is the closed model's: the open model sends on schedule")
+        if self.model == "open" and self.key is not None:
+            raise ValueError(
+                "a keyed load is closed: the order of a key's sends is its user's, which needs "
+                "each send to wait for the one before"
+            )
+        return self
+
+    @property
+    def in_flight_cap(self) -> int:
+        """The open model's most sends in flight: given, or a whole timeout's worth."""
+        default = max(10, math.ceil(self.rate * LOAD_TIMEOUT_S))
+        return self.max_in_flight or min(default, MAX_IN_FLIGHT)
 
     @model_validator(mode="after")
     def _key_template(self) -> LoadSpec:

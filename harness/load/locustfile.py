@@ -8,8 +8,20 @@ Locust's command line; in a distributed run the master forwards them to its work
 worker needs nothing but the master's address. One user class per way of sending; the harness
 names the one a run uses on the command line (``Producer`` POSTs; the others publish).
 
-Ledger lines (JSON, one per line): ``{"id", "type": "invoke", "t"}`` before a send, then
+Two models of arrival. Closed (the default): each user sends, waits for the answer, and paces
+its next send at its share of the rate, so a slow answer delays the sends after it. Open
+(``--harness-model open``): one user per process sends at ``start + n / rate`` whatever the
+answers, each send in its own greenlet, at most ``--harness-max-in-flight`` at once; a send due
+while that many are in flight waits for one of them, and is counted as delayed.
+
+Ledger lines (JSON, one per line): ``{"id", "type": "invoke", "t", "due"}`` before a send (``due``:
+when it was meant to leave, by the user's pacing or the open schedule), then
 ``{"id", "type": "ok"|"fail"|"info", "t", "status", "error"}`` once its outcome is known.
+``harness_load_request_service_seconds`` is measured from the moment a send left;
+``harness_load_request_duration_seconds`` in the open model from when it was due (a send held
+back for room in flight, or by a busy core, counts its wait: no coordinated omission), in the
+closed model from when it left, as the catalogue's latency checks were measured (its ``due`` in
+the ledger tells the wait of a send held back by the answer before it).
 A process that sends (alone, or a worker) buffers its lines and observations; alone it writes
 them itself, as a worker it sends them to the master in batches, and the master, which owns
 the ledger file and the metrics endpoint, writes them. One ledger, one endpoint, however many
@@ -25,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import gevent
+import gevent.pool
 from locust import FastHttpUser, User, constant_throughput, events, task
 from locust.env import Environment
 from locust.exception import StopUser
@@ -43,9 +56,20 @@ _ERROR_CHARS = 200
 _BATCH = "harness_batch"
 
 REQUESTS = Counter("harness_load_requests", "Sends by what the producer answered.", ["outcome"])
-DURATION = Histogram("harness_load_request_duration_seconds", "Time from send to outcome.")
+DURATION = Histogram(
+    "harness_load_request_duration_seconds",
+    "Time to a send's outcome from when it was due (open model) or left (closed model).",
+)
+SERVICE = Histogram(
+    "harness_load_request_service_seconds", "Time from when a send left to its outcome."
+)
 RUNNING_USERS = Gauge("harness_load_users", "Locust users currently sending.")
 TARGET_RATE = Gauge("harness_load_target_rate", "Sends per second the run aims for.")
+DELAYED = Counter(
+    "harness_load_sends_delayed",
+    "Sends of the open model that waited for one of the most sends allowed in flight.",
+)
+IN_FLIGHT = Gauge("harness_load_in_flight", "Sends waiting for their outcome.")
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,8 @@ class Config:
     publish_name: str
     publish_routing_key: str
     publish_field: str
+    model: str
+    max_in_flight: int
 
     @classmethod
     def of(cls, options: Any) -> Config:
@@ -78,6 +104,8 @@ class Config:
             options.harness_publish_name,
             options.harness_publish_routing_key,
             options.harness_publish_field,
+            options.harness_model,
+            options.harness_max_in_flight,
         )
 
 
@@ -97,6 +125,8 @@ def _options(parser: Any) -> None:
     parser.add_argument("--harness-publish-name", default="")
     parser.add_argument("--harness-publish-routing-key", default="")
     parser.add_argument("--harness-publish-field", default="body")
+    parser.add_argument("--harness-model", choices=("closed", "open"), default="closed")
+    parser.add_argument("--harness-max-in-flight", type=int, default=1000)
     # Only where the ledger is written (alone, or the master): not forwarded to workers.
     parser.add_argument("--harness-ledger", default="")
     parser.add_argument("--harness-metrics-port", type=int, default=0)
@@ -109,16 +139,22 @@ class Batch:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.outcomes: list[str] = []
-        self.durations: list[float] = []
+        self.durations: list[float] = []  # from when each send was due
+        self.services: list[float] = []  # from when each send left
+        self.delayed: list[int] = []  # sends that waited for room in flight, in ones
+        self.in_flight = 0  # not taken: this process's sends waiting for their outcome
 
-    def take(self) -> dict[str, list[Any]]:
+    def take(self) -> dict[str, Any]:
         # Swapping the buffers is safe: greenlets only switch on I/O.
-        taken: dict[str, list[Any]] = {
+        taken: dict[str, Any] = {
             "lines": self.lines,
             "outcomes": self.outcomes,
             "durations": self.durations,
+            "services": self.services,
+            "delayed": self.delayed,
+            "in_flight": self.in_flight,
         }
-        self.lines, self.outcomes, self.durations = [], [], []
+        self.lines, self.outcomes, self.durations, self.services, self.delayed = [], [], [], [], []
         return taken
 
 
@@ -127,12 +163,19 @@ class Ledger:
 
     def __init__(self, path: str) -> None:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 -- open for the run
+        self._in_flight: dict[str, int] = {}  # by process: its own, or each worker's
 
-    def write(self, batch: dict[str, list[Any]]) -> None:
+    def write(self, batch: dict[str, Any], sender: str = "") -> None:
         for outcome in batch["outcomes"]:
             REQUESTS.labels(outcome).inc()
         for seconds in batch["durations"]:
             DURATION.observe(seconds)
+        for seconds in batch.get("services", ()):
+            SERVICE.observe(seconds)
+        if batch.get("delayed"):
+            DELAYED.inc(len(batch["delayed"]))
+        self._in_flight[sender] = int(batch.get("in_flight") or 0)
+        IN_FLIGHT.set(sum(self._in_flight.values()))
         if batch["lines"]:
             self._file.write("".join(batch["lines"]))
             self._file.flush()
@@ -150,7 +193,7 @@ def flush(environment: Environment) -> None:
     """A worker sends its batch to the master; alone or as the master, write it."""
     batch, runner = pending.take(), environment.runner
     if isinstance(runner, WorkerRunner):
-        if batch["lines"] or batch["outcomes"]:
+        if batch["lines"] or batch["outcomes"] or batch["in_flight"]:
             runner.send_message(_BATCH, batch)
         return
     if ledger is not None:
@@ -183,7 +226,9 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     ledger = Ledger(options.harness_ledger)
     if isinstance(environment.runner, MasterRunner):
         receiver = ledger  # the message handler outlives this function's narrowing of ledger
-        environment.runner.register_message(_BATCH, lambda msg, **_: receiver.write(msg.data))
+        environment.runner.register_message(
+            _BATCH, lambda msg, **_: receiver.write(msg.data, str(msg.node_id))
+        )
     gevent.spawn(_flush_forever, environment)
 
 
@@ -193,6 +238,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     config = Config.of(environment.parsed_options)
     Sender.wait_time = constant_throughput(config.rate / config.users)
     Producer.network_timeout = Producer.connection_timeout = config.timeout_s
+    # The open model's one user per process shares its connection pool among its sends.
+    Producer.concurrency = config.max_in_flight if config.model == "open" else 10
     if isinstance(environment.runner, WorkerRunner):
         gevent.spawn(_flush_forever, environment)
     elif isinstance(environment.runner, MasterRunner):
@@ -262,23 +309,62 @@ class Sender(User):
         # (Locust's private anchor; if it is ever renamed, arrivals only go back to bursts).
         gevent.sleep((self.number % config.users) / config.rate)
         self._cp_last_run = time.perf_counter()
+        self.period = config.users / config.rate
+        self.last_sent: float | None = None
 
     @task
     def send(self) -> None:
         if stopping or config is None:
             raise StopUser
-        seq = next(self.seq)
+        if config.model == "open":
+            self._arrivals(config)
+            raise StopUser
+        # The closed model's pacing meant each send to leave one period after the one before
+        # left; after a slow answer it leaves late, and its latency counts the wait.
+        now = time.time()
+        due = now if self.last_sent is None else min(now, self.last_sent + self.period)
+        self.last_sent = now
+        self._send_one(config, next(self.seq), due)
+
+    def _arrivals(self, config: Config) -> None:
+        """The open model: each send due at ``start + n / rate`` (this process's share of the
+        rate), whatever the answers, in a greenlet of its own; a send due while the most
+        allowed are in flight waits for room, and is counted as delayed."""
+        in_flight = gevent.pool.Pool(config.max_in_flight)
+        start, interval = time.time(), config.workers / config.rate
+        for seq in self.seq:
+            due = start + seq * interval
+            if (wait := due - time.time()) > 0:
+                gevent.sleep(wait)
+            if stopping:
+                break
+            if in_flight.full():
+                pending.delayed.append(1)
+                in_flight.wait_available()
+            in_flight.spawn(self._send_one, config, seq, due)
+        in_flight.join(timeout=config.timeout_s)
+
+    def _send_one(self, config: Config, seq: int, due: float) -> None:
+        """One message: its invoke line (with when it was due), the send, its outcome."""
         message_id = f"{config.seed:08x}-{self.number}-{seq}"
         body = config.body.replace("{id}", message_id).replace("{seq}", str(seq))
+        now = time.time()
         if config.key:
             key = message_key(config.key, self.number, seq)
             body = body.replace("{key}", key)
-            _record(id=message_id, type="invoke", t=time.time(), key=key)
+            _record(id=message_id, type="invoke", t=now, due=round(due, 6), key=key)
         else:
-            _record(id=message_id, type="invoke", t=time.time())
+            _record(id=message_id, type="invoke", t=now, due=round(due, 6))
         started = time.perf_counter()
-        outcome, status, error = self._send(message_id, body)
-        pending.durations.append(time.perf_counter() - started)
+        pending.in_flight += 1
+        try:
+            outcome, status, error = self._send(message_id, body)
+        finally:
+            pending.in_flight -= 1
+        done = time.perf_counter()
+        pending.services.append(done - started)
+        waited = now - due if config.model == "open" else 0.0
+        pending.durations.append(done - started + waited)
         pending.outcomes.append(outcome)
         _record(id=message_id, type=outcome, t=time.time(), status=status, error=error)
 
@@ -314,23 +400,37 @@ class Producer(Sender, FastHttpUser):
 
 
 class BrokerPublisher(Sender):
-    """A client of the broker at --host: one publish per message, through its own connection."""
+    """A client of the broker at --host: one publish per message, through a connection of its
+    own; the open model's sends in flight at once each take one (made when none is idle)."""
 
     abstract = True
     publisher_class: ClassVar[type[publishers.Publisher]]
 
     def on_start(self) -> None:
         assert config is not None and self.host is not None
-        self.publisher = self.publisher_class(publishers.Destination.of(self.host, config))
+        self.destination = publishers.Destination.of(self.host, config)
+        self.idle = [self.publisher_class(self.destination)]
         super().on_start()
 
     def _send(self, message_id: str, body: str) -> publishers.Outcome:
+        try:
+            publisher = self.idle.pop() if self.idle else self.publisher_class(self.destination)
+        except Exception as exc:  # the broker is unreachable: this send's outcome is unknown
+            return "info", None, f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
+        try:
+            return self._publish(publisher, message_id, body)
+        finally:
+            self.idle.append(publisher)
+
+    def _publish(
+        self, publisher: publishers.Publisher, message_id: str, body: str
+    ) -> publishers.Outcome:
         started = time.perf_counter()
-        outcome, status, error = self.publisher.send(message_id, body)
+        outcome, status, error = publisher.send(message_id, body)
         # Locust's own statistics (its summary in the load's log), as an HTTP client fills them.
         self.environment.events.request.fire(
             request_type=self.publisher_class.__name__.removesuffix("Publisher"),
-            name=self.publisher.to.name,
+            name=publisher.to.name,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=0,
             exception=None if outcome == "ok" else RuntimeError(f"{outcome}: {error}"),
@@ -339,7 +439,8 @@ class BrokerPublisher(Sender):
         return outcome, status, error
 
     def on_stop(self) -> None:
-        self.publisher.close()
+        for publisher in self.idle:
+            publisher.close()
 
 
 class RedisStreamPublisher(BrokerPublisher):

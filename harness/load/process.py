@@ -144,6 +144,8 @@ class LoadPlan:
     users: int | None = None
     seed: int = 0
     timeout_s: float = 5.0
+    model: str = "closed"  # or "open": sends on schedule, at most max_in_flight at once
+    max_in_flight: int = 1000
     workers: int = 0  # 0: Locust alone in one process; N: a master and N workers
     master_port: int | None = None  # where the master listens for its workers
     remote: RemoteWorkers | None = None  # workers on other machines, and the master's address
@@ -177,7 +179,10 @@ class LoadPlan:
 
     @property
     def user_count(self) -> int:
-        """Enough users that each paces about 20 msg/s: one user's sends are sequential."""
+        """Closed: enough users that each paces about 20 msg/s (one user's sends are
+        sequential). Open: one per process, which sends on schedule."""
+        if self.model == "open":
+            return max(1, self.expected_workers)
         wanted = self.users or min(_MAX_USERS, max(1, math.ceil(self.rate / _MSGS_PER_USER)))
         return max(wanted, self.expected_workers)  # every worker sends
 
@@ -290,6 +295,10 @@ class LoadProcess:
             str(plan.seed),
             "--harness-timeout",
             repr(plan.timeout_s),
+            "--harness-model",
+            plan.model,
+            "--harness-max-in-flight",
+            str(max(1, plan.max_in_flight // max(1, plan.expected_workers))),
             "--harness-ledger",
             str(plan.ledger_path.resolve()),
             "--harness-metrics-port",

@@ -284,14 +284,16 @@ def assert_exactly_the_acknowledged(
 # ------------------------------------------------------------------- the tests
 
 
+@pytest.mark.parametrize("model", ["closed", "open"])
 @pytest.mark.parametrize("into", list(TARGETS))
 def test_what_the_broker_acknowledged_is_there_once_with_its_body(
-    brokers: Brokers, tmp_path: Path, started: list[LoadProcess], into: str
+    brokers: Brokers, tmp_path: Path, started: list[LoadProcess], into: str, model: str
 ) -> None:
-    name = f"load-{into}"
+    """Either model of arrivals: the open one's sends in flight each take a publisher."""
+    name = f"load-{into}-{model}"
     port = prepare(brokers, into, name)
     publish = Publish(into, name, routing_key=name)  # type: ignore[arg-type]
-    process = run_load(tmp_path, started, publish, port)
+    process = run_load(tmp_path, started, publish, port, model=model, max_in_flight=50)
     sends = finish(process)
 
     assert set(sends.values()) == {SendOutcome.OK}, completions(process)[:5]

@@ -3,6 +3,8 @@ line and field, and what the load process is told."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,9 @@ import pytest
 from harness.errors import SpecError
 from harness.load import LoadPlan, LoadProcess, Publish, load_address
 from harness.load.process import USER_CLASSES
-from harness.loader import load_topology
+from harness.loader import load_experiment, load_topology
 from harness.topology import LoadTarget
+from tests.conftest import ROOT
 
 TOPOLOGY = """\
 name: mini
@@ -136,3 +139,42 @@ def test_a_nats_load_without_a_name_publishes_to_the_queue_which_must_be_a_subje
         load_topology(path)
     assert (raised.value.line, raised.value.field) == (2, "queue")
     assert "'my jobs' is no subject to publish to" in raised.value.message
+
+
+def test_the_open_model_runs_one_user_per_process_and_tells_locust_its_room(
+    tmp_path: Path,
+) -> None:
+    closed = plan(tmp_path, None)
+    opened = dataclasses.replace(closed, rate=400, model="open", max_in_flight=300)
+    assert (closed.user_count, opened.user_count) == (1, 1)
+    assert dataclasses.replace(closed, rate=400).user_count == 20
+    command = LoadProcess(opened).command()
+    assert command[command.index("--harness-model") + 1] == "open"
+    assert command[command.index("--harness-max-in-flight") + 1] == "300"
+    assert command[command.index("--users") + 1] == "1"
+
+
+@pytest.mark.parametrize(
+    ("load", "why"),
+    [
+        ("{rate: 50/s, duration: 5s, model: open, users: 4}", "users is the closed model's"),
+        ("{rate: 50/s, duration: 5s, model: open, key: 'k{seq % 4}'}", "a keyed load is closed"),
+        ("{rate: 50/s, duration: 5s, max_in_flight: 40}", "max_in_flight is the open model's"),
+        ("{rate: 50/s, duration: 5s, model: opened}", "'closed' or 'open'"),
+    ],
+)
+def test_what_the_open_model_does_not_take_is_refused(tmp_path: Path, load: str, why: str) -> None:
+    path = tmp_path / "open.yaml"
+    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
+    path.write_text(re.sub(r"^load: .*$", f"load: {load}", text, count=1, flags=re.M))
+    with pytest.raises(SpecError, match=why) as refused:
+        load_experiment(path)
+    assert refused.value.field.startswith("load")
+
+
+def test_the_open_models_room_defaults_to_a_timeout_of_sends(tmp_path: Path) -> None:
+    path = tmp_path / "open.yaml"
+    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
+    path.write_text(re.sub(r"^load: .*$", "load: {rate: 200/s, duration: 60s, model: open}",
+                           text, count=1, flags=re.M))  # fmt: skip
+    assert load_experiment(path).spec.load.in_flight_cap == 1000
