@@ -339,6 +339,8 @@ def _check_check_names(spec: ExperimentSpec, source: Source) -> None:
 
 def _check_moments(spec: ExperimentSpec, faults: Sequence[FaultEntry], source: Source) -> None:
     spans = {"load"} | ({"fault"} if faults else set()) | {f.label for f in faults}
+    if spec.load.shape is not None:
+        spans |= set(spec.load.shape.names())
     for index, check in enumerate(spec.checks):
         loc: Loc = ("checks", index)
         for field, moment in check.looks_at():

@@ -9,6 +9,8 @@ order of the phases and their timing.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import random
 import time
 import traceback
@@ -28,6 +30,8 @@ from harness.errors import Aborted, HarnessError, Interrupted
 from harness.faults import FaultTools
 from harness.journal import Journal, Outcome, write_json
 from harness.load import LoadPlan, LoadProcess, RemoteWorkers, load_address
+from harness.load.pacing import due_times
+from harness.load.shape import Phase
 from harness.observe.live import LiveNumbers
 from harness.observe.promql import PromQL, PromQLError
 from harness.report import html, junit
@@ -198,17 +202,27 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
     t_load = time.time()
     ctx.mark("start", t_load)
     ctx.mark("load.start", t_load)
-    rate, duration, model = spec.load.rate, spec.load.duration, spec.load.model
-    ctx.log.now(
-        "load.start", "load", Outcome.OK, t_invoke, rate=rate, duration_s=duration, model=model
+    load_spec = spec.load
+    rate, duration, model = load_spec.peak_rate, load_spec.duration, load_spec.arrivals
+    shape = (
+        load_spec.shape.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if load_spec.shape
+        else None
     )
-    how = f"open model, at most {spec.load.in_flight_cap} in flight" if model == "open" else model
-    say(f"load: {rate:g} msg/s for {duration:g}s ({how})")
+    ctx.log.now(
+        "load.start", "load", Outcome.OK, t_invoke, rate=rate, duration_s=duration, model=model,
+        **({"shape": shape} if shape else {}),
+    )  # fmt: skip
+    _mark_phases(ctx, t_load)
+    how = f"open model, at most {load_spec.in_flight_cap} in flight" if model == "open" else model
+    what = f"shaped ({next(iter(shape))}), at most {rate:g} msg/s" if shape else f"{rate:g} msg/s"
+    say(f"load: {what} for {duration:g}s ({how})")
     numbers = LiveNumbers(promql.base_url, topology.queue)
     numbers.start()
     teardown.callback(numbers.stop)
     teardown.callback(progress.end)
-    progress.begin(_console_plan(steps, duration, numbers))
+    phases = load_spec.shape.phases(duration) if load_spec.shape else []
+    progress.begin(_console_plan(steps, duration, numbers, phases))
     watch = AbortWatch(spec.abort_if, promql, time.monotonic(), spec.time_limit_s)
 
     def tick() -> None:
@@ -218,6 +232,7 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
 
     try:
         _drive(ctx, scheduler, load, tick)
+        _mark_phases(ctx, _schedule_start(ctx))
         progress.enter("drain")
         _drain(ctx, promql, topology.drained, spec.drain, tick)
         progress.end()
@@ -248,7 +263,7 @@ def _load(ctx: RunContext, standing: stack.Standing) -> LoadProcess:
             key=load_spec.key or "",
             content_type=topology.load.content_type,
             publish=publish,
-            rate=load_spec.rate,
+            rate=load_spec.peak_rate,
             duration_s=load_spec.duration,
             metrics_port=standing.load_port,
             metrics_host=standing.load_host,
@@ -257,7 +272,8 @@ def _load(ctx: RunContext, standing: stack.Standing) -> LoadProcess:
             users=load_spec.users,
             seed=ctx.seed,
             workers=load_spec.workers,
-            model=load_spec.model,
+            model=load_spec.arrivals,
+            shape=tuple(load_spec.shape.segments(load_spec.duration)) if load_spec.shape else (),
             max_in_flight=load_spec.in_flight_cap,
             timeout_s=LOAD_TIMEOUT_S,
             master_port=ctx.ports.allocate() if load_spec.workers else None,
@@ -266,11 +282,41 @@ def _load(ctx: RunContext, standing: stack.Standing) -> LoadProcess:
     )
 
 
-def _console_plan(steps: list[FaultStep], duration_s: float, numbers: LiveNumbers) -> Plan:
+def _mark_phases(ctx: RunContext, start: float | None) -> None:
+    """The moments at the edges of the load shape's phases, from the schedule's start."""
+    shape, duration = ctx.experiment.spec.load.shape, ctx.experiment.spec.load.duration
+    if shape is None or start is None:
+        return
+    for phase, begins, ends in shape.phases(duration):
+        ctx.mark(f"load.{phase}.start", start + begins)
+        ctx.mark(f"load.{phase}.end", start + ends)
+
+
+def _schedule_start(ctx: RunContext) -> float | None:
+    """When the shape's schedule began, from its first send's due time (less that send's place
+    in the schedule: a shape may start at 0/s). Locust's clock starts a moment before the
+    harness hears that its users send, which the phases must not be skewed by."""
+    shape, duration = ctx.experiment.spec.load.shape, ctx.experiment.spec.load.duration
+    if shape is None:
+        return None
+    first = next(due_times(0.0, shape.segments(duration), 1, 0), 0.0)
+    sent = ctx.folder.sent
+    with contextlib.suppress(OSError, ValueError, KeyError), sent.open(encoding="utf-8") as lines:
+        for line in itertools.islice(lines, 100):
+            record = json.loads(line)
+            if record.get("type") == "invoke" and "due" in record:
+                return float(record["due"]) - first
+    return None
+
+
+def _console_plan(
+    steps: list[FaultStep], duration_s: float, numbers: LiveNumbers, phases: list[Phase]
+) -> Plan:
     events = [
         (item.t_s, f"{item.action.value} {item.step.label} ({item.step.kind})")
         for item in plan(steps)
     ]
+    events.extend((begins, f"load.{name} starts") for name, begins, _ in phases if begins > 0)
     events.append((duration_s, "load ends"))
     return Plan(duration_s, tuple(sorted(events)), numbers.values)
 

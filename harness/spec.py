@@ -25,6 +25,7 @@ from harness.checks import AnyCheck
 from harness.errors import SpecError
 from harness.faults import Fault
 from harness.load.keys import KEY_PLACEHOLDER
+from harness.load.shape import Shape
 from harness.model import Model
 from harness.topology import NAME_PATTERN, TopologySpec
 from harness.units import (
@@ -46,7 +47,10 @@ MAX_IN_FLIGHT = 5000
 
 
 class LoadSpec(Model):
-    rate: Rate
+    rate: Rate | None = Field(None, description="a constant rate (or give a shape)")
+    shape: Shape | None = Field(
+        None, description="a rate that changes: ramp, steps, spike or sine (the open model)"
+    )
     duration: Duration = Field(gt=0)
     key: str | None = Field(
         None,
@@ -56,10 +60,11 @@ class LoadSpec(Model):
         '"{seq % N}"; the default body then carries it as "key" (Kafka\'s record key)',
     )
     users: int | None = Field(None, ge=1, le=1000)
-    model: Literal["closed", "open"] = Field(
-        "closed",
-        description="closed: each user waits for an answer before its next send; open: sends "
-        "leave on schedule whatever the answers, up to max_in_flight at once",
+    model: Literal["closed", "open"] | None = Field(
+        None,
+        description="closed (the default for a rate): each user waits for an answer before its "
+        "next send; open (a shape's): sends leave on schedule whatever the answers, up to "
+        "max_in_flight at once",
     )
     max_in_flight: int | None = Field(
         None,
@@ -77,11 +82,15 @@ class LoadSpec(Model):
 
     @model_validator(mode="after")
     def _open_model(self) -> LoadSpec:
-        if self.model == "closed" and self.max_in_flight is not None:
+        if (self.rate is None) == (self.shape is None):
+            raise ValueError("give a rate (200/s) or a shape (ramp, steps, spike or sine)")
+        if self.shape is not None and self.model == "closed":
+            raise ValueError("a shape's sends follow its schedule: the model is open")
+        if self.arrivals == "closed" and self.max_in_flight is not None:
             raise ValueError("max_in_flight is the open model's: give model: open with it")
-        if self.model == "open" and self.users is not None:
+        if self.arrivals == "open" and self.users is not None:
             raise ValueError("users is the closed model's: the open model sends on schedule")
-        if self.model == "open" and self.key is not None:
+        if self.arrivals == "open" and self.key is not None:
             raise ValueError(
                 "a keyed load is closed: the order of a key's sends is its user's, which needs "
                 "each send to wait for the one before"
@@ -89,9 +98,24 @@ class LoadSpec(Model):
         return self
 
     @property
+    def arrivals(self) -> str:
+        """The model of arrivals: as given, else open for a shape and closed for a rate."""
+        return self.model or ("open" if self.shape is not None else "closed")
+
+    @property
+    def peak_rate(self) -> float:
+        """The rate, or the shape's highest within the load."""
+        return self.rate if self.rate is not None else self.shape_peak
+
+    @property
+    def shape_peak(self) -> float:
+        assert self.shape is not None
+        return self.shape.peak(self.duration)
+
+    @property
     def in_flight_cap(self) -> int:
         """The open model's most sends in flight: given, or a whole timeout's worth."""
-        default = max(10, math.ceil(self.rate * LOAD_TIMEOUT_S))
+        default = max(10, math.ceil(self.peak_rate * LOAD_TIMEOUT_S))
         return self.max_in_flight or min(default, MAX_IN_FLIGHT)
 
     @model_validator(mode="after")

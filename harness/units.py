@@ -168,7 +168,9 @@ ConditionField = Annotated[
 ]
 
 _MOMENT = re.compile(
-    r"^\s*(?:(?P<bare>start|end)|(?P<name>[A-Za-z_][\w-]*)(?:\.(?P<edge>start|end))?)"
+    r"^\s*(?:(?P<bare>start|end)|"
+    # A phase of the load's shape is a span with a dot: load.peak.start.
+    r"(?P<name>load\.(?!(?:start|end)\b)[A-Za-z_][\w-]*|[A-Za-z_][\w-]*)(?:\.(?P<edge>start|end))?)"
     r"\s*(?:(?P<sign>[+-])\s*(?P<offset>\d+(?:\.\d+)?\s*(?:ms|s|m|h)?))?\s*$"
 )
 
@@ -208,7 +210,7 @@ class Moment:
     @property
     def span(self) -> str | None:
         """The span this moment is an edge of (``fault`` for ``fault.end``), if any."""
-        return self.anchor.split(".")[0] if "." in self.anchor else None
+        return self.anchor.rsplit(".", 1)[0] if "." in self.anchor else None
 
     def __str__(self) -> str:
         if not self.offset_s:

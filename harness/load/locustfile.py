@@ -47,9 +47,11 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 if TYPE_CHECKING:
     from harness.load import publishers
     from harness.load.keys import message_key
+    from harness.load.pacing import due_times, rate_at
 else:
     import publishers  # beside this file: Locust puts its folder on the path while importing it
     from keys import message_key
+    from pacing import due_times, rate_at
 
 _FLUSH_EVERY_S = 0.2
 _ERROR_CHARS = 200
@@ -88,6 +90,7 @@ class Config:
     publish_field: str
     model: str
     max_in_flight: int
+    shape: list[list[float]]  # the open model's segments: start, end, rate at each (empty: rate)
 
     @classmethod
     def of(cls, options: Any) -> Config:
@@ -106,6 +109,7 @@ class Config:
             options.harness_publish_field,
             options.harness_model,
             options.harness_max_in_flight,
+            json.loads(options.harness_shape),
         )
 
 
@@ -127,6 +131,7 @@ def _options(parser: Any) -> None:
     parser.add_argument("--harness-publish-field", default="body")
     parser.add_argument("--harness-model", choices=("closed", "open"), default="closed")
     parser.add_argument("--harness-max-in-flight", type=int, default=1000)
+    parser.add_argument("--harness-shape", default="[]")
     # Only where the ledger is written (alone, or the master): not forwarded to workers.
     parser.add_argument("--harness-ledger", default="")
     parser.add_argument("--harness-metrics-port", type=int, default=0)
@@ -242,9 +247,20 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     Producer.concurrency = config.max_in_flight if config.model == "open" else 10
     if isinstance(environment.runner, WorkerRunner):
         gevent.spawn(_flush_forever, environment)
-    elif isinstance(environment.runner, MasterRunner):
+        return
+    if config.shape:
+        gevent.spawn(_follow_shape, config)
+    if isinstance(environment.runner, MasterRunner):
         options: Any = environment.parsed_options
         gevent.spawn_later(options.harness_duration, _end, environment)
+
+
+def _follow_shape(config: Config) -> None:
+    """Where the metrics are served, the rate the shape aims for, as the sends follow it."""
+    start = time.time()
+    while not stopping:
+        TARGET_RATE.set(rate_at(config.rate, config.shape, time.time() - start))
+        gevent.sleep(0.25)
 
 
 def _end(environment: Environment) -> None:
@@ -327,13 +343,18 @@ class Sender(User):
         self._send_one(config, next(self.seq), due)
 
     def _arrivals(self, config: Config) -> None:
-        """The open model: each send due at ``start + n / rate`` (this process's share of the
-        rate), whatever the answers, in a greenlet of its own; a send due while the most
-        allowed are in flight waits for room, and is counted as delayed."""
+        """The open model: each send due at ``start + n / rate`` (or where a shape's rate
+        integrates to n; a process takes every Nth of N), whatever the answers, in a greenlet
+        of its own; a send due while the most allowed are in flight waits for room, and is
+        counted as delayed."""
         in_flight = gevent.pool.Pool(config.max_in_flight)
-        start, interval = time.time(), config.workers / config.rate
-        for seq in self.seq:
-            due = start + seq * interval
+        runner = self.environment.runner
+        worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        start = time.time()
+        for seq, offset in zip(
+            self.seq, due_times(config.rate, config.shape, config.workers, worker), strict=False
+        ):
+            due = start + offset
             if (wait := due - time.time()) > 0:
                 gevent.sleep(wait)
             if stopping:

@@ -12,6 +12,7 @@ and serves the one metrics endpoint; the workers send.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
@@ -146,6 +147,9 @@ class LoadPlan:
     timeout_s: float = 5.0
     model: str = "closed"  # or "open": sends on schedule, at most max_in_flight at once
     max_in_flight: int = 1000
+    # The open model's rate over time, as (start, end, rate at start, rate at end) from the
+    # load's start; empty: ``rate`` throughout.
+    shape: tuple[tuple[float, float, float, float], ...] = ()
     workers: int = 0  # 0: Locust alone in one process; N: a master and N workers
     master_port: int | None = None  # where the master listens for its workers
     remote: RemoteWorkers | None = None  # workers on other machines, and the master's address
@@ -299,6 +303,8 @@ class LoadProcess:
             plan.model,
             "--harness-max-in-flight",
             str(max(1, plan.max_in_flight // max(1, plan.expected_workers))),
+            "--harness-shape",
+            json.dumps([list(segment) for segment in plan.shape]),
             "--harness-ledger",
             str(plan.ledger_path.resolve()),
             "--harness-metrics-port",

@@ -134,8 +134,10 @@ OVERVIEW: tuple[Panel, ...] = (
                 "{{outcome}}",
                 f"sum by (outcome) (rate(harness_load_requests_total{_T}{_W}))",
             ),
+            Query("offered", f"sum(harness_load_target_rate{_T})"),
         ),
-        "What Locust sent per second, by what the producer answered.",
+        "What Locust sent per second, by what the producer answered, and the rate it aimed "
+        "for (a load's shape draws its phases here).",
     ),
     Panel(
         "Load: request latency",
