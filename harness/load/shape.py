@@ -75,7 +75,8 @@ class Sine(Model):
 
 class Shape(Model):
     ramp: Ramp | None = None
-    steps: list[Step] | None = Field(None, min_length=1)
+    # Each step is a segment on Locust's command line: far more than a useful shape has.
+    steps: list[Step] | None = Field(None, min_length=1, max_length=100)
     spike: Spike | None = None
     sine: Sine | None = None
 

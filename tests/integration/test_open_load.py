@@ -1,13 +1,15 @@
 """The open model on real runs of the reference target: while the API's link to the broker is
 slow (every enqueue takes a second or two), the closed model's users wait for their answers and
-send a few percent of what is due; the open model sends every due message on time. With room
-for only 20 sends in flight, the open model's sends wait for room: they are counted as delayed,
-and their latency from when they were due shows the stall that the latency from when they left
-does not."""
+send a few percent of what is due; the open model sends every due message on time (the two
+run as the experiment's matrix: one folder and one JUnit suite per combination, the worst
+verdict as the exit code). With room for only 20 sends in flight, the open model's sends wait
+for room: they are counted as delayed, and their latency from when they were due shows the
+stall that the latency from when they left does not."""
 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +65,23 @@ def sends(journal: dict[str, Any]) -> tuple[int, int]:
 
 def test_the_open_model_keeps_sending_while_the_api_stalls(harness_cli, tmp_path: Path) -> None:
     experiment = tmp_path / "api-stall.yaml"
-    experiment.write_text(STALL)
+    experiment.write_text(STALL + "matrix:\n  load.model: [closed, open]\n")
+    report = tmp_path / "junit.xml"
     result = harness_cli(
-        "run", str(experiment), "--matrix", "load.model=closed,open", "--json",
-        "--runs-dir", str(tmp_path / "runs"), timeout=300,
+        "run", str(experiment), "--runs-dir", str(tmp_path / "runs"), "--junit", str(report),
+        timeout=300,
     )  # fmt: skip
-    document = json.loads(result.stdout)
-    closed, opened = (json.loads(Path(r["run_dir"], "journal.json").read_text())
-                      for r in document["runs"])  # fmt: skip
+    assert "checks by combination" in result.stdout, result.stdout + result.stderr
+    header = next(line for line in result.stdout.splitlines() if "load.model=closed" in line)
+    assert header.index("load.model=closed") < header.index("load.model=open")
+    suites = [s.get("name") for s in ET.parse(report).getroot().iter("testsuite")]
+    assert suites == ["api-stall [load.model=closed]", "api-stall [load.model=open]"]
+    found = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/journal.json")]
+    closed, opened = sorted(found, key=lambda j: j["started_at"])
+    assert (closed["overrides"], opened["overrides"]) == (
+        ["load.model=closed"],
+        ["load.model=open"],
+    )
     scheduled = 50 * (opened["moments"]["stall.end"] - opened["moments"]["stall.start"])
     left, _ = sends(closed)
     assert left < 0.3 * scheduled, (left, scheduled)  # each user waits out its answer

@@ -1,15 +1,13 @@
-"""A control run and a matrix, on real runs of the reference target.
+"""A control run, on real runs of the reference target (a matrix is run by
+``test_open_load.py``, over the two models of arrivals).
 
 ``--control`` runs the experiment without its faults first (same seed, same load), then with
 them: the backlog that grows only while every worker hangs fails in the control and holds with
-the faults, and the check that held alike in both is flagged as one the faults did not move.
-A matrix runs one experiment per combination, each in its own folder, with one JUnit suite per
-combination and the worst verdict as the exit code."""
+the faults, and the check that held alike in both is flagged as one the faults did not move."""
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +37,6 @@ checks:
       sum(harness_queue_depth{{queue="$queue"}}) + sum(harness_queue_inflight{{queue="$queue"}})
       > 150
     during: hang
-  - {{name: {LOST}, ledger: lost, expect: "== 0"}}
-"""
-
-REPLICAS = "two workers answer"
-GRID = f"""\
-name: grid
-target: {ROOT / "targets" / "redis-streams.yaml"}
-load: {{rate: 40/s, duration: 6s}}
-drain: 30s
-matrix:
-  worker.replicas: [1, 2]
-checks:
-  - {{name: {REPLICAS}, query: 'sum(up{{instance_name=~"worker.*"}})', at: end, expect: "== 2"}}
   - {{name: {LOST}, ledger: lost, expect: "== 0"}}
 """
 
@@ -91,24 +76,3 @@ def test_a_control_run_shows_what_the_faults_moved(harness_cli, tmp_path: Path) 
     page = (Path(faulted["run_dir"]) / "report.html").read_text()
     assert "Control run (faults skipped)" in page and "held alike without the faults" in page
     assert "A control run" in (Path(control["run_dir"]) / "report.html").read_text()
-
-
-def test_a_matrix_runs_each_combination_and_exits_with_the_worst(
-    harness_cli, tmp_path: Path
-) -> None:
-    experiment = tmp_path / "grid.yaml"
-    experiment.write_text(GRID)
-    runs, report = tmp_path / "runs", tmp_path / "junit.xml"
-    result = harness_cli(
-        "run", str(experiment), "--runs-dir", str(runs), "--junit", str(report), timeout=300
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    one, two = journals(runs)
-    assert (one["overrides"], two["overrides"]) == (["worker.replicas=1"], ["worker.replicas=2"])
-    assert verdicts(one) == {REPLICAS: "failed", LOST: "held"}
-    assert verdicts(two) == {REPLICAS: "held", LOST: "held"}
-    assert "checks by combination" in result.stdout
-    header = next(line for line in result.stdout.splitlines() if "worker.replicas=1" in line)
-    assert header.index("worker.replicas=1") < header.index("worker.replicas=2")
-    suites = [s.get("name") for s in ET.parse(report).getroot().iter("testsuite")]
-    assert suites == ["grid [worker.replicas=1]", "grid [worker.replicas=2]"]
