@@ -134,7 +134,8 @@ OVERVIEW: tuple[Panel, ...] = (
                 "{{outcome}}",
                 f"sum by (outcome) (rate(harness_load_requests_total{_T}{_W}))",
             ),
-            Query("offered", f"sum(harness_load_target_rate{_T})"),
+            # Over the same window as the rates beside it, so that it spans the same time.
+            Query("offered", f"sum(last_over_time(harness_load_target_rate{_T}{_W}))"),
         ),
         "What Locust sent per second, by what the producer answered, and the rate it aimed "
         "for (a load's shape draws its phases here).",
