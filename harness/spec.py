@@ -105,11 +105,9 @@ class LoadSpec(Model):
     @property
     def peak_rate(self) -> float:
         """The rate, or the shape's highest within the load."""
-        return self.rate if self.rate is not None else self.shape_peak
-
-    @property
-    def shape_peak(self) -> float:
-        assert self.shape is not None
+        if self.rate is not None:
+            return self.rate
+        assert self.shape is not None  # a rate or a shape, as the validator demands
         return self.shape.peak(self.duration)
 
     @property

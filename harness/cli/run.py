@@ -22,7 +22,6 @@ from harness.loader import experiment_files, load_experiment
 from harness.matrix import Combination
 from harness.report import junit
 from harness.report.console import (
-    STYLES,
     LiveProgress,
     Progress,
     QuietProgress,
@@ -32,6 +31,7 @@ from harness.report.console import (
     repeat_line,
     repeat_table,
     shown,
+    styled_verdict,
     summary,
 )
 from harness.spec import Experiment
@@ -40,6 +40,8 @@ from harness.yamlsource import Override
 
 if TYPE_CHECKING:
     from grafana_client.api import GrafanaApi
+
+    from harness.runner import RunResult
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     cells: list[tuple[str, Journal]] = []  # for the table of a matrix
     repeats: list[tuple[Variant, repeat.RepeatSummary]] = []  # one per variant
 
-    def attempt(experiment: Experiment, variant: Variant, seed: int | None, **how: Any) -> Any:
+    def attempt(
+        experiment: Experiment, variant: Variant, seed: int | None, **how: Any
+    ) -> RunResult | HarnessError:
         """One run, or the error that kept it from opening (a missing component)."""
         try:
             return run(
@@ -102,17 +106,15 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
             journals: list[Journal | repeat.Unopened] = []  # for its repeat summary
             for i, seed in enumerate(repeat.seeds(args.seed, times), 1):
                 name = junit.run_name(variant.name(experiment.name), i, times)
-                control = None
+                control: Journal | None = None
                 if args.control:  # first, so that the faulted run can link it and take its seed
-                    control = attempt(experiment, variant, seed, skip_faults=True)
-                    if isinstance(control, HarnessError):
-                        tell_error(err, "control run error", control)
-                        control = None
+                    skipped = attempt(experiment, variant, seed, skip_faults=True)
+                    if isinstance(skipped, HarnessError):
+                        tell_error(err, "control run error", skipped)
                     else:
-                        seed = control.journal.seed
-                        if isinstance(control.error, Interrupted):
-                            raise control.error
-                        control = control.journal
+                        if isinstance(skipped.error, Interrupted):
+                            raise skipped.error
+                        control, seed = skipped.journal, skipped.journal.seed
                 result = attempt(experiment, variant, seed, control=control)
                 if isinstance(result, HarnessError):
                     tell_error(err, "error", result)
@@ -191,8 +193,7 @@ def _repeat(args: argparse.Namespace) -> int:
 
 def _repeat_row(variant: Variant, repeated: repeat.RepeatSummary) -> tuple[str, Verdict, str]:
     """A variant's line in the table that ends a --repeat of several variants."""
-    label = variant.combination.label
-    name = escape(f"{repeated.experiment} [{label}]" if label else
+    name = escape(variant.name(repeated.experiment) if variant.combination.overrides else
                   f"{repeated.experiment} on {repeated.target}")  # fmt: skip
     return name, repeated.verdict, f"held in {repeated.held} of {repeated.runs} runs"
 
@@ -245,7 +246,7 @@ def _tell(
     summary(out, journal)
     if control is not None:
         out.print(control_table(journal, control))
-        out.print(f"control run (faults skipped): {_styled_verdict(control.verdict)} "
+        out.print(f"control run (faults skipped): {styled_verdict(control.verdict)} "
                   f"({escape(str(shown(control.folder)))})", soft_wrap=True)  # fmt: skip
 
 
@@ -331,8 +332,3 @@ def tell_error(console: Console, label: str, error: BaseException) -> None:
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
-
-
-def _styled_verdict(verdict: Verdict) -> str:
-    style = STYLES.get(verdict.value, "")
-    return f"[{style}]{verdict.value}[/{style}]" if style else verdict.value

@@ -204,9 +204,13 @@ def catalogue_table(
     for column in ("experiment", "verdict", where):
         table.add_column(column)
     for name, verdict, where in rows:
-        style = STYLES.get(verdict.value, "")
-        table.add_row(name, f"[{style}]{verdict.value}[/{style}]", where)
+        table.add_row(name, styled_verdict(verdict), where)
     return table
+
+
+def styled_verdict(verdict: Verdict) -> str:
+    """A verdict's word in its colour."""
+    return _styled(verdict.value, verdict.value)
 
 
 def matrix_table(cells: Sequence[tuple[str, Journal]], by: str = "target") -> Table:
