@@ -5,7 +5,7 @@
 - recovery after a worker kill: at 200 messages/s with 5 ms of work per message (the two workers
   busy about 70 % of the time), one of them is SIGKILLed and restarted 5 s later; the time from
   the kill until the backlog is back under 50 for good;
-- capacity: the highest rate held, as bench/capacity.py measures it (one sweep).
+- capacity: the highest rate sustained, as `harness capacity` measures it (one sweep).
 
     .venv/bin/python bench/brokers.py --runs 3
     .venv/bin/python bench/brokers.py --targets rabbitmq,nats --runs 1 --rates 300,400
@@ -77,9 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="redis-streams,rabbitmq,nats")
     parser.add_argument("--runs", type=int, default=3, help="runs of the kill experiment")
-    parser.add_argument("--rates", default="200,300,400,500,600,700,800")
+    parser.add_argument("--rates", default="200,300,400,500,600,700,800",
+                        help="the capacity sweep's rates ('' for none)")  # fmt: skip
     args = parser.parse_args()
-    rates = [int(r) for r in args.rates.split(",") if r]
     for target in args.targets.split(","):
         results = [kill_run(target) for _ in range(args.runs)]
         for index, result in enumerate(results, 1):
@@ -90,11 +90,12 @@ def main() -> None:
             print(
                 f"  {key}: {statistics.median(values):.2f} ({min(values):.2f} to {max(values):.2f})"
             )
-        if not rates:
+        if not args.rates:
             continue
-        extra = ["--set", "worker.env.PROCESS_MS=0"]
         print(f"{target}: capacity sweep:", flush=True)
-        print(f"  highest rate held: {capacity.sweep(rates, extra, target)}/s", flush=True)
+        flags = ["--set", "worker.env.PROCESS_MS=0", "--sweeps", "1", "--rates", args.rates]
+        found = capacity.measure(target, flags)
+        print(f"  highest rate sustained: {found['rate_per_s']:g}/s", flush=True)
 
 
 if __name__ == "__main__":

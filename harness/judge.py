@@ -365,7 +365,8 @@ def journal(
         moments={k: round(v, 3) for k, v in ctx.moments.items()},
         timeline=tuple(ctx.log.events),
         ledger=ctx.ledger,
-        load=experiment.spec.load.model_dump(mode="json"),
+        load=experiment.spec.load.model_dump(mode="json")
+        | ({"capacity": experiment.capacity.to_json()} if experiment.capacity else {}),
         components=ctx.component_record(),
         harness_cpu_s=round(own_cpu_s(), 3),
         cleanup_errors=tuple(ctx.cleanup_errors),

@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from harness.capacity import store
+from harness.capacity.share import CapacityShare, CapacityUnmeasured, Subject, percent_of
 from harness.checks import CHECK_TAGS
 from harness.errors import SpecError
 from harness.faults import FAULTS, Reach
@@ -29,10 +32,18 @@ from harness.yamlsource import Loc, Override, Source, apply_override, leaves, lo
 
 M = TypeVar("M", bound=BaseModel)
 QUEUE_VARIABLE = "$queue"
+# What a share of an unmeasured capacity stands for while a file is only validated.
+STAND_IN_RATE = 100.0
 
 
-def load_experiment(path: Path, overrides: Sequence[str | Override] = ()) -> Experiment:
-    """Read, override and validate an experiment and its target; raises SpecError."""
+def load_experiment(
+    path: Path, overrides: Sequence[str | Override] = (), stand_in: bool = False
+) -> Experiment:
+    """Read, override and validate an experiment and its target; raises SpecError.
+
+    A rate given as a share of capacity is read from this machine's measurement of the
+    target; without one, CapacityUnmeasured, or with ``stand_in`` a stand-in capacity (to
+    validate the rest of the file)."""
     sets = [o if isinstance(o, Override) else Override.parse(o) for o in overrides]
     source = load(path)
     exp_sets = [s for s in sets if s.path[0] in _field_names(ExperimentSpec)]
@@ -74,6 +85,9 @@ def load_experiment(path: Path, overrides: Sequence[str | Override] = ()) -> Exp
             topo.borrowed[(key,)] = (source, (key,))
     topology = _validate(TopologySpec, topo)
     check_topology(topology, topo)
+    component_sets = [s.text for s in sets if s not in exp_sets]
+    share = _capacity_share(source, topology, Subject(topo_path, sets=tuple(component_sets)),
+                            stand_in)  # fmt: skip
     source.data = _with_queue(source.data, topology.queue)
     spec = _validate(ExperimentSpec, source)
     faults = tuple(_fault_entries(spec, topology, source))
@@ -88,8 +102,39 @@ def load_experiment(path: Path, overrides: Sequence[str | Override] = ()) -> Exp
             f"({spec.load.duration:g}s)",
         )
     return Experiment(
-        spec, topology, faults, path, topo_path, _promql(spec, topology, source, topo)
+        spec, topology, faults, path, topo_path, _promql(spec, topology, source, topo), share
     )
+
+
+def _capacity_share(
+    source: Source, topology: TopologySpec, subject: Subject, stand_in: bool
+) -> CapacityShare | None:
+    """``load.rate: 40% capacity`` made messages per second, from the measurement of this
+    system (the target after every override) on this machine."""
+    load = source.data.get("load")
+    if not isinstance(load, dict):
+        return None
+    try:
+        percent = percent_of(load.get("rate"))
+    except ValueError as exc:
+        raise source.error(("load", "rate"), str(exc)) from None
+    if percent is None:
+        return None
+    measured = store.recent(topology)
+    if measured is None and not stand_in:
+        placement = [f"{key}={source.data[key]}" for key in ("deployer", "observers")
+                     if isinstance(source.data.get(key), str)]  # fmt: skip
+        overrides = source.data.get("overrides")
+        line = source.line(("load", "rate"))
+        raise CapacityUnmeasured(
+            f"{source.path}:{line}" if line else source.path,
+            replace(subject, overrides=overrides if isinstance(overrides, dict) else {},
+                    sets=(*subject.sets, *placement)),
+            topology.name,
+        )  # fmt: skip
+    capacity = measured.rate_per_s if measured else STAND_IN_RATE
+    load["rate"] = round(capacity * percent / 100, 3)
+    return CapacityShare(percent, measured)
 
 
 def _promql(

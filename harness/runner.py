@@ -216,6 +216,10 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
     _mark_phases(ctx, t_load)
     how = f"open model, at most {load_spec.in_flight_cap} in flight" if model == "open" else model
     what = f"shaped ({next(iter(shape))}), at most {rate:g} msg/s" if shape else f"{rate:g} msg/s"
+    if experiment.capacity and experiment.capacity.measured:
+        share, measured = experiment.capacity, experiment.capacity.measured
+        what += (f" ({share.percent:g}% of the capacity measured {measured.measured_at[:10]}: "
+                 f"{measured.rate_per_s:g}/s)")  # fmt: skip
     say(f"load: {what} for {duration:g}s ({how})")
     numbers = LiveNumbers(promql.base_url, topology.queue)
     numbers.start()

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.capacity.share import CapacityShare
 from harness.checks import AnyCheck
 from harness.errors import SpecError
 from harness.faults import Fault
@@ -32,7 +33,7 @@ from harness.units import (
     ConditionField,
     Duration,
     ExpectationField,
-    Rate,
+    LoadRate,
 )
 from harness.yamlsource import Loc, Source
 
@@ -47,7 +48,7 @@ MAX_IN_FLIGHT = 5000
 
 
 class LoadSpec(Model):
-    rate: Rate | None = Field(None, description="a constant rate (or give a shape)")
+    rate: LoadRate | None = Field(None, description="a constant rate (or give a shape)")
     shape: Shape | None = Field(
         None, description="a rate that changes: ramp, steps, spike or sine (the open model)"
     )
@@ -261,6 +262,7 @@ class Experiment:
     file: Path
     topology_file: Path
     promql: tuple[Expression, ...] = ()  # every expression the run will ask Prometheus
+    capacity: CapacityShare | None = None  # the load's rate, when given as a share of capacity
 
     @property
     def name(self) -> str:

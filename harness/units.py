@@ -21,6 +21,7 @@ MAX_DURATION_S = 7 * 24 * 3600.0
 MAX_RATE = 1_000_000.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m))?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -49,7 +50,7 @@ def parse_rate(value: Any) -> float:
     if isinstance(value, int | float):
         rate = float(value)
     else:
-        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m))?\s*$", str(value))
+        match = _RATE.match(str(value))
         if not match:
             raise ValueError(f"expected a rate such as 200/s or 600/m, got {value!r}")
         rate = float(match.group(1)) / (60.0 if match.group(2) == "m" else 1.0)
@@ -83,6 +84,29 @@ Rate = Annotated[
     float,
     BeforeValidator(parse_rate),
     _written_as("messages per second (200/s) or per minute (600/m)", "200/s", number=True),
+]
+
+
+def parse_load_rate(value: Any) -> float:
+    """A load's rate, which may also be a share of capacity (the loader makes it a number)."""
+    if isinstance(value, str) and not _RATE.match(value):
+        raise ValueError(
+            f"expected a rate such as 200/s or 600/m, or a share of capacity such as "
+            f"40% capacity; got {value!r}"
+        )
+    return parse_rate(value)
+
+
+LoadRate = Annotated[
+    float,
+    BeforeValidator(parse_load_rate),
+    _written_as(
+        "messages per second (200/s), per minute (600/m), or a share of the target's capacity "
+        "measured on this machine (40% capacity: see `harness capacity`)",
+        "200/s",
+        "40% capacity",
+        number=True,
+    ),
 ]
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {

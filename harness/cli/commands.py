@@ -78,7 +78,7 @@ def _validate_each(
         for variant in found:
             path = variant.path
             try:
-                experiment = load_experiment(path, variant.sets)
+                experiment = load_experiment(path, variant.sets, stand_in=True)
                 if parse is not None:
                     parse(experiment)
             except MissingComponent as exc:
@@ -91,7 +91,7 @@ def _validate_each(
             checks = count(len(experiment.spec.checks), "check")
             out.print(
                 f"[green]ok[/green] {path}: {experiment.name} on {experiment.topology.name}"
-                f"{_combination(variant)}, {faults}, {checks}",
+                f"{_combination(variant)}, {faults}, {checks}{_share(experiment)}",
                 soft_wrap=True,
             )
     return worst
@@ -103,6 +103,17 @@ def _combination(variant: Variant) -> str:
     if combination.by_target or not combination.overrides:
         return ""
     return " " + escape(f"[{combination.label}]")
+
+
+def _share(experiment: Experiment) -> str:
+    """What a rate given as a share of capacity comes to here, or that it is not measured."""
+    share = experiment.capacity
+    if share is None:
+        return ""
+    if share.measured is None:
+        return (f"; load.rate {share.percent:g}% of a capacity not measured on this machine "
+                "yet (`harness run` measures it first)")  # fmt: skip
+    return f"; load.rate {share.percent:g}% of capacity: {experiment.spec.load.rate:g}/s"
 
 
 def _invalid(exc: HarnessError) -> int:

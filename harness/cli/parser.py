@@ -9,6 +9,7 @@ import sys
 from typing import NoReturn
 
 from harness import extras
+from harness.cli.capacity import cmd_capacity
 from harness.cli.commands import (
     cmd_dashboards_build,
     cmd_dashboards_check,
@@ -326,6 +327,64 @@ def parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--port", type=int, required=True, help="where to serve /metrics")
     probe.set_defaults(command=cmd_probe)
+
+    capacity = commands.add_parser(
+        "capacity",
+        help="measure the highest rate a target sustains here, and how fast it catches up",
+        description="Runs the target without faults at rising rates of open-model load "
+        "(doubling from --start, then halving the gap to the first rate not sustained) and "
+        "reports the highest sustained: the producer acknowledged 95 % of it, the backlog "
+        "stayed under one second of messages, nothing was lost. Then a catch-up run: every "
+        "consumer paused while a backlog builds at that rate, and the rate it is drained at "
+        "once they return. Each sweep gives one of each; the medians are stored for this "
+        "target on this machine, where an experiment's `rate: 40% capacity` reads them. Each "
+        "step is a run with its own folder.",
+    )
+    capacity.add_argument("target", metavar="TARGET", help="a name in targets/ or a topology file")
+    capacity.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a component of the target (worker.replicas=4) or its deployer; repeatable",
+    )
+    _placement_options(capacity)
+    capacity.add_argument(
+        "--sweeps", default="3", metavar="K", help="measure K times, for the spread (default: 3)"
+    )
+    capacity.add_argument(
+        "--start", default="50/s", metavar="RATE", help="the first rate tried (default: 50/s)"
+    )
+    capacity.add_argument(
+        "--rates",
+        metavar="R1,R2,...",
+        help="try these rates in order instead, stopping at the first not sustained",
+    )
+    capacity.add_argument(
+        "--step",
+        default="20s",
+        metavar="DURATION",
+        help="how long each rate is sent (default: 20s, at least 6s)",
+    )
+    capacity.add_argument(
+        "--backlog",
+        metavar="N",
+        help="messages the catch-up run leaves waiting (default: 10 s of the "
+        "sustained rate, at least 100)",
+    )
+    capacity.add_argument(
+        "--consumer",
+        default="worker",
+        metavar="COMPONENT",
+        help="the component paused in the catch-up run (default: worker)",
+    )
+    capacity.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+    capacity.add_argument(
+        "--json",
+        action="store_true",
+        help="print the measurement as one JSON document, and nothing while measuring",
+    )
+    capacity.set_defaults(command=cmd_capacity)
 
     doctor = commands.add_parser("doctor", help="list the real components and their versions")
     doctor.set_defaults(command=cmd_doctor)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,13 +67,14 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
     # Every file is loaded before anything starts: bad input in the last one costs no run.
     times = _repeat(args)
-    experiments = [(load_experiment(v.path, v.sets), v) for v in variants(args)]
+    err = Console(stderr=True, highlight=False)
+    loaded = [(load_experiment(v.path, v.sets, stand_in=True), v) for v in variants(args)]
+    experiments = [(_measured(e, v, args, err), v) for e, v in loaded]
     if args.control:
         _with_faults(experiments)
     syntax.before_runs(experiment for experiment, _ in experiments)
     remote = remote_load_workers(args)
     grafana_api = grafana(args)
-    err = Console(stderr=True, highlight=False)
     remove_leftovers(err)
     suites: list[junit.Suite] = []
     rows: list[tuple[str, Verdict, str]] = []
@@ -169,6 +170,29 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
     elif len(experiments) > 1 and not args.quiet:
         out.print(catalogue_table(rows))
     return worst.exit_code
+
+
+def _measured(
+    experiment: Experiment, variant: Variant, args: argparse.Namespace, err: Console
+) -> Experiment:
+    """The experiment with its share of capacity read from this machine's measurement, which
+    is made first when there is none; every file was validated before this."""
+    if experiment.capacity is None or experiment.capacity.measured is not None:
+        return experiment
+    from harness.capacity.sweep import load_measuring
+
+    tell = teller(err, quiet=args.quiet or args.json)
+    return load_measuring(variant.path, variant.sets, QuietProgress(err), tell)
+
+
+def teller(console: Console, quiet: bool) -> Callable[[str], None]:
+    """Where a measurement tells its runs: a line each, as written, or nowhere."""
+
+    def tell(line: str) -> None:
+        if not quiet:
+            console.print(line, markup=False, soft_wrap=True)
+
+    return tell
 
 
 def _with_faults(experiments: Sequence[tuple[Experiment, Variant]]) -> None:

@@ -197,7 +197,7 @@ def test_effects_survive_the_journal() -> None:
 
 def test_every_shipped_experiment_with_faults_requires_their_effect() -> None:
     for path in sorted([*REPO.glob("experiments/*.yaml"), *REPO.glob("experiments/*/*.yaml")]):
-        experiment = load_experiment(path)
+        experiment = load_experiment(path, stand_in=True)
         assert all(entry.require_effect for entry in experiment.faults), path
 
 
