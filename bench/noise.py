@@ -16,6 +16,7 @@ fail, at least 1.33).
     .venv/bin/python bench/noise.py --runs 3 --target rabbitmq
     .venv/bin/python bench/noise.py --runs 5 --only slow-consumer --full-length
     .venv/bin/python bench/noise.py --runs 1 --hogs 2                # the whole machine taken
+    .venv/bin/python bench/noise.py --runs 3 --set load.model=open   # every pair, open model
 """
 
 from __future__ import annotations
@@ -83,13 +84,16 @@ def share(expected: str, observed: str | None) -> float | None:
     return None
 
 
-def run_pair(variant: Variant, runs: int, target: str | None, full: bool) -> dict[str, Any]:
+def run_pair(
+    variant: Variant, runs: int, target: str | None, full: bool, sets: list[str]
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="harness-noise-") as tmp:
         argv = [
             sys.executable, "-m", "harness", "run", f"experiments/{variant.experiment}.yaml",
             "--runs-dir", tmp, "--repeat", str(runs), "--json",
             *variant.sets(shorter=not full),
             *(["--set", f"target={target}"] if target else []),
+            *(a for s in sets for a in ("--set", s)),
         ]  # fmt: skip
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     try:
@@ -144,13 +148,17 @@ def main() -> None:
         "--full-length", action="store_true",
         help="run the pairs at their full length, not shortened as the tests run them",
     )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="PATH=VALUE",
+        help="also passed to every run, after the pair's own (load.model=open)",
+    )  # fmt: skip
     args = parser.parse_args()
     catalogue = pairs_on(args.target) if args.target else PAIRS
     pairs = [p for p in catalogue if args.only in (None, p.experiment)]
     summary = []
     with hogs(args.hogs):
         for variant in pairs:
-            repeat = run_pair(variant, args.runs, args.target, args.full_length)
+            repeat = run_pair(variant, args.runs, args.target, args.full_length, args.set)
             right, margin, lines = report(variant, repeat)
             head = (
                 f"{variant.label}: expected {variant.expected}, right in {right} of {args.runs}"
