@@ -50,6 +50,9 @@ def _experiment(run_dir: Path, journal: Journal) -> Experiment:
     with the run's overrides (those the journal masks held secrets, which no check reads)."""
     copy = RunFolder(run_dir).experiment
     sets = [o for o in journal.overrides if MASK not in o and not o.startswith("target=")]
+    if journal.load.get("capacity") and "rate" in journal.load:
+        # A share of capacity is the rate it came to then, whatever is measured now.
+        sets.append(f"load.rate={journal.load['rate']}")
     return load_experiment(copy if copy.is_file() else Path(journal.experiment_file),
                            [*sets, f"target={journal.target_file}"])  # fmt: skip
 

@@ -197,3 +197,20 @@ def test_a_new_measurement_removes_the_runs_of_the_one_it_replaces(capacity_dir:
     store.keep(measurement("k", runs=(str(quick), str(elsewhere))))
     store.keep(measurement("k"))
     assert not quick.exists() and elsewhere.exists()  # a user's --runs-dir is theirs
+
+
+def test_a_run_at_a_share_of_capacity_is_judged_again_at_the_rate_it_came_to(
+    tmp_path: Path,
+) -> None:
+    from harness.journal import Journal
+    from harness.rejudge import _experiment
+    from harness.verdict import Verdict
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "experiment.yaml").write_text(EXPERIMENT)
+    share = {"percent": 40.0, "capacity_per_s": 350.0, "measured_at": store.now(), "key": "k"}
+    journal = Journal("r", str(run_dir), "share", Verdict.HELD, target_file=str(TARGET),
+                      load={"rate": 140.0, "duration": "10s", "capacity": share})  # fmt: skip
+    # No measurement here now (an empty store): the run's own rate stands.
+    assert _experiment(run_dir, journal).spec.load.rate == 140.0
