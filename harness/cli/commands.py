@@ -142,7 +142,9 @@ def cmd_down(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_up(args: argparse.Namespace, out: Console) -> int:
-    experiment = load_experiment(Path(args.file), with_placement(args, args.set))
+    # No load stands: a rate given as a share of capacity needs no measurement here.
+    sets = with_placement(args, args.set)
+    experiment = load_experiment(Path(args.file), sets, stand_in=True)
     grafana_api = grafana(args)
     if args.foreground:
         from harness.runner import stand  # the runner pulls in every step
