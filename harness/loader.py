@@ -32,6 +32,8 @@ from harness.yamlsource import Loc, Override, Source, apply_override, leaves, lo
 
 M = TypeVar("M", bound=BaseModel)
 QUEUE_VARIABLE = "$queue"
+# The experiment's fields that decide where its target runs (and --deployer, --observers).
+PLACEMENT = ("deployer", "observers")
 # What a share of an unmeasured capacity stands for while a file is only validated.
 STAND_IN_RATE = 100.0
 
@@ -46,7 +48,7 @@ def load_experiment(
     validate the rest of the file)."""
     sets = [o if isinstance(o, Override) else Override.parse(o) for o in overrides]
     source = load(path)
-    exp_sets = [s for s in sets if s.path[0] in _field_names(ExperimentSpec)]
+    exp_sets = [s for s in sets if s.path[0] in field_names(ExperimentSpec)]
     _apply(source, exp_sets)
     target = source.data.get("target")
     if not isinstance(target, str) or not target:
@@ -73,12 +75,12 @@ def load_experiment(
         if s in exp_sets:
             continue
         if not isinstance(components, dict) or s.path[0] not in components:
-            choices = sorted(_field_names(ExperimentSpec) | set(components or ()))
+            choices = sorted(field_names(ExperimentSpec) | set(components or ()))
             raise s.refused(
                 f"no experiment field or component {s.path[0]!r}; choose from {', '.join(choices)}"
             )
         topo.overridden[("components", *apply_override(components, s))] = s
-    for key in ("deployer", "observers"):
+    for key in PLACEMENT:
         if isinstance(topo.data, dict) and isinstance(source.data.get(key), str):
             # The experiment (or --deployer, --observers) decides for this run.
             topo.data[key] = source.data[key]
@@ -122,7 +124,7 @@ def _capacity_share(
         return None
     measured = store.recent(topology)
     if measured is None and not stand_in:
-        placement = [f"{key}={source.data[key]}" for key in ("deployer", "observers")
+        placement = [f"{key}={source.data[key]}" for key in PLACEMENT
                      if isinstance(source.data.get(key), str)]  # fmt: skip
         overrides = source.data.get("overrides")
         line = source.line(("load", "rate"))
@@ -190,7 +192,7 @@ def load_topology(path: Path) -> TopologySpec:
     return topology
 
 
-def _field_names(model: type[BaseModel]) -> set[str]:
+def field_names(model: type[BaseModel]) -> set[str]:
     return {f.alias or name for name, f in model.model_fields.items()}
 
 

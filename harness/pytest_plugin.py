@@ -118,14 +118,13 @@ def _run_file(
 ) -> RunResult:
     from rich.console import Console
 
-    from harness.capacity.sweep import load_measuring
+    from harness.capacity.sweep import measured
     from harness.report.console import QuietProgress
     from harness.runner import run  # the runner pulls in every step: load it when needed
 
     experiment = load_experiment(path, overrides, stand_in=True)  # bad input before measuring
-    if experiment.capacity is not None and experiment.capacity.measured is None:
-        err = Console(stderr=True, highlight=False)
-        experiment = load_measuring(path, overrides, QuietProgress(err), err.print)
+    err = Console(stderr=True, highlight=False)
+    experiment = measured(experiment, overrides, QuietProgress(err), err.print)
     syntax.before_runs([experiment])
     texts = tuple(o.text if isinstance(o, Override) else o for o in overrides)
     return run(experiment, runs_dir=runs_dir, seed=seed, overrides=texts)

@@ -93,13 +93,14 @@ def folder() -> Path:
     return Path(given).expanduser() if given else components.home() / "capacity"
 
 
-def path_of(topology: TopologySpec) -> Path:
-    return folder() / f"{key(topology)}.json"
+def _file(measured: str) -> Path:
+    """Where the measurement of key ``measured`` is kept."""
+    return folder() / f"{measured}.json"
 
 
 def recent(topology: TopologySpec) -> Measurement | None:
     """The measurement of this system on this machine, unless there is none or it is old."""
-    path = path_of(topology)
+    path = _file(key(topology))
     try:
         found = Measurement.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
@@ -112,7 +113,7 @@ def recent(topology: TopologySpec) -> Measurement | None:
 def keep(measurement: Measurement) -> Path:
     """Store a measurement where ``recent`` finds it, written whole, then renamed; the runs
     the one it replaces kept beside it (``harness run``'s quick measurements) go."""
-    path = folder() / f"{measurement.key}.json"
+    path = _file(measurement.key)
     path.parent.mkdir(parents=True, exist_ok=True)
     _forget_runs(path)
     partial = path.with_suffix(".partial")

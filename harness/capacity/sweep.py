@@ -47,16 +47,6 @@ PAUSE = "consumers-away"
 NOTHING_LOST = {"name": "nothing lost", "ledger": "lost", "expect": "== 0"}
 
 
-@dataclass(frozen=True)
-class Step:
-    """One rate tried: whether it was sustained, what the checks saw, and its run folder."""
-
-    rate: float
-    held: bool
-    observed: str
-    run_dir: str
-
-
 @dataclass
 class Settings:
     sweeps: int = 3
@@ -112,9 +102,7 @@ class Measuring:
             self.tell(f"sweep {sweep} of {self.settings.sweeps}:")
             rate = self.sweep()
             rates.append(rate)
-            if rate <= 0:
-                continue
-            if self.settings.consumer is None:
+            if rate <= 0 or self.settings.consumer is None:
                 continue
             backlog = self.settings.backlog or max(100, math.ceil(CATCH_UP_S * rate))
             caught = self.catch_up(rate, backlog)
@@ -148,36 +136,36 @@ class Measuring:
         if self.settings.rates:
             best = 0.0
             for rate in self.settings.rates:
-                if not self.step(rate).held:
+                if not self.step(rate):
                     break
                 best = rate
             return best
         rate = self.settings.start
-        held, failed = (rate, None) if self.step(rate).held else (0.0, rate)
+        held, failed = (rate, None) if self.step(rate) else (0.0, rate)
         while failed is None:  # up, while sustained
             rate = rounded(rate * 2)
             if rate > HIGHEST_RATE:
                 return held
-            held, failed = (rate, None) if self.step(rate).held else (held, rate)
+            held, failed = (rate, None) if self.step(rate) else (held, rate)
         while held == 0:  # down, while not
             rate = rounded(rate / 2)
             if rate < LOWEST_RATE:
                 return 0.0
-            held, failed = (rate, failed) if self.step(rate).held else (0.0, rate)
+            held, failed = (rate, failed) if self.step(rate) else (0.0, rate)
         for _ in range(self.settings.bisections):
             middle = rounded((held + failed) / 2)
             if middle in (held, failed):
                 break
-            held, failed = (middle, failed) if self.step(middle).held else (held, middle)
+            held, failed = (middle, failed) if self.step(middle) else (held, middle)
         return held
 
-    def step(self, rate: float) -> Step:
+    def step(self, rate: float) -> bool:
+        """Whether one run at ``rate`` sustained it; its line says what the checks saw."""
         journal, error = self._run(self._step_file(rate))
         held = journal is not None and journal.verdict is Verdict.HELD
         observed = error or _observed(journal)
-        step = Step(rate, held, observed, journal.run_dir if journal else "")
         self.tell(f"  {rate:g}/s: {'sustained' if held else 'not sustained'}: {observed}")
-        return step
+        return held
 
     def catch_up(self, rate: float, backlog: int) -> float | None:
         """The rate the consumers drain ``backlog`` messages at once they return."""
@@ -210,10 +198,8 @@ class Measuring:
         try:
             result = run(experiment, self.settings.runs_dir, progress=self.progress,
                          overrides=self.subject.sets)  # fmt: skip
-        except Interrupted:
-            raise
-        except MissingComponent:
-            raise  # the machine is not ready: no rate would be sustained
+        except (Interrupted, MissingComponent):
+            raise  # stopped, or a machine not ready, where no rate would be sustained
         except HarnessError as exc:
             return None, str(exc)
         if isinstance(result.error, Interrupted):
@@ -222,26 +208,31 @@ class Measuring:
         return result.journal, None if result.error is None else str(result.error)
 
 
-def load_measuring(
-    path: Path, sets: Sequence[str | Override], progress: Progress, tell: Callable[[str], None]
+def measured(
+    experiment: Experiment,
+    sets: Sequence[str | Override],
+    progress: Progress,
+    tell: Callable[[str], None],
 ) -> Experiment:
-    """An experiment whose rate is a share of capacity, with its target measured first when
-    this machine has no recent measurement of it: quicker than ``harness capacity`` (one
-    sweep of 10 s steps, the gap halved twice, no catch-up, which a share does not need),
-    its runs kept beside the measurement rather than among the experiment's."""
+    """An experiment loaded with ``stand_in``, with its share of capacity read from this
+    machine's measurement instead, made first when there is none: quicker than ``harness
+    capacity`` (one sweep of 10 s steps, the gap halved twice, no catch-up, which a share does
+    not need), its runs kept beside the measurement rather than among the experiment's."""
+    if experiment.capacity is None or experiment.capacity.measured is not None:
+        return experiment
     try:
-        return load_experiment(path, sets)
+        return load_experiment(experiment.file, sets)
     except CapacityUnmeasured as missing:
         name = missing.name
-        tell(f"{path}: the capacity of {name} is not measured on this machine yet; measuring it "
-             f"first (one quick sweep: `harness capacity {name}` measures it finer, with its "
-             "spread)")  # fmt: skip
+        tell(f"{experiment.file}: the capacity of {name} is not measured on this machine yet; "
+             f"measuring it first (one quick sweep: `harness capacity {name}` measures it "
+             "finer, with its spread)")  # fmt: skip
         settings = Settings(sweeps=1, step_s=10.0, bisections=2, consumer=None,
                             runs_dir=store.folder() / "runs")  # fmt: skip
         found = Measuring(missing.subject, settings, progress, tell).measure()
         store.keep(found)
         tell(f"capacity of {name}: {per_second(found.rate_per_s)} (stored)")
-    return load_experiment(path, sets)
+    return load_experiment(experiment.file, sets)
 
 
 class NotSustained(HarnessError):

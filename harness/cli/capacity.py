@@ -13,27 +13,24 @@ from rich.markup import escape
 from harness.capacity import store
 from harness.capacity.share import Subject
 from harness.capacity.sweep import Measuring, Settings, median_and_range
-from harness.cli.run import teller, with_placement
+from harness.cli.run import teller, whole_number, with_placement
 from harness.errors import SpecError
-from harness.loader import find_target
+from harness.loader import PLACEMENT, field_names, find_target
 from harness.report.console import QuietProgress, shown
 from harness.spec import ExperimentSpec
 from harness.units import parse_duration, parse_rate
 from harness.yamlsource import Override
-
-# What a --set may change: the target, never the load the measurement sets itself.
-_PLACEMENT = ("deployer", "observers")
 
 
 def cmd_capacity(args: argparse.Namespace, out: Console) -> int:
     err = Console(stderr=True, highlight=False)
     subject = Subject(_target(args.target), sets=tuple(_sets(args)))
     settings = Settings(
-        sweeps=_whole(args.sweeps, "--sweeps"),
+        sweeps=whole_number(args.sweeps, "--sweeps"),
         start=_rate(args.start, "--start"),
         rates=tuple(_rate(r, "--rates") for r in args.rates.split(",")) if args.rates else (),
         step_s=_duration(args.step, "--step"),
-        backlog=_whole(args.backlog, "--backlog") if args.backlog is not None else None,
+        backlog=whole_number(args.backlog, "--backlog") if args.backlog is not None else None,
         consumer=args.consumer,
         runs_dir=Path(args.runs_dir),
     )
@@ -77,25 +74,14 @@ def _target(name: str) -> Path:
 def _sets(args: argparse.Namespace) -> list[str]:
     """--set, --deployer and --observers: each changes the target, not the load."""
     sets = with_placement(args, list(args.set))
-    fields = {f.alias or name for name, f in ExperimentSpec.model_fields.items()}
+    fields = field_names(ExperimentSpec) - set(PLACEMENT)  # the load is the measurement's own
     for text in sets:
         first = Override.parse(text).path[0]
-        if first in fields and first not in _PLACEMENT:
+        if first in fields:
             message = (f"{first} is the measurement's own; --set changes the target's "
                        "components, its deployer or observers")  # fmt: skip
             raise SpecError("command line", None, f"--set {text}", message)
     return sets
-
-
-def _whole(text: str, flag: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SpecError("command line", None, flag, f"expected a whole number, 1 or more; got "
-                        f"{text!r}")  # fmt: skip
-    return value
 
 
 def _rate(text: str, flag: str) -> float:

@@ -175,14 +175,12 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 def _measured(
     experiment: Experiment, variant: Variant, args: argparse.Namespace, err: Console
 ) -> Experiment:
-    """The experiment with its share of capacity read from this machine's measurement, which
-    is made first when there is none; every file was validated before this."""
-    if experiment.capacity is None or experiment.capacity.measured is not None:
-        return experiment
-    from harness.capacity.sweep import load_measuring
+    """The experiment with its share of capacity measured, first if need be; every file was
+    validated before this."""
+    from harness.capacity.sweep import measured
 
     tell = teller(err, quiet=args.quiet or args.json)
-    return load_measuring(variant.path, variant.sets, QuietProgress(err), tell)
+    return measured(experiment, variant.sets, QuietProgress(err), tell)
 
 
 def teller(console: Console, quiet: bool) -> Callable[[str], None]:
@@ -204,15 +202,20 @@ def _with_faults(experiments: Sequence[tuple[Experiment, Variant]]) -> None:
 
 
 def _repeat(args: argparse.Namespace) -> int:
-    """--repeat K, checked here rather than by argparse: bad input exits 3, as a bad file does."""
+    return whole_number(args.repeat, "--repeat", "runs")
+
+
+def whole_number(text: str, flag: str, of: str = "") -> int:
+    """A flag's count, checked here rather than by argparse: bad input exits 3, as a bad file
+    does."""
     try:
-        times = int(args.repeat)
+        value = int(text)
     except ValueError:
-        times = 0
-    if times < 1:
-        message = f"expected a whole number of runs, 1 or more; got {args.repeat!r}"
-        raise SpecError("command line", None, "--repeat", message)
-    return times
+        value = 0
+    if value < 1:
+        what = f"a whole number of {of}" if of else "a whole number"
+        raise SpecError("command line", None, flag, f"expected {what}, 1 or more; got {text!r}")
+    return value
 
 
 def _repeat_row(variant: Variant, repeated: repeat.RepeatSummary) -> tuple[str, Verdict, str]:

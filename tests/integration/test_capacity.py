@@ -3,7 +3,8 @@ message at a time, 40 ms of work each: at most 25 messages/s), so that the rates
 both sides of what it sustains: 5/s and 10/s are sustained, 60/s is not (the backlog grows past
 a second of messages). The catch-up run pauses the worker while 200 messages wait, and measures
 how fast it drains them. Then an experiment whose rate is 50% of that capacity runs at half the
-stored figure, and says so in its journal.
+stored figure, and says so in its journal; on a system not measured yet (two workers), `harness
+run` measures it first.
 
 Beside a busy core (docs/benchmarks.md): at 10/s the backlog stays at 2 to 3 against the bound
 of 10; at 60/s it passes 100 within 3 s."""
@@ -88,3 +89,22 @@ def test_capacity_is_measured_stored_and_read_as_a_share(harness_cli, tmp_path: 
     # Another system (two workers) is not the one measured: validation says it is not.
     other = harness_cli("validate", str(experiment), *SLOW[2:], env=store)
     assert "a capacity not measured on this machine yet" in other.stdout, other.stdout
+
+    # Run, it is measured first: one quick sweep doubling from 50/s, its runs kept beside the
+    # measurement, not among the experiment's.
+    runs = tmp_path / "two-workers"
+    ran = harness_cli("run", str(experiment), *SLOW[2:], "--runs-dir", str(runs), env=store,
+                      timeout=400)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "not measured on this machine yet; measuring it first" in ran.stderr
+    [path] = runs.glob("*/journal.json")
+    load = json.loads(path.read_text())["load"]
+    quick = next(
+        json.loads(p.read_text())
+        for p in (tmp_path / "capacity").glob("*.json")
+        if json.loads(p.read_text())["overrides"] == list(SLOW[3::2])
+    )
+    assert quick["catch_up_per_s"] is None and len(quick["rates_per_s"]) == 1
+    assert load["capacity"]["capacity_per_s"] == quick["rate_per_s"] > 0
+    assert load["rate"] == quick["rate_per_s"] / 2
+    assert all(Path(r).parent == tmp_path / "capacity" / "runs" for r in quick["runs"])

@@ -4,9 +4,7 @@ bad input. The sweeps on a real target are tests/integration/test_capacity.py.""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
@@ -15,10 +13,8 @@ from rich.console import Console
 from harness.capacity import share, store, sweep
 from harness.capacity.share import CapacityUnmeasured, Subject
 from harness.cli import main
-from harness.cli.run import Variant, _measured
 from harness.errors import SpecError
 from harness.loader import load_experiment
-from harness.matrix import Combination
 from harness.report.console import QuietProgress
 from tests.conftest import ROOT
 
@@ -49,9 +45,9 @@ class Sweep(sweep.Measuring):
         self.capacity = capacity
         self.tried: list[float] = []
 
-    def step(self, rate: float) -> sweep.Step:
+    def step(self, rate: float) -> bool:
         self.tried.append(rate)
-        return sweep.Step(rate, rate <= self.capacity, "", "")
+        return rate <= self.capacity
 
 
 def test_a_sweep_doubles_while_sustained_then_halves_the_gap(tmp_path: Path) -> None:
@@ -148,29 +144,6 @@ def test_a_wrong_share_is_bad_input_at_its_line(tmp_path: Path, rate: str, messa
 def test_percent_is_read_in_either_wording() -> None:
     assert share.percent_of("40% capacity") == share.percent_of(" 40 % of Capacity ") == 40
     assert share.percent_of("200/s") is None and share.percent_of(200) is None
-
-
-def test_a_run_without_a_measurement_measures_it_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "share.yaml"
-    path.write_text(EXPERIMENT)
-    asked: list[sweep.Settings] = []
-
-    def measure(self: sweep.Measuring) -> store.Measurement:
-        asked.append(self.settings)
-        return measurement(store.key(self.topology), rate_per_s=50.0)
-
-    monkeypatch.setattr(sweep.Measuring, "measure", measure)
-    validated = load_experiment(path, stand_in=True)
-    args = argparse.Namespace(quiet=True, json=False, runs_dir=str(tmp_path / "runs"))
-    variant = Variant(path, (), Combination(()))
-    experiment = _measured(validated, variant, args, Console(file=None))
-    assert experiment.spec.load.rate == 20.0
-    assert [(s.sweeps, s.consumer, s.runs_dir) for s in asked] == [
-        (1, None, tmp_path / "capacity" / "runs")
-    ]  # no catch-up needed, and no runs among the experiment's
-    assert json.loads(next((tmp_path / "capacity").glob("*.json")).read_text())["rate_per_s"] == 50
 
 
 @pytest.mark.parametrize(
