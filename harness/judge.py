@@ -366,6 +366,7 @@ def journal(
         timeline=tuple(ctx.log.events),
         ledger=ctx.ledger,
         load=experiment.spec.load.model_dump(mode="json")
+        | {"model": experiment.spec.load.arrivals}
         | ({"capacity": experiment.capacity.to_json()} if experiment.capacity else {}),
         components=ctx.component_record(),
         harness_cpu_s=round(own_cpu_s(), 3),

@@ -63,9 +63,9 @@ class LoadSpec(Model):
     users: int | None = Field(None, ge=1, le=1000)
     model: Literal["closed", "open"] | None = Field(
         None,
-        description="closed (the default for a rate): each user waits for an answer before its "
-        "next send; open (a shape's): sends leave on schedule whatever the answers, up to "
-        "max_in_flight at once",
+        description="open (the default): sends leave on schedule whatever the answers, up to "
+        "max_in_flight at once; closed (the default with users or a key): each user waits for "
+        "an answer before its next send",
     )
     max_in_flight: int | None = Field(
         None,
@@ -88,7 +88,10 @@ class LoadSpec(Model):
         if self.shape is not None and self.model == "closed":
             raise ValueError("a shape's sends follow its schedule: the model is open")
         if self.arrivals == "closed" and self.max_in_flight is not None:
-            raise ValueError("max_in_flight is the open model's: give model: open with it")
+            raise ValueError(
+                "max_in_flight is the open model's, and users, a key or model: closed make the "
+                "load closed"
+            )
         if self.arrivals == "open" and self.users is not None:
             raise ValueError("users is the closed model's: the open model sends on schedule")
         if self.arrivals == "open" and self.key is not None:
@@ -100,8 +103,12 @@ class LoadSpec(Model):
 
     @property
     def arrivals(self) -> str:
-        """The model of arrivals: as given, else open for a shape and closed for a rate."""
-        return self.model or ("open" if self.shape is not None else "closed")
+        """The model of arrivals: as given, else closed for the closed model's own fields (users,
+        a key) and open otherwise."""
+        if self.model is not None:
+            return self.model
+        closed = self.shape is None and (self.users is not None or self.key is not None)
+        return "closed" if closed else "open"
 
     @property
     def peak_rate(self) -> float:

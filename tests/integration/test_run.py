@@ -205,7 +205,7 @@ def test_checks_read_an_existing_prometheus_too(harness_cli, tmp_path: Path) -> 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_mid_run_tears_everything_down(tmp_path: Path, signum: signal.Signals) -> None:
     proc = subprocess.Popen(
-        harness_argv("run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path)),
+        harness_argv("run", "experiments/slow-consumer.yaml", "--runs-dir", str(tmp_path), *SHORT),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -445,13 +445,16 @@ checks:
 
 
 def test_interrupted_anywhere_a_run_leaves_nothing_behind(harness_cli, tmp_path: Path) -> None:
-    """14 seeded points from start-up to teardown; SIGINT, SIGTERM or SIGKILL (then down)."""
+    """A seeded point in each of 9 equal spans from start-up to teardown (1 s to 12 s), each
+    signal three times: SIGINT, SIGTERM or SIGKILL (then down)."""
     experiment = tmp_path / "interruptible.yaml"
     experiment.write_text(INTERRUPTIBLE.format(target=ROOT / "targets" / "redis-streams.yaml"))
     rng = random.Random(2026)
-    for point in range(14):
-        signum = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-        after_s = rng.uniform(1.0, 12.0)
+    points = 9
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * (points // 3)
+    rng.shuffle(signals)
+    for point, signum in enumerate(signals):
+        after_s = 1.0 + 11.0 * (point + rng.random()) / points
         runs = tmp_path / f"runs-{point}"
         proc = subprocess.Popen(
             harness_argv("run", str(experiment), "--runs-dir", str(runs)),

@@ -4,7 +4,10 @@ line and field, and what the load process is told."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,7 +162,8 @@ def test_the_open_model_runs_one_user_per_process_and_tells_locust_its_room(
     [
         ("{rate: 50/s, duration: 5s, model: open, users: 4}", "users is the closed model's"),
         ("{rate: 50/s, duration: 5s, model: open, key: 'k{seq % 4}'}", "a keyed load is closed"),
-        ("{rate: 50/s, duration: 5s, max_in_flight: 40}", "max_in_flight is the open model's"),
+        ("{rate: 50/s, duration: 5s, users: 4, max_in_flight: 40}", "max_in_flight is the open"),
+        ("{rate: 50/s, duration: 5s, model: closed, max_in_flight: 40}", "max_in_flight is the"),
         ("{rate: 50/s, duration: 5s, model: opened}", "'closed' or 'open'"),
     ],
 )
@@ -172,9 +176,60 @@ def test_what_the_open_model_does_not_take_is_refused(tmp_path: Path, load: str,
     assert refused.value.field.startswith("load")
 
 
+@pytest.mark.parametrize(
+    ("load", "arrivals"),
+    [
+        ("{rate: 50/s, duration: 30s}", "open"),
+        ("{rate: 50/s, duration: 30s, users: 4}", "closed"),
+        ("{rate: 50/s, duration: 30s, key: 'k{seq % 4}'}", "closed"),
+        ("{rate: 50/s, duration: 30s, model: closed}", "closed"),
+        ("{shape: {ramp: {from: 1/s, to: 5/s, over: 30s}}, duration: 30s}", "open"),
+    ],
+)
+def test_a_rate_is_open_unless_the_closed_models_own_fields_are_given(
+    tmp_path: Path, load: str, arrivals: str
+) -> None:
+    path = tmp_path / "load.yaml"
+    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
+    path.write_text(re.sub(r"^load: .*$", f"load: {load}", text, count=1, flags=re.M))
+    assert load_experiment(path).spec.load.arrivals == arrivals
+
+
 def test_the_open_models_room_defaults_to_a_timeout_of_sends(tmp_path: Path) -> None:
     path = tmp_path / "open.yaml"
     text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
     path.write_text(re.sub(r"^load: .*$", "load: {rate: 200/s, duration: 60s, model: open}",
                            text, count=1, flags=re.M))  # fmt: skip
     assert load_experiment(path).spec.load.in_flight_cap == 1000
+
+
+LEDGER_LINES = """\
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import locustfile
+locustfile._record_invoke("0000001a-3-17", 1796665435.2253153, 1796665435.22531, None)
+locustfile._record_invoke("0000001a-3-18", 1796665435.5, 1796665435.0, 'k"\\\\é 1')
+locustfile._record_outcome("0000001a-3-17", "ok", 1796665436.0, 202, None)
+locustfile._record_outcome("0000001a-3-18", "info", 1.5, None, 'ConnectionRefusedError: "no"\\n')
+print(json.dumps(locustfile.pending.lines))
+"""
+
+
+def test_the_ledger_lines_written_by_hand_are_what_json_would_write(tmp_path: Path) -> None:
+    """The load formats its ledger lines itself (its ceiling): each must parse, and read the
+    same as json.dumps of its fields, escapes included."""
+    folder = ROOT / "harness" / "load"
+    found = subprocess.run(
+        [sys.executable, "-c", LEDGER_LINES, str(folder)], capture_output=True, text=True,
+        check=True, cwd=tmp_path,
+    )  # fmt: skip
+    lines = json.loads(found.stdout.splitlines()[-1])
+    expected = [
+        {"id": "0000001a-3-17", "type": "invoke", "t": 1796665435.2253153, "due": 1796665435.22531},
+        {"id": "0000001a-3-18", "type": "invoke", "t": 1796665435.5, "due": 1796665435.0,
+         "key": 'k"\\é 1'},
+        {"id": "0000001a-3-17", "type": "ok", "t": 1796665436.0, "status": 202, "error": None},
+        {"id": "0000001a-3-18", "type": "info", "t": 1.5, "status": None,
+         "error": 'ConnectionRefusedError: "no"\n'},
+    ]  # fmt: skip
+    assert lines == [json.dumps(fields) + "\n" for fields in expected]
