@@ -12,12 +12,16 @@ import pytest
 
 from harness.deploy.containers import LABEL_RUN
 from tests.conftest import ROOT, harness_argv
+from tests.integration.catalogue import TWO_QUICK_KILLS
 from tests.integration.test_catalogue import assert_exact_ledger, run, verdicts
 from tests.integration.test_run import SHORT, _wait_for_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DOCKER = ("--deployer", "docker")
+# Two kills, as shipped, the second while the survivors of the first still work off the
+# backlog it left: a single early kill may find the workers holding nothing to claim.
+QUICK_KILLS = [arg for each in TWO_QUICK_KILLS for arg in ("--set", each)]
 
 
 def of_run(run_id: str) -> list[str]:
@@ -51,13 +55,7 @@ def test_slow_consumer_holds_on_containers_and_leaves_none(harness_cli, tmp_path
 
 def test_crashed_workers_hold_on_containers(harness_cli, tmp_path: Path) -> None:
     """SIGKILL to worker containers mid-job; they start again with the same address."""
-    # Two kills, as shipped, the second while the survivors of the first still work off the
-    # backlog it left: a single early kill may find the workers holding nothing to claim.
-    short = [
-        "--set", "load.duration=20s", "--set", "timeline.0.at=4s", "--set", "timeline.0.for=4s",
-        "--set", "timeline.0.every=6s",
-    ]  # fmt: skip
-    result, journal = run(harness_cli, "crashed-workers", tmp_path, *DOCKER, *short)
+    result, journal = run(harness_cli, "crashed-workers", tmp_path, *DOCKER, *QUICK_KILLS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert journal["verdict"] == "held", verdicts(journal)
     kills = [e for e in journal["timeline"] if e["kind"] == "fault.apply"]
@@ -109,7 +107,7 @@ def test_prometheus_runs_as_a_container_when_asked(harness_cli, tmp_path: Path) 
     """--observers docker: Prometheus on the run's network scrapes the containers and the load
     (on the host, at the network's gateway); the checks read it as they read a local one."""
     result, journal = run(
-        harness_cli, "slow-consumer", tmp_path, *DOCKER, "--observers", "docker", *SHORT
+        harness_cli, "crashed-workers", tmp_path, *DOCKER, "--observers", "docker", *QUICK_KILLS
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (journal["verdict"], journal["observers"]) == ("held", "docker"), journal["checks"]
