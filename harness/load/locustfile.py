@@ -57,7 +57,7 @@ else:
 
 _FLUSH_EVERY_S = 0.2
 _ERROR_CHARS = 200
-GC_YOUNG = 20_000  # objects made between young collections (Python's default: 700)
+_GC_YOUNG = 20_000  # objects made between young collections (Python's default: 700)
 _BATCH = "harness_batch"
 
 REQUESTS = Counter("harness_load_requests", "Sends by what the producer answered.", ["outcome"])
@@ -251,7 +251,7 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     # What Locust and the harness made at start lives for the run: out of the collector's
     # way, and its young generation collected less often (each send makes a greenlet).
     gc.freeze()
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
     if isinstance(environment.runner, WorkerRunner):
         gevent.spawn(_flush_forever, environment)
         return

@@ -8,6 +8,7 @@ the same faults, where the weakness shows as surely.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 
@@ -32,8 +33,14 @@ class Variant:
         return self.experiment if self.switch is None else f"{self.experiment}:{self.switch}"
 
     def sets(self, shorter: bool) -> list[str]:
-        chosen = [*([self.switch] if self.switch else []), *(self.shorter if shorter else ())]
-        return [arg for each in chosen for arg in ("--set", each)]
+        return as_sets(
+            [*([self.switch] if self.switch else []), *(self.shorter if shorter else ())]
+        )
+
+
+def as_sets(overrides: Iterable[str]) -> list[str]:
+    """Overrides as the command line takes them: ``--set`` before each."""
+    return [arg for each in overrides for arg in ("--set", each)]
 
 
 # The shipped slow-consumer, shortened to about 45 s: the same checks, a shorter timeline. The

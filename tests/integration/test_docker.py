@@ -12,16 +12,15 @@ import pytest
 
 from harness.deploy.containers import LABEL_RUN
 from tests.conftest import ROOT, harness_argv
-from tests.integration.catalogue import TWO_QUICK_KILLS
+from tests.integration.catalogue import TWO_QUICK_KILLS, as_sets
 from tests.integration.test_catalogue import assert_exact_ledger, run, verdicts
 from tests.integration.test_run import SHORT, _wait_for_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DOCKER = ("--deployer", "docker")
-# Two kills, as shipped, the second while the survivors of the first still work off the
-# backlog it left: a single early kill may find the workers holding nothing to claim.
-QUICK_KILLS = [arg for each in TWO_QUICK_KILLS for arg in ("--set", each)]
+# A single early kill may find the workers holding nothing to claim: two, as shipped.
+QUICK_KILLS = as_sets(TWO_QUICK_KILLS)
 
 
 def of_run(run_id: str) -> list[str]:

@@ -157,6 +157,14 @@ def test_the_open_model_runs_one_user_per_process_and_tells_locust_its_room(
     assert command[command.index("--users") + 1] == "1"
 
 
+def with_load(folder: Path, load: str) -> Path:
+    """The shipped slow-consumer with another load line."""
+    path = folder / "load.yaml"
+    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
+    path.write_text(re.sub(r"^load: .*$", f"load: {load}", text, count=1, flags=re.M))
+    return path
+
+
 @pytest.mark.parametrize(
     ("load", "why"),
     [
@@ -168,11 +176,8 @@ def test_the_open_model_runs_one_user_per_process_and_tells_locust_its_room(
     ],
 )
 def test_what_the_open_model_does_not_take_is_refused(tmp_path: Path, load: str, why: str) -> None:
-    path = tmp_path / "open.yaml"
-    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
-    path.write_text(re.sub(r"^load: .*$", f"load: {load}", text, count=1, flags=re.M))
     with pytest.raises(SpecError, match=why) as refused:
-        load_experiment(path)
+        load_experiment(with_load(tmp_path, load))
     assert refused.value.field.startswith("load")
 
 
@@ -189,17 +194,11 @@ def test_what_the_open_model_does_not_take_is_refused(tmp_path: Path, load: str,
 def test_a_rate_is_open_unless_the_closed_models_own_fields_are_given(
     tmp_path: Path, load: str, arrivals: str
 ) -> None:
-    path = tmp_path / "load.yaml"
-    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
-    path.write_text(re.sub(r"^load: .*$", f"load: {load}", text, count=1, flags=re.M))
-    assert load_experiment(path).spec.load.arrivals == arrivals
+    assert load_experiment(with_load(tmp_path, load)).spec.load.arrivals == arrivals
 
 
 def test_the_open_models_room_defaults_to_a_timeout_of_sends(tmp_path: Path) -> None:
-    path = tmp_path / "open.yaml"
-    text = (ROOT / "experiments" / "slow-consumer.yaml").read_text()
-    path.write_text(re.sub(r"^load: .*$", "load: {rate: 200/s, duration: 60s, model: open}",
-                           text, count=1, flags=re.M))  # fmt: skip
+    path = with_load(tmp_path, "{rate: 200/s, duration: 60s, model: open}")
     assert load_experiment(path).spec.load.in_flight_cap == 1000
 
 
