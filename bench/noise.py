@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs of each pair (default 5)")
     parser.add_argument("--hogs", type=int, default=1, help="busy loops beside (default 1)")
     parser.add_argument("--target", help="run every pair on this target (default: as written)")
-    parser.add_argument("--only", help="only the pairs of this experiment")
+    parser.add_argument("--only", help="only the pairs of these experiments (comma-separated)")
     parser.add_argument(
         "--full-length", action="store_true",
         help="run the pairs at their full length, not shortened as the tests run them",
@@ -154,7 +154,8 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     catalogue = pairs_on(args.target) if args.target else PAIRS
-    pairs = [p for p in catalogue if args.only in (None, p.experiment)]
+    only = args.only.split(",") if args.only else None
+    pairs = [p for p in catalogue if only is None or p.experiment in only]
     summary = []
     with hogs(args.hogs):
         for variant in pairs:

@@ -22,8 +22,9 @@ from harness.capacity.share import CapacityShare, CapacityUnmeasured, Subject, p
 from harness.checks import CHECK_TAGS
 from harness.errors import SpecError
 from harness.faults import FAULTS, Reach
+from harness.faults.command import Declared
 from harness.ledger.sources import LEDGER_SOURCES
-from harness.spec import Experiment, ExperimentSpec, Expression, FaultEntry
+from harness.spec import Experiment, ExperimentSpec, Expression, FaultEntry, TimelineEntry
 from harness.target_checks import check_topology, no_such
 from harness.topology import (
     TopologySpec,
@@ -268,8 +269,14 @@ def _fault_entries(
     for index, entry in enumerate(spec.timeline):
         loc: Loc = ("timeline", index)
         kind = FAULTS.get(entry.fault)
+        if entry.fault in topology.faults:
+            found = _declared(entry, index, spec, topology, source)
+            _unique(found.label, seen, source, loc)
+            yield found
+            continue
         if kind is None:
-            raise source.error((*loc, "fault"), no_such("fault", entry.fault, FAULTS))
+            known = [*FAULTS, *topology.faults]
+            raise source.error((*loc, "fault"), no_such("fault", entry.fault, known))
         field, other = ("link", "component") if kind.reach is Reach.LINK else ("component", "link")
         chosen, unwanted = getattr(entry, field), getattr(entry, other)
         if chosen is None or unwanted is not None:
@@ -302,14 +309,49 @@ def _fault_entries(
             first = _first_error(exc)
             raise source.error((*loc, *first["loc"]), _message(first)) from None
         label = entry.name or f"{entry.fault}-{index}"
-        if label in seen:
-            raise source.error((*loc, "name"), f"two faults are named {label!r}")
-        seen.add(label)
+        _unique(label, seen, source, loc)
         yield FaultEntry(
             index, label, entry.fault, entry.at, entry.for_, entry.every, entry.times,
             targets, entry.count, entry.percent, fault,
             spec.require_effect if entry.require_effect is None else entry.require_effect,
         )  # fmt: skip
+
+
+def _unique(label: str, seen: set[str], source: Source, loc: Loc) -> None:
+    if label in seen:
+        raise source.error((*loc, "name"), f"two faults are named {label!r}")
+    seen.add(label)
+
+
+def _declared(
+    entry: TimelineEntry, index: int, spec: ExperimentSpec, topology: TopologySpec, source: Source
+) -> FaultEntry:
+    """A timeline entry of one of the target's own faults: on the component it declares (an
+    entry may name it, not another), with the declared settings as the entry changes them."""
+    loc: Loc = ("timeline", index)
+    declared = topology.faults[entry.fault]
+    component = declared.component
+    if entry.link is not None or entry.component not in (None, component):
+        raise source.error(
+            loc, f"{entry.fault} is {topology.name}'s own fault on {component}: give no other"
+        )
+    _check_count(entry.count, [component], topology, source, loc)
+    settings = dict(declared.vars)
+    for key, value in (entry.model_extra or {}).items():
+        if key not in declared.vars:
+            raise source.error((*loc, key), f"unknown field; {no_such('var', key, declared.vars)}")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise source.error((*loc, key), "a setting is text or a number")
+        settings[key] = str(value)
+    fault = Declared(
+        name=entry.fault, vars=settings, apply_argv=tuple(declared.apply),
+        heal_argv=tuple(declared.heal), timeout_s=declared.timeout,
+    )  # fmt: skip
+    return FaultEntry(
+        index, entry.name or f"{entry.fault}-{index}", entry.fault, entry.at, entry.for_,
+        entry.every, entry.times, (component,), entry.count, entry.percent, fault,
+        spec.require_effect if entry.require_effect is None else entry.require_effect,
+    )  # fmt: skip
 
 
 def _check_count(

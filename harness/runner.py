@@ -26,6 +26,7 @@ from harness import judge, secrets, signals, stack
 from harness.abort import AbortWatch
 from harness.checks import Awaited, CheckResult, missing_metrics
 from harness.context import RunContext
+from harness.deploy.commands import HostCommands
 from harness.errors import Aborted, HarnessError, Interrupted
 from harness.faults import FaultTools
 from harness.journal import Journal, Outcome, write_json
@@ -186,7 +187,10 @@ def _execute(ctx: RunContext, teardown: ExitStack, progress: Progress) -> list[C
         _await_first_scrape(ctx, promql, standing.scraped)
 
     load = _load(ctx, standing)
-    tools = FaultTools(standing.network, standing.deployment)
+    commands = HostCommands(
+        standing.deployment, experiment.topology_file.parent, ctx.run_dir, standing.where
+    )
+    tools = FaultTools(standing.network, standing.deployment, commands)
     scheduler = Scheduler(steps, tools, ctx.log, ctx.state, skip=ctx.faults_skipped)
     ctx.load.extend(load.processes)
     teardown.callback(ctx.safely, "stop load", load.stop)

@@ -240,7 +240,8 @@ def _link_network(
     toxiproxy.start()
     toxiproxy.wait_ready()
     teardown.callback(ctx.safely, "stop toxiproxy", toxiproxy.stop)
-    network = LinkNetwork(toxiproxy.port, engine.proxy_host if engine else "127.0.0.1")
-    teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
     netns = toxiproxy.pid() if isinstance(toxiproxy, containers.ServiceContainer) else None
+    host = engine.proxy_host if engine else "127.0.0.1"
+    network = LinkNetwork(toxiproxy.port, host, namespace=netns)
+    teardown.callback(ctx.safely, "reset toxiproxy", network.reset)
     return network, LinkTraffic(network.url, ports, path, netns=netns)

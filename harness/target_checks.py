@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from harness.faults import FAULTS
 from harness.ledger.sources import KafkaOffsets, LedgerSource
 from harness.topology import (
     LEDGER_PLACEHOLDERS,
@@ -94,6 +95,7 @@ def check_topology(topology: TopologySpec, source: Source) -> None:
                 no_such("port", component.metrics_port, component.ports),
             )
     _check_ledger(topology, source)
+    _check_faults(topology, source)
     try:
         topology.layers()
     except ValueError as exc:
@@ -131,6 +133,42 @@ def _check_placeholder(
         "port:NAME",
     ]
     raise source.error(loc, f"unknown placeholder {match.group(0)}; known: {', '.join(known)}")
+
+
+# What a target's fault command may name beside addresses, links and its vars: the replica it
+# acts on, and what a command run on the harness's host has.
+FAULT_PLACEHOLDERS = {"host", "port", "name", "python", "dir", "run"}
+
+
+def _check_faults(topology: TopologySpec, source: Source) -> None:
+    """A target's own faults: not a built-in kind's name, on a component it has, and every
+    placeholder of their commands one that means something on the harness's host."""
+    for name, fault in topology.faults.items():
+        loc: Loc = ("faults", name)
+        if name in FAULTS:
+            raise source.error(loc, f"{name!r} is a built-in fault: name the target's otherwise")
+        if fault.component not in topology.components:
+            raise source.error(
+                (*loc, "component"), no_such("component", fault.component, topology.components)
+            )
+        for field in ("apply", "heal"):
+            for index, arg in enumerate(getattr(fault, field)):
+                for match in PLACEHOLDER.finditer(arg):
+                    kind, value = match.group(1), match.group(2)
+                    at = (*loc, field, index)
+                    if value is None and kind in FAULT_PLACEHOLDERS:
+                        continue
+                    if kind == "addr" and value is not None:
+                        check_addr(value, topology, source, at)
+                    elif kind == "link" and value not in topology.links:
+                        raise source.error(at, no_such("link", str(value), topology.links))
+                    elif kind == "var" and value not in fault.vars:
+                        raise source.error(at, no_such("var", str(value), fault.vars))
+                    elif kind not in ("addr", "link", "var"):
+                        known = [*sorted(FAULT_PLACEHOLDERS), "addr:NAME", "link:A->B", "var:NAME"]
+                        raise source.error(
+                            at, f"unknown placeholder {match.group(0)}; known: {', '.join(known)}"
+                        )
 
 
 def check_addr(arg: str, topology: TopologySpec, source: Source, loc: Loc) -> None:

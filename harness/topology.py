@@ -175,6 +175,28 @@ PublishInto = Literal["redis-stream", "redis-list", "rabbitmq", "kafka", "nats"]
 NATS_SUBJECT = re.compile(r"[^.\s*>]+(\.[^.\s*>]+)*")  # one a message can be published to
 
 
+class TargetFault(Model):
+    """A fault the target itself knows how to cause: a command that puts it in effect on a
+    replica of its component and one that undoes it, run on the harness's host. Its effect
+    must live in the component's running state (a setting changed at runtime), so that stopping
+    the component, as ``harness down`` does after a killed harness, undoes it too."""
+
+    description: str = ""
+    component: str = Field(description="the component whose replicas it acts on")
+    apply: list[Arg] = Field(
+        min_length=1,
+        description="run once per replica acted on: {host}, {port} and {name} are the replica's; "
+        "{python}, {dir}, {run}, {addr:NAME}, {link:A->B} and {var:NAME} as elsewhere",
+    )
+    heal: list[Arg] = Field(min_length=1, description="undoes apply, on the same replicas")
+    vars: dict[str, EnvValue] = Field(
+        {}, description="its settings ({var:NAME}), with defaults; a timeline entry may set them"
+    )
+    timeout: Duration = Field(
+        30.0, gt=0, description="longest each command may take before it counts as failed"
+    )
+
+
 class LoadPublish(Model):
     """A load that publishes each message straight into the broker instead of POSTing it to a
     producer: for systems without an HTTP API. The broker is the load's component, reached at
@@ -327,6 +349,11 @@ class TopologySpec(Model):
     drained: ConditionField = Field(
         Condition.parse("sum(harness_queue_depth) + sum(harness_queue_inflight) == 0"),
         description="true once the backlog is empty; the run waits for it after the load",
+    )
+    faults: dict[Annotated[str, Field(pattern=NAME_PATTERN)], TargetFault] = Field(
+        {},
+        description="faults of its own, by name, used in a timeline as the built-in kinds are "
+        "(fault: NAME)",
     )
 
     def ledger_sources(self) -> list[tuple[tuple[str, ...], LedgerSource]]:

@@ -87,6 +87,37 @@ Rate = Annotated[
 ]
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_SCALE = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+# A memory limit below what any program starts in is a mistake; above a terabyte, a typo.
+MIN_SIZE, MAX_SIZE = 4 * 2**20, 2**40
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``256MiB``, ``256m``, ``1GiB``, ``1g`` or a bare number of bytes (powers of
+    1024, as the engine's ``--memory`` counts them)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 256MiB, got {value!r}")
+    if isinstance(value, int | float):
+        size = float(value)
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a size such as 64MiB, 256m or 1GiB, got {value!r}")
+        unit = (match.group(2) or "").lower()[:1]
+        size = float(match.group(1)) * _SIZE_SCALE[unit]
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"a size is between 4MiB and 1TiB, got {value!r}")
+    return int(size)
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    _written_as("bytes, or with a unit: 64MiB, 256m, 1GiB", "256MiB", number=True),
+]
+
+
 def parse_load_rate(value: Any) -> float:
     """A load's rate, which may also be a share of capacity (the loader makes it a number)."""
     if isinstance(value, str) and not _RATE.match(value):

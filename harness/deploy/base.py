@@ -187,11 +187,20 @@ def plan(
     return [[i for c in layer for i in instances[c]] for layer in topology.layers()]
 
 
-def fill_outside(text: str, topology_dir: Path, run_dir: Path, where: Layout) -> str:
+def fill_outside(
+    text: str,
+    topology_dir: Path,
+    run_dir: Path,
+    where: Layout,
+    values: Mapping[str, str] | None = None,
+    own: Mapping[str, str] | None = None,
+) -> str:
     """``text`` with the placeholders that mean something outside any component filled in
-    (``{run}``, ``{dir}``, ``{addr:...}``): what the harness itself reads, such as a ledger."""
-    values = {"run": str(run_dir), "dir": str(topology_dir.resolve())}
-    return PLACEHOLDER.sub(lambda m: _value(m.group(1), m.group(2), values, {}, where), text)
+    (``{run}``, ``{dir}``, ``{addr:...}``): what the harness itself reads, such as a ledger,
+    or runs, such as a target's fault (which adds its replica's ``values`` and its ``own``
+    ``{var:...}``)."""
+    known = {"run": str(run_dir), "dir": str(topology_dir.resolve()), **(values or {})}
+    return PLACEHOLDER.sub(lambda m: _value(m.group(1), m.group(2), known, own or {}, where), text)
 
 
 def _value(
@@ -352,8 +361,20 @@ class NullDeployment(Planned):
     def start(self, replica: str) -> None:
         self.calls.append(("start", replica))
 
-    def cut(self, replica: str) -> None:
+    def cut(self, replica: str, share: float = 1.0) -> None:
         self.calls.append(("cut", replica))
 
     def rejoin(self, replica: str) -> None:
         self.calls.append(("rejoin", replica))
+
+    def limit(self, replica: str, cpus: float | None, memory: int | None) -> None:
+        self.calls.append(("limit", replica))
+
+    def unlimit(self, replica: str) -> None:
+        self.calls.append(("unlimit", replica))
+
+    def stress(self, replica: str, workers: int) -> None:
+        self.calls.append(("stress", replica))
+
+    def unstress(self, replica: str) -> None:
+        self.calls.append(("unstress", replica))

@@ -18,7 +18,6 @@ import ipaddress
 import os
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
-from harness.deploy import images, owner
+from harness.deploy import images, netfilter, owner
 from harness.deploy.base import Instance, Layout, Planned
 from harness.deploy.process import ManagedProcess, reachable
 from harness.errors import ComponentFailed, EnvironmentProblem
@@ -41,6 +40,8 @@ LABEL_OWNER = "harness.owner"
 TOXIPROXY_API_PORT = 8474
 PROMETHEUS_PORT = 9090
 STOP_GRACE_S = 3
+CPU_PERIOD_US = 100_000  # the scheduler's period a CPU quota is a share of
+STRESS_PIDS = "/tmp/harness-stress.pids"  # inside a container: its busy loops, for unstress
 _POLL_S = 0.05
 _LOG_TAIL_LINES = 20
 # 10.213.0.0/16, one /24 per run: far from Docker's own default pools (172.17+ and 192.168).
@@ -275,6 +276,8 @@ class DockerDeployment(Planned):
         self.started: dict[str, float] = {}
         self.ready_s: dict[str, float] = {}  # from its first start until it first answered
         self.cpu_s: dict[str, float | None] = {}  # taken just before it is removed
+        self.cuts: dict[str, float] = {}  # replica → the share of its packets dropped
+        self.limits: dict[str, dict[str, int]] = {}  # replica → its limits before a squeeze
 
     def launch(self, layer: list[Instance], pool: ThreadPoolExecutor) -> None:
         """Create the layer's containers together, then start each."""
@@ -351,33 +354,69 @@ class DockerDeployment(Planned):
     def stop(self, replica: str) -> None:
         self.containers[replica].stop(timeout=STOP_GRACE_S)
 
-    def cut(self, replica: str) -> None:
-        self._filter(replica, "-I")
+    def cut(self, replica: str, share: float = 1.0) -> None:
+        self.cuts[replica] = share
+        self._filter(replica, "-I", share)
 
     def rejoin(self, replica: str) -> None:
-        self._filter(replica, "-D")
+        self._filter(replica, "-D", self.cuts.pop(replica, 1.0))
 
-    def _filter(self, replica: str, action: str) -> None:
-        """Add (-I) or remove (-D) the rules that drop the replica's packets to and from its
-        peers on the run's network, in its own network namespace; the gateway (the harness's
-        host: Prometheus, the load) stays reachable, so the run keeps seeing it."""
+    def _filter(self, replica: str, action: str, share: float) -> None:
+        """Add (-I) or remove (-D) the rules that drop the replica's packets (all, or each with
+        the chance ``share``) to and from its peers on the run's network, in its own network
+        namespace; the gateway (the harness's host: Prometheus, the load) stays reachable, so
+        the run keeps seeing it."""
         self.containers[replica].reload()
-        pid = str(self.containers[replica].attrs["State"]["Pid"])
+        pid = int(self.containers[replica].attrs["State"]["Pid"])
         gateway, peers = self.network.gateway, self.network.subnet
         rules = [
-            ["INPUT", "-s", peers, "-j", "DROP"],
-            ["OUTPUT", "-d", peers, "-j", "DROP"],
+            ["INPUT", "-s", peers, *netfilter.chance(share), "-j", "DROP"],
+            ["OUTPUT", "-d", peers, *netfilter.chance(share), "-j", "DROP"],
             ["INPUT", "-s", gateway, "-j", "ACCEPT"],  # inserted last, so matched first
             ["OUTPUT", "-d", gateway, "-j", "ACCEPT"],
         ]
-        for chain, *rule in rules:
-            command = ["nsenter", "-t", pid, "-n", "iptables", "-w", action, chain, *rule]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0 and action == "-I":
-                raise EnvironmentProblem(
-                    f"cut {replica}: {' '.join(command)} failed: {done.stderr.strip()} "
-                    "(needs root, nsenter and iptables on the harness's host)"
-                )
+        netfilter.apply_rules(pid, action, rules, f"cut {replica}")
+
+    def limit(self, replica: str, cpus: float | None, memory: int | None) -> None:
+        """The engine's update of the container's limits; what heal restores is kept first.
+
+        The engine cannot lift a memory limit once set, only raise it: a container that had
+        none gets the engine's whole memory back as its limit, which limits nothing."""
+        container = self.containers[replica]
+        container.reload()
+        had = container.attrs["HostConfig"]
+        squeeze: dict[str, int] = {}
+        restore: dict[str, int] = {}
+        if cpus is not None:
+            squeeze |= {"cpu_period": CPU_PERIOD_US, "cpu_quota": round(cpus * CPU_PERIOD_US)}
+            restore |= {"cpu_period": had.get("CpuPeriod") or CPU_PERIOD_US,
+                        "cpu_quota": had.get("CpuQuota") or -1}  # fmt: skip
+        if memory is not None:
+            squeeze |= {"mem_limit": memory, "memswap_limit": memory}  # no swap to spill into
+            whole = had.get("Memory") or int(self.client.info()["MemTotal"])
+            restore |= {"mem_limit": whole, "memswap_limit": had.get("MemorySwap") or whole}
+        self.limits.setdefault(replica, restore)
+        try:
+            container.update(**squeeze)
+        except docker.errors.APIError as exc:
+            raise EnvironmentProblem(f"limit {replica}: the engine refused: {exc}") from None
+
+    def unlimit(self, replica: str) -> None:
+        if (had := self.limits.pop(replica, None)) is None:
+            return
+        with contextlib.suppress(docker.errors.NotFound):
+            self.containers[replica].update(**had)
+
+    def stress(self, replica: str, workers: int) -> None:
+        """Busy shell loops inside the container, each noting its pid for ``unstress``."""
+        loop = f"echo $$ >> {STRESS_PIDS}; while :; do :; done"
+        for _ in range(workers):
+            self.containers[replica].exec_run(["sh", "-c", loop], detach=True)
+
+    def unstress(self, replica: str) -> None:
+        stop = f"kill -9 $(cat {STRESS_PIDS}) 2>/dev/null; rm -f {STRESS_PIDS}"
+        with contextlib.suppress(docker.errors.APIError):
+            self.containers[replica].exec_run(["sh", "-c", stop])
 
     def start(self, replica: str) -> None:
         """Start a killed or stopped container again: same address, same filesystem."""

@@ -20,7 +20,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import NotFound
 from toxiproxy.proxy import Proxy
 
-from harness.deploy import owner
+from harness.deploy import netfilter, owner
 from harness.deploy.process import ManagedProcess, Readiness
 from harness.errors import EnvironmentProblem
 
@@ -88,7 +88,15 @@ class LinkNetwork:
     so that it neither collides with nor touches anyone else's.
     """
 
-    def __init__(self, api_port: int, api_host: str = "127.0.0.1", prefix: str = "") -> None:
+    def __init__(
+        self,
+        api_port: int,
+        api_host: str = "127.0.0.1",
+        prefix: str = "",
+        namespace: int | None = None,
+    ) -> None:
+        """``namespace``: the pid of a Toxiproxy in a container, whose network namespace
+        ``lose`` drops packets in."""
         toxiproxy.api.APIConsumer.host = api_host
         toxiproxy.api.APIConsumer.port = api_port
         self.api_port = api_port
@@ -96,6 +104,8 @@ class LinkNetwork:
         self.prefix = prefix
         self.server = Toxiproxy()
         self.proxies: dict[str, Proxy] = {}
+        self.namespace = namespace
+        self.losses: dict[str, float] = {}  # link → the share of its packets dropped
 
     @property
     def url(self) -> str:
@@ -138,6 +148,29 @@ class LinkNetwork:
             proxy.enable()
         else:
             proxy.disable()
+
+    def lose(self, link: str, share: float) -> None:
+        """Drop this share of the packets between the link's callers and its proxy, both
+        ways, in the Toxiproxy container's network namespace: the link's connections alone."""
+        if self.namespace is None:
+            raise EnvironmentProblem(
+                "packets are dropped in Toxiproxy's container: run with --deployer docker"
+            )
+        self.losses[link] = share
+        netfilter.apply_rules(self.namespace, "-I", self._lossy(link, share), f"lose {link}")
+
+    def restore(self, link: str) -> None:
+        """Undo ``lose``; a link that loses nothing is left as it is."""
+        if self.namespace is not None and (share := self.losses.pop(link, None)) is not None:
+            netfilter.apply_rules(self.namespace, "-D", self._lossy(link, share), link)
+
+    def _lossy(self, link: str, share: float) -> list[netfilter.Rule]:
+        port = self.proxies[link].listen.rpartition(":")[2]
+        chance = netfilter.chance(share)
+        return [
+            ["INPUT", "-p", "tcp", "--dport", port, *chance, "-j", "DROP"],
+            ["OUTPUT", "-p", "tcp", "--sport", port, *chance, "-j", "DROP"],
+        ]
 
     def toxics(self, link: str) -> list[str]:
         return list(self.proxies[link].toxics())

@@ -62,9 +62,21 @@ class LocalDeployment(Planned):
         process.start()
         process.wait_ready(instance.ready_timeout_s, instance.ready)
 
-    def cut(self, replica: str) -> None:
+    # A process of this host has no network namespace or limits of its own: the loader refuses
+    # these faults on this deployer first (their ``deployer``), so this only backs it up.
+
+    def cut(self, replica: str, share: float = 1.0) -> None:
         raise EnvironmentProblem(
             "a cut needs the docker deployer: a process has no network of its own"
         )
 
-    rejoin = cut
+    def limit(self, replica: str, cpus: float | None, memory: int | None) -> None:
+        raise EnvironmentProblem("a squeeze needs the docker deployer: a container's limits")
+
+    def stress(self, replica: str, workers: int) -> None:
+        raise EnvironmentProblem("cpu_stress needs the docker deployer: a container to share")
+
+    def rejoin(self, replica: str) -> None:
+        pass  # nothing was cut
+
+    unlimit = unstress = rejoin

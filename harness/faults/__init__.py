@@ -1,6 +1,6 @@
 """The fault catalogue: every kind registers itself by name on import."""
 
-from harness.faults import network, process
+from harness.faults import network, process, resources
 from harness.faults.base import (
     FAULTS,
     Applied,
@@ -25,4 +25,5 @@ __all__ = [
     "Target",
     "network",
     "process",
+    "resources",
 ]

@@ -8,11 +8,15 @@ business, not the fault's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from harness.faults.command import Commands
 
 
 class Applied(Protocol):
@@ -20,6 +24,21 @@ class Applied(Protocol):
 
     def heal(self) -> None:
         """Undo the fault and restore service. Idempotent: teardown may call it again."""
+
+
+@dataclass
+class Undo:
+    """What a fault acted on (replicas, or a link); heal undoes it on each of them, once."""
+
+    undo: Callable[[str], None]
+    replicas: tuple[str, ...]
+    healed: bool = field(default=False)
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.healed = True
+            for replica in self.replicas:
+                self.undo(replica)
 
 
 @runtime_checkable
@@ -50,6 +69,12 @@ class Network(Protocol):
     def set_enabled(self, link: str, enabled: bool) -> None:
         """Disable (refuse and cut every connection) or enable the link's proxy."""
 
+    def lose(self, link: str, share: float) -> None:
+        """Drop this share of the packets on the link's connections; raises where it cannot."""
+
+    def restore(self, link: str) -> None:
+        """Undo ``lose``."""
+
 
 class Processes(Protocol):
     """The process seam: the running replicas of the deployment, by replica name."""
@@ -66,11 +91,24 @@ class Processes(Protocol):
     def start(self, replica: str) -> None:
         """Start a stopped replica again, as it was started first, and wait until it is ready."""
 
-    def cut(self, replica: str) -> None:
-        """Drop every packet between the replica and its peers (not the harness's host)."""
+    def cut(self, replica: str, share: float = 1.0) -> None:
+        """Drop this share of the packets between the replica and its peers (every one at 1.0),
+        never those to and from the harness's host."""
 
     def rejoin(self, replica: str) -> None:
         """Undo ``cut``."""
+
+    def limit(self, replica: str, cpus: float | None, memory: int | None) -> None:
+        """Squeeze the replica to ``cpus`` cores and ``memory`` bytes (None: leave as is)."""
+
+    def unlimit(self, replica: str) -> None:
+        """Give the replica back the limits it had before ``limit``."""
+
+    def stress(self, replica: str, workers: int) -> None:
+        """Start ``workers`` busy loops beside the replica, sharing its CPU allowance."""
+
+    def unstress(self, replica: str) -> None:
+        """Stop the busy loops of ``stress``."""
 
 
 class Reach(Enum):
@@ -94,6 +132,7 @@ class FaultTools:
 
     network: Network
     processes: Processes
+    commands: Commands
 
 
 class Fault(BaseModel):

@@ -106,8 +106,8 @@ def effects(
         for span in spans:
             value = span.apply.value
             kind, target = str(value["fault"]), span.apply.target
-            fault = FAULTS[kind]
-            if fault.reach is Reach.LINK:
+            fault = FAULTS.get(kind)  # None: one of the target's own, on a component
+            if fault is not None and fault.reach is Reach.LINK:
                 bit, evidence = _on_link(traffic, target, span, fault is Partition)
             else:
                 replicas = [str(r) for r in value.get("replicas") or [target]]

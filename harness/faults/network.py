@@ -12,7 +12,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.faults.base import Applied, Fault, FaultTools, Network, Reach, Target, register
+from harness.faults.base import (
+    Applied,
+    Fault,
+    FaultTools,
+    Network,
+    Reach,
+    Target,
+    Undo,
+    register,
+)
 
 
 @dataclass
@@ -163,3 +172,19 @@ class Partition(Fault):
 
     def conflicts_with(self, other: Fault) -> bool:
         return other.reach is Reach.LINK
+
+
+@register
+class LinkLoss(Fault):
+    """Each packet on the link's connections is dropped with this chance, both ways, where they
+    meet its proxy (in Toxiproxy's container): ``packet_loss`` for one link's traffic alone."""
+
+    kind: ClassVar[str] = "link_loss"
+    reach: ClassVar[Reach] = Reach.LINK
+    deployer: ClassVar[str | None] = "docker"
+
+    loss: float = Field(gt=0, le=100, description="percent of the packets dropped, each way")
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        tools.network.lose(target.name, self.loss / 100)
+        return Undo(tools.network.restore, (target.name,))

@@ -1,5 +1,5 @@
 """Process faults: signals to some replicas of a component (kill, pause, graceful restart), and
-cutting a container off its peers.
+cutting a container off its peers, wholly or a share of its packets.
 
 A broker crash is ``kill`` on the broker: its data folder stays, so it comes back with
 whatever it had persisted.
@@ -8,26 +8,21 @@ whatever it had persisted.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.faults.base import Applied, Fault, FaultTools, Processes, Reach, Target, register
+from pydantic import Field
 
-
-@dataclass
-class Undo:
-    """The replicas a fault acted on; heal undoes it on each of them, once."""
-
-    undo: Callable[[str], None]
-    replicas: tuple[str, ...]
-    healed: bool = field(default=False)
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.healed = True
-            for replica in self.replicas:
-                self.undo(replica)
+from harness.faults.base import (
+    Applied,
+    Fault,
+    FaultTools,
+    Processes,
+    Reach,
+    Target,
+    Undo,
+    register,
+)
 
 
 @dataclass
@@ -91,4 +86,23 @@ class CutOff(Fault):
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         for replica in target.replicas:
             tools.processes.cut(replica)
+        return Undo(tools.processes.rejoin, target.replicas)
+
+
+@register
+class PacketLoss(Fault):
+    """A lossy network: each packet between the replica and its peers is dropped with this
+    chance, both ways, inside its network namespace; TCP retransmits, so what shows is latency
+    (each loss costs a retransmission timeout, 200 ms or more) and, when a retransmission is lost
+    again, a request's timeout. The harness's host still reaches the replica unharmed."""
+
+    kind: ClassVar[str] = "packet_loss"
+    reach: ClassVar[Reach] = Reach.COMPONENT
+    deployer: ClassVar[str | None] = "docker"
+
+    loss: float = Field(gt=0, le=100, description="percent of the packets dropped, each way")
+
+    def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
+        for replica in target.replicas:
+            tools.processes.cut(replica, self.loss / 100)
         return Undo(tools.processes.rejoin, target.replicas)

@@ -76,6 +76,7 @@ class Config:
     group: str
     consumer: str
     sink_url: str
+    sink_timeout_ms: int
     metrics_port: int
     process_ms: int
     batch: int
@@ -98,6 +99,7 @@ class Config:
             group=service.env_str("GROUP", "workers"),
             consumer=service.env_str("CONSUMER", f"worker-{os.getpid()}"),
             sink_url=service.env_str("SINK_URL").rstrip("/"),
+            sink_timeout_ms=service.env_int("SINK_TIMEOUT_MS", 5000),
             metrics_port=service.env_int("METRICS_PORT"),
             process_ms=service.env_int("PROCESS_MS", 2),
             batch=service.env_int("BATCH", 10),
@@ -128,7 +130,8 @@ class Worker:
         # A blocking read plus injected latency must not look like a timeout.
         self.redis = common.connect(cfg.redis_host, cfg.redis_port, cfg.block_ms / 1000 + 5)
         self.reader = common.GroupReader(self.redis, cfg, stop)
-        self.http = httpx.Client(timeout=5.0)  # keep-alive: one post per batch stays cheap
+        # keep-alive: one post per batch stays cheap
+        self.http = httpx.Client(timeout=cfg.sink_timeout_ms / 1000)
         self.handled = work.HANDLED.labels(queue=cfg.stream)
         self.failed = work.FAILED.labels(queue=cfg.stream)
         self.retried = work.RETRIED.labels(queue=cfg.stream)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.load import LoadProcess
+from tests.conftest import ROOT, harness_argv
 from tests.integration.redis_streams_stack import Stack
 
 
@@ -26,6 +27,25 @@ def started() -> Iterator[list[LoadProcess]]:
     yield processes
     for process in processes:
         process.stop(grace_s=2.0)
+
+
+@pytest.fixture
+def running() -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
+    """Start `harness run` on an experiment file in the background, its run folder in runs/
+    beside the file; killed at the end of the test if it still runs."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(path: Path) -> subprocess.Popen[bytes]:
+        argv = harness_argv("run", str(path), "--runs-dir", str(path.parent / "runs"))
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_a_latency_fault_slows_the_link_until_healed(network: tuple[LinkNetwork,
     links, port = network
     assert round_trip(port) < 0.2
     fault = FAULTS["latency"].model_validate({"latency": 400, "jitter": 0})
-    applied = fault.apply(FaultTools(links, None), Target("client->echo"), "slow")  # type: ignore[arg-type]
+    applied = fault.apply(FaultTools(links, None, None), Target("client->echo"), "slow")  # type: ignore[arg-type]
     assert links.toxics("client->echo") == ["slow"]
     assert round_trip(port) >= 0.4  # Toxiproxy delays the echo by the configured 400 ms
     applied.heal()
@@ -90,7 +90,8 @@ def test_a_partition_refuses_and_cuts_connections_until_healed(
 ) -> None:
     links, port = network
     existing = socket.create_connection(("127.0.0.1", port), timeout=5)
-    applied = FAULTS["partition"]().apply(FaultTools(links, None), Target("client->echo"), "cut")  # type: ignore[arg-type]
+    tools = FaultTools(links, None, None)  # type: ignore[arg-type]
+    applied = FAULTS["partition"]().apply(tools, Target("client->echo"), "cut")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
     existing.sendall(b"ping")
@@ -103,7 +104,7 @@ def test_a_partition_refuses_and_cuts_connections_until_healed(
 def test_a_one_way_partition_drops_one_direction(network: tuple[LinkNetwork, int]) -> None:
     links, port = network
     fault = FAULTS["one_way_partition"].model_validate({"stream": "downstream"})
-    applied = fault.apply(FaultTools(links, None), Target("client->echo"), "oneway")  # type: ignore[arg-type]
+    applied = fault.apply(FaultTools(links, None, None), Target("client->echo"), "oneway")  # type: ignore[arg-type]
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.settimeout(1)
         sock.sendall(b"ping")

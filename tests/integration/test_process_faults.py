@@ -62,7 +62,7 @@ def ping(port: int) -> bool:
 
 
 def apply(kind: str, deployment: local.LocalDeployment, *replicas: str):  # type: ignore[no-untyped-def]
-    tools = FaultTools(network=None, processes=deployment)  # type: ignore[arg-type]
+    tools = FaultTools(network=None, processes=deployment, commands=None)  # type: ignore[arg-type]
     return FAULTS[kind]().apply(tools, Target("cache", replicas), kind)
 
 

@@ -108,7 +108,7 @@ CASES = [
     case("missing-required", "  duration: 60s\n", "", "load.duration", "load:",
          "required field is missing"),
     case("unknown-fault", "fault: latency", "fault: latenccy", "timeline[0].fault",
-         "fault: latenccy", "no fault 'latenccy'; faults are bandwidth, cut, kill, latency"),
+         "fault: latenccy", "no fault 'latenccy'; faults are bandwidth, cpu_limit, cpu_stress"),
     case("missing-link", "link: worker->broker", "link: worker->brokr", "timeline[0].link",
          "link: worker->brokr",
          "no link 'worker->brokr'; links are api->broker, api->notifier, relay->broker, "
@@ -320,6 +320,23 @@ TOPOLOGY_CASES = [
         "components.load-worker-2", "load-worker-2:", "'load-worker-2' is the harness's own"),
     case("a-replica-named-as-a-component", "  api:\n", "  worker-1:\n", "components.worker",
         "worker:", "'worker-1' names both component 'worker-1' and a replica of 'worker'"),
+    case("own-fault-named-as-a-built-in", "load: {component: api}",
+        "load: {component: api}\nfaults:\n  kill: {component: broker, apply: [a], heal: [b]}",
+        "faults.kill", "kill:", "'kill' is a built-in fault: name the target's otherwise"),
+    case("own-fault-on-no-component", "load: {component: api}",
+        "load: {component: api}\nfaults:\n  hush: {component: brokr, apply: [a], heal: [b]}",
+        "faults.hush.component", "hush:", "no component 'brokr'; components are api, broker"),
+    case("own-fault-with-an-unknown-var", "load: {component: api}",
+        "load: {component: api}\nfaults:\n  hush:\n    component: broker\n"
+        "    apply: [pause, '{var:mode}']\n    heal: [b]",
+        "faults.hush.apply[1]", "apply: [pause", "no var 'mode'; vars are (none)"),
+    case("own-fault-with-a-component-placeholder", "load: {component: api}",
+        "load: {component: api}\nfaults:\n  hush:\n    component: broker\n"
+        "    apply: [pause, '{data}']\n    heal: [b]",
+        "faults.hush.apply[1]", "apply: [pause", "unknown placeholder {data}; known: dir, host"),
+    case("own-fault-without-a-heal", "load: {component: api}",
+        "load: {component: api}\nfaults:\n  hush: {component: broker, apply: [a], heal: []}",
+        "faults.hush.heal", "hush:", "List should have at least 1 item"),
 ]  # fmt: skip
 
 
@@ -460,3 +477,53 @@ def test_a_cut_needs_the_docker_deployer() -> None:
     assert load_experiment(ROOT / "experiments" / "slow-consumer.yaml").topology.deployer == "local"
     docker = load_experiment(ROOT / "experiments" / "slow-consumer.yaml", ("deployer=docker",))
     assert docker.topology.deployer == "docker"
+
+
+OWN_FAULT = """
+faults:
+  hush:
+    description: the broker stops answering
+    component: broker
+    apply: ["{python}", pause.py, "{host}:{port}", "{var:mode}"]
+    heal: ["{python}", unpause.py, "{host}:{port}"]
+    vars: {mode: WRITE}
+    timeout: 5s
+"""
+
+
+def own_fault_experiment(tmp_path: Path, entry: str) -> Path:
+    write(tmp_path / "targets" / "mini.yaml", MINI_TOPOLOGY + OWN_FAULT)
+    timeline = LEDGER_ONLY.replace("checks:", f"timeline:\n  - {entry}\nchecks:")
+    return write(tmp_path / "experiments" / "exp.yaml", timeline)
+
+
+def test_a_targets_own_fault_is_used_by_its_name_on_its_component(tmp_path: Path) -> None:
+    path = own_fault_experiment(tmp_path, "{name: hushed, at: 0s, for: 1s, fault: hush, mode: ALL}")
+    (entry,) = load_experiment(path).faults
+    assert (entry.label, entry.kind, entry.targets) == ("hushed", "hush", ("broker",))
+    assert entry.fault.model_dump() == {"name": "hush", "vars": {"mode": "ALL"}}
+    assert entry.fault.timeout_s == 5.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ("{at: 0s, for: 1s, fault: hush, component: api}", "timeline[0]",
+         "hush is mini's own fault on broker: give no other"),
+        ("{at: 0s, for: 1s, fault: hush, link: api->broker}", "timeline[0]",
+         "hush is mini's own fault on broker: give no other"),
+        ("{at: 0s, for: 1s, fault: hush, mood: ALL}", "timeline[0].mood",
+         "unknown field; no var 'mood'; vars are mode"),
+        ("{at: 0s, for: 1s, fault: hush, mode: [A]}", "timeline[0].mode",
+         "a setting is text or a number"),
+        ("{at: 0s, for: 1s, fault: hsh}", "timeline[0].fault", "faults are bandwidth"),
+    ],
+)  # fmt: skip
+def test_a_targets_own_fault_refuses_what_it_does_not_declare(
+    tmp_path: Path, entry: str, field: str, message: str
+) -> None:
+    error = spec_error(own_fault_experiment(tmp_path, entry))
+    assert (error.line, error.field) == (5, field)
+    assert message in error.message
+    if "faults are" in message:
+        assert "hush" in error.message

@@ -58,7 +58,7 @@ class NoProcesses:
 
 
 def tools(toxics: RecordingToxics) -> FaultTools:
-    return FaultTools(toxics, NoProcesses())  # type: ignore[arg-type]
+    return FaultTools(toxics, NoProcesses(), None)  # type: ignore[arg-type]
 
 
 def step(label: str, at_s: float, for_s: float, link: str = "worker->broker") -> FaultStep:
