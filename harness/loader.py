@@ -21,7 +21,7 @@ from harness.capacity import store
 from harness.capacity.share import CapacityShare, CapacityUnmeasured, Subject, percent_of
 from harness.checks import CHECK_TAGS
 from harness.errors import SpecError
-from harness.faults import FAULTS, Reach
+from harness.faults import FAULTS, Fault, Reach
 from harness.faults.command import Declared
 from harness.ledger.sources import LEDGER_SOURCES
 from harness.spec import Experiment, ExperimentSpec, Expression, FaultEntry, TimelineEntry
@@ -268,48 +268,14 @@ def _fault_entries(
     seen: set[str] = set()
     for index, entry in enumerate(spec.timeline):
         loc: Loc = ("timeline", index)
-        kind = FAULTS.get(entry.fault)
         if entry.fault in topology.faults:
-            found = _declared(entry, index, spec, topology, source)
-            _unique(found.label, seen, source, loc)
-            yield found
-            continue
-        if kind is None:
-            known = [*FAULTS, *topology.faults]
-            raise source.error((*loc, "fault"), no_such("fault", entry.fault, known))
-        field, other = ("link", "component") if kind.reach is Reach.LINK else ("component", "link")
-        chosen, unwanted = getattr(entry, field), getattr(entry, other)
-        if chosen is None or unwanted is not None:
-            raise source.error(loc, f"a {entry.fault} fault acts on a {field}: give '{field}'")
-        targets = (chosen,) if isinstance(chosen, str) else tuple(chosen)
-        known = topology.links if field == "link" else list(topology.components)
-        for position, name in enumerate(targets):
-            where = (*loc, field) if isinstance(chosen, str) else (*loc, field, position)
-            if name not in known:
-                raise source.error(where, no_such(field, name, known))
-            if field == "component" and topology.components[name].external is not None:
-                raise source.error(
-                    where,
-                    f"{name} is external: the harness cannot {entry.fault} what it did not "
-                    "start; a fault on one of its links reaches it",
-                )
-        if kind.deployer is not None and topology.deployer != kind.deployer:
-            raise source.error(
-                (*loc, "fault"),
-                f"a {entry.fault} fault needs the {kind.deployer} deployer (--deployer "
-                f"{kind.deployer}); this target runs with {topology.deployer}",
-            )
-        if kind.reach is Reach.COMPONENT:
-            _check_count(entry.count, targets, topology, source, loc)
-        elif entry.count is not None or entry.percent is not None:
-            raise source.error(loc, "'count' and 'percent' choose replicas of a component")
-        try:
-            fault = kind.model_validate(entry.model_extra or {})
-        except ValidationError as exc:
-            first = _first_error(exc)
-            raise source.error((*loc, *first["loc"]), _message(first)) from None
+            targets, fault = _declared(entry, topology, source, loc)
+        else:
+            targets, fault = _built_in(entry, topology, source, loc)
         label = entry.name or f"{entry.fault}-{index}"
-        _unique(label, seen, source, loc)
+        if label in seen:
+            raise source.error((*loc, "name"), f"two faults are named {label!r}")
+        seen.add(label)
         yield FaultEntry(
             index, label, entry.fault, entry.at, entry.for_, entry.every, entry.times,
             targets, entry.count, entry.percent, fault,
@@ -317,18 +283,53 @@ def _fault_entries(
         )  # fmt: skip
 
 
-def _unique(label: str, seen: set[str], source: Source, loc: Loc) -> None:
-    if label in seen:
-        raise source.error((*loc, "name"), f"two faults are named {label!r}")
-    seen.add(label)
+def _built_in(
+    entry: TimelineEntry, topology: TopologySpec, source: Source, loc: Loc
+) -> tuple[tuple[str, ...], Fault]:
+    """A timeline entry of a registered kind: the links or components it may act on, and the
+    fault made from its fields."""
+    kind = FAULTS.get(entry.fault)
+    if kind is None:
+        known = [*FAULTS, *topology.faults]
+        raise source.error((*loc, "fault"), no_such("fault", entry.fault, known))
+    field, other = ("link", "component") if kind.reach is Reach.LINK else ("component", "link")
+    chosen, unwanted = getattr(entry, field), getattr(entry, other)
+    if chosen is None or unwanted is not None:
+        raise source.error(loc, f"a {entry.fault} fault acts on a {field}: give '{field}'")
+    targets = (chosen,) if isinstance(chosen, str) else tuple(chosen)
+    known = topology.links if field == "link" else list(topology.components)
+    for position, name in enumerate(targets):
+        where = (*loc, field) if isinstance(chosen, str) else (*loc, field, position)
+        if name not in known:
+            raise source.error(where, no_such(field, name, known))
+        if field == "component" and topology.components[name].external is not None:
+            raise source.error(
+                where,
+                f"{name} is external: the harness cannot {entry.fault} what it did not "
+                "start; a fault on one of its links reaches it",
+            )
+    if kind.deployer is not None and topology.deployer != kind.deployer:
+        raise source.error(
+            (*loc, "fault"),
+            f"a {entry.fault} fault needs the {kind.deployer} deployer (--deployer "
+            f"{kind.deployer}); this target runs with {topology.deployer}",
+        )
+    if kind.reach is Reach.COMPONENT:
+        _check_count(entry.count, targets, topology, source, loc)
+    elif entry.count is not None or entry.percent is not None:
+        raise source.error(loc, "'count' and 'percent' choose replicas of a component")
+    try:
+        return targets, kind.model_validate(entry.model_extra or {})
+    except ValidationError as exc:
+        first = _first_error(exc)
+        raise source.error((*loc, *first["loc"]), _message(first)) from None
 
 
 def _declared(
-    entry: TimelineEntry, index: int, spec: ExperimentSpec, topology: TopologySpec, source: Source
-) -> FaultEntry:
+    entry: TimelineEntry, topology: TopologySpec, source: Source, loc: Loc
+) -> tuple[tuple[str, ...], Fault]:
     """A timeline entry of one of the target's own faults: on the component it declares (an
     entry may name it, not another), with the declared settings as the entry changes them."""
-    loc: Loc = ("timeline", index)
     declared = topology.faults[entry.fault]
     component = declared.component
     if entry.link is not None or entry.component not in (None, component):
@@ -347,11 +348,7 @@ def _declared(
         name=entry.fault, vars=settings, apply_argv=tuple(declared.apply),
         heal_argv=tuple(declared.heal), timeout_s=declared.timeout,
     )  # fmt: skip
-    return FaultEntry(
-        index, entry.name or f"{entry.fault}-{index}", entry.fault, entry.at, entry.for_,
-        entry.every, entry.times, (component,), entry.count, entry.percent, fault,
-        spec.require_effect if entry.require_effect is None else entry.require_effect,
-    )  # fmt: skip
+    return (component,), fault
 
 
 def _check_count(

@@ -77,6 +77,6 @@ class LocalDeployment(Planned):
         raise EnvironmentProblem("cpu_stress needs the docker deployer: a container to share")
 
     def rejoin(self, replica: str) -> None:
-        pass  # nothing was cut
+        """Nothing here was cut, limited or stressed: there is nothing to undo."""
 
     unlimit = unstress = rejoin

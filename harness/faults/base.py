@@ -31,14 +31,14 @@ class Undo:
     """What a fault acted on (replicas, or a link); heal undoes it on each of them, once."""
 
     undo: Callable[[str], None]
-    replicas: tuple[str, ...]
+    names: tuple[str, ...]  # the replicas, or the link
     healed: bool = field(default=False)
 
     def heal(self) -> None:
         if not self.healed:
             self.healed = True
-            for replica in self.replicas:
-                self.undo(replica)
+            for name in self.names:
+                self.undo(name)
 
 
 @runtime_checkable

@@ -7,7 +7,6 @@ would silently take a misspelt one as zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -16,7 +15,6 @@ from harness.faults.base import (
     Applied,
     Fault,
     FaultTools,
-    Network,
     Reach,
     Target,
     Undo,
@@ -24,19 +22,8 @@ from harness.faults.base import (
 )
 
 
-@dataclass
-class AppliedToxic:
-    """A toxic on a proxy; heal removes it once, later calls do nothing."""
-
-    network: Network
-    link: str
-    name: str
-    healed: bool = False
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.network.remove_toxic(self.link, self.name)
-            self.healed = True
+class AppliedToxic(Undo):
+    """A toxic on a link's proxy; heal removes it once."""
 
 
 class ToxicFault(Fault):
@@ -55,7 +42,8 @@ class ToxicFault(Fault):
         tools.network.add_toxic(
             target.name, label, self.toxic_type, self.stream, self.toxicity, self.attributes()
         )
-        return AppliedToxic(tools.network, target.name, label)
+        network = tools.network
+        return AppliedToxic(lambda link: network.remove_toxic(link, label), (target.name,))
 
     def conflicts_with(self, other: Fault) -> bool:
         return isinstance(other, Partition)
@@ -147,18 +135,6 @@ class Slicer(ToxicFault):
     delay: int = Field(0, ge=0, description="microseconds between slices")
 
 
-@dataclass
-class DisabledProxy:
-    network: Network
-    link: str
-    healed: bool = False
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.network.set_enabled(self.link, True)
-            self.healed = True
-
-
 @register
 class Partition(Fault):
     """The link's proxy disabled: new connections refused, existing ones cut, both ways."""
@@ -168,7 +144,8 @@ class Partition(Fault):
 
     def apply(self, tools: FaultTools, target: Target, label: str) -> Applied:
         tools.network.set_enabled(target.name, False)
-        return DisabledProxy(tools.network, target.name)
+        network = tools.network
+        return Undo(lambda link: network.set_enabled(link, True), (target.name,))
 
     def conflicts_with(self, other: Fault) -> bool:
         return other.reach is Reach.LINK
